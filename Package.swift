@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ClassicCNN",
+    platforms: [.macOS(.v13)],
+    products: [
+        // The public surface: the library, and the command-line tool over it.
+        .library(name: "ClassicCNN", targets: ["ClassicCNN"]),
+        .executable(name: "cnn", targets: ["cnn"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Hot loops only: buffers in, buffers out. The instruction set is chosen at run time
+        // (per-function `target` attributes and a CPU check), so no unsafeFlags are needed.
+        .target(name: "CNNKernels"),
+        // Thin C shims over zlib, libpng and libjpeg (their error paths need setjmp, which Swift cannot call).
+        .target(
+            name: "CCodecs",
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
+        ),
+        // The engine, the data readers, the formats and the model zoo.
+        .target(name: "ClassicCNN", dependencies: ["CNNKernels", "CCodecs"]),
+        // The command-line tool: one file per subcommand.
+        .executableTarget(
+            name: "cnn",
+            dependencies: ["ClassicCNN", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "ClassicCNNTests", dependencies: ["ClassicCNN", "CNNKernels"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["cnn"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

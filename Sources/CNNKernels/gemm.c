@@ -1,0 +1,253 @@
+// Single-precision GEMM: packed panels, register-blocked micro-kernels and cache blocking in the style of
+// GotoBLAS / BLIS, with the micro-kernel chosen at run time (AVX-512, AVX2+FMA, or portable C) through
+// per-function `target` attributes, so the package needs no -march flags.
+//
+// Legend: M, N, K = sizes of C[M,N] += A[M,K] B[K,N]; MR x NR = the register tile of a micro-kernel;
+// MC x KC = the block of A kept in L2; KC x NR = the sliver of B kept in L1; NC = the columns of B per pass.
+#include "cnn_kernels.h"
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CNN_X86 1
+#endif
+
+enum { KC = 256, MC = 192, NC = 3072, MR_MAX = 12, NR_MAX = 32 };
+
+/// c[MR, NR] (row stride ldc) += alpha * a[K, MR]^T b[K, NR]; a and b are packed panels.
+typedef void (*micro_kernel)(int k, const float *a, const float *b, float *c, int ldc, float alpha);
+
+typedef struct {
+    int mr, nr;
+    micro_kernel kernel;
+} gemm_arch;
+
+// ---- Micro-kernels ---------------------------------------------------------------------------------
+
+// Portable: 4 x 16, written so that any compiler vectorises the inner loop.
+static void kernel_portable_4x16(int k, const float *a, const float *b, float *c, int ldc, float alpha) {
+    float acc[4][16] = {{0}};
+    for (int p = 0; p < k; p++, a += 4, b += 16)
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 16; j++) acc[r][j] += a[r] * b[j];
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 16; j++) c[r * ldc + j] += alpha * acc[r][j];
+}
+
+#ifdef CNN_X86
+// AVX2 + FMA: 6 x 16, twelve ymm accumulators.
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha) {
+    __m256 acc[6][2];
+    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int p = 0; p < k; p++, a += 6, b += 16) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        for (int r = 0; r < 6; r++) {
+            __m256 ar = _mm256_broadcast_ss(a + r);
+            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    for (int r = 0; r < 6; r++) {
+        float *cr = c + (size_t)r * ldc;
+        _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc[r][0], _mm256_loadu_ps(cr)));
+        _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc[r][1], _mm256_loadu_ps(cr + 8)));
+    }
+}
+
+// AVX-512: 12 x 32, twenty-four zmm accumulators; two FMAs per broadcast of A.
+__attribute__((target("avx512f,fma")))
+static void kernel_avx512_12x32(int k, const float *a, const float *b, float *c, int ldc, float alpha) {
+    __m512 acc[12][2];
+    for (int r = 0; r < 12; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int p = 0; p < k; p++, a += 12, b += 32) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        for (int r = 0; r < 12; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha);
+    for (int r = 0; r < 12; r++) {
+        float *cr = c + (size_t)r * ldc;
+        _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, acc[r][0], _mm512_loadu_ps(cr)));
+        _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, acc[r][1], _mm512_loadu_ps(cr + 16)));
+    }
+}
+#endif
+
+// ---- Dispatch ----------------------------------------------------------------------------------------
+
+static const gemm_arch arch_portable = {4, 16, kernel_portable_4x16};
+#ifdef CNN_X86
+static const gemm_arch arch_avx2 = {6, 16, kernel_avx2_6x16};
+static const gemm_arch arch_avx512 = {12, 32, kernel_avx512_12x32};
+#endif
+
+static int active_isa = -1;
+
+cnn_isa cnn_isa_detected(void) {
+#ifdef CNN_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return CNN_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CNN_ISA_AVX2;
+#endif
+    return CNN_ISA_PORTABLE;
+}
+
+cnn_isa cnn_isa_active(void) {
+    if (active_isa < 0) active_isa = (int)cnn_isa_detected();
+    return (cnn_isa)active_isa;
+}
+
+cnn_isa cnn_isa_select(cnn_isa isa) {
+    cnn_isa best = cnn_isa_detected();
+    active_isa = (int)(isa < best ? isa : best);
+    return (cnn_isa)active_isa;
+}
+
+const char *cnn_isa_name(cnn_isa isa) {
+    switch (isa) {
+    case CNN_ISA_AVX512: return "avx512";
+    case CNN_ISA_AVX2: return "avx2";
+    default: return "portable";
+    }
+}
+
+static const gemm_arch *current_arch(void) {
+#ifdef CNN_X86
+    switch (cnn_isa_active()) {
+    case CNN_ISA_AVX512: return &arch_avx512;
+    case CNN_ISA_AVX2: return &arch_avx2;
+    default: break;
+    }
+#endif
+    return &arch_portable;
+}
+
+int cnn_sgemm_mr(void) { return current_arch()->mr; }
+int cnn_sgemm_nr(void) { return current_arch()->nr; }
+
+// ---- Packing -----------------------------------------------------------------------------------------
+
+/// Per-thread packing buffers, grown on demand and kept: after the first call GEMM allocates nothing.
+static _Thread_local float *packed_a, *packed_b;
+static _Thread_local size_t packed_a_capacity, packed_b_capacity;
+
+static float *reserve(float **buffer, size_t *capacity, size_t count) {
+    if (count > *capacity) {
+        free(*buffer);
+        void *memory = NULL;
+        if (posix_memalign(&memory, 64, count * sizeof(float)) != 0) abort();
+        *buffer = memory;
+        *capacity = count;
+    }
+    return *buffer;
+}
+
+/// op(A)[i0 : i0+mc, p0 : p0+kc] into slivers of MR rows: dst[sliver][p][r], zero-padded to whole slivers.
+static void pack_a(int trans, const float *A, int lda, int i0, int p0, int mc, int kc, int mr, float *dst) {
+    for (int ir = 0; ir < mc; ir += mr) {
+        int rows = mc - ir < mr ? mc - ir : mr;
+        for (int p = 0; p < kc; p++, dst += mr) {
+            int r = 0;
+            if (!trans) {
+                const float *src = A + (size_t)(i0 + ir) * lda + (p0 + p);
+                for (; r < rows; r++) dst[r] = src[(size_t)r * lda];
+            } else {
+                const float *src = A + (size_t)(p0 + p) * lda + (i0 + ir);
+                for (; r < rows; r++) dst[r] = src[r];
+            }
+            for (; r < mr; r++) dst[r] = 0;
+        }
+    }
+}
+
+/// op(B)[p0 : p0+kc, j0 : j0+nc] into slivers of NR columns: dst[sliver][p][j], zero-padded.
+static void pack_b(int trans, const float *B, int ldb, int p0, int j0, int kc, int nc, int nr, float *dst) {
+    for (int jr = 0; jr < nc; jr += nr) {
+        int cols = nc - jr < nr ? nc - jr : nr;
+        for (int p = 0; p < kc; p++, dst += nr) {
+            int j = 0;
+            if (!trans) {
+                const float *src = B + (size_t)(p0 + p) * ldb + (j0 + jr);
+                for (; j < cols; j++) dst[j] = src[j];
+            } else {
+                const float *src = B + (size_t)(j0 + jr) * ldb + (p0 + p);
+                for (; j < cols; j++) dst[j] = src[(size_t)j * ldb];
+            }
+            for (; j < nr; j++) dst[j] = 0;
+        }
+    }
+}
+
+// ---- Driver ------------------------------------------------------------------------------------------
+
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    if (beta == 1.0f) return;
+    for (int i = 0; i < M; i++) {
+        float *row = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(row, 0, (size_t)N * sizeof(float));
+        else for (int j = 0; j < N; j++) row[j] *= beta;
+    }
+}
+
+void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    scale_c(M, N, beta, C, ldc);
+    if (K <= 0 || alpha == 0.0f) return;
+
+    const gemm_arch *arch = current_arch();
+    const int mr = arch->mr, nr = arch->nr;
+    float *a_buf = reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
+    float *b_buf = reserve(&packed_b, &packed_b_capacity, (size_t)(NC + NR_MAX) * KC);
+    float edge[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        for (int pc = 0; pc < K; pc += KC) {
+            int kc = K - pc < KC ? K - pc : KC;
+            pack_b(trans_b, B, ldb, pc, jc, kc, nc, nr, b_buf);
+            for (int ic = 0; ic < M; ic += MC) {
+                int mc = M - ic < MC ? M - ic : MC;
+                pack_a(trans_a, A, lda, ic, pc, mc, kc, mr, a_buf);
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int cols = nc - jr < nr ? nc - jr : nr;
+                    const float *b_sliver = b_buf + (size_t)(jr / nr) * nr * kc;
+                    for (int ir = 0; ir < mc; ir += mr) {
+                        int rows = mc - ir < mr ? mc - ir : mr;
+                        const float *a_sliver = a_buf + (size_t)(ir / mr) * mr * kc;
+                        float *c = C + (size_t)(ic + ir) * ldc + (jc + jr);
+                        if (rows == mr && cols == nr) {
+                            arch->kernel(kc, a_sliver, b_sliver, c, ldc, alpha);
+                        } else {
+                            // A partial tile: compute the whole tile into a scratch tile, add the part that exists.
+                            memset(edge, 0, sizeof(float) * (size_t)mr * nr);
+                            arch->kernel(kc, a_sliver, b_sliver, edge, nr, alpha);
+                            for (int r = 0; r < rows; r++)
+                                for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] += edge[r * nr + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double sum = 0;
+            for (int p = 0; p < K; p++) {
+                double a = trans_a ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p];
+                double b = trans_b ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j];
+                sum += a * b;
+            }
+            float *c = C + (size_t)i * ldc + j;
+            *c = (float)(alpha * sum + (beta == 0.0f ? 0.0 : (double)beta * *c));
+        }
+}

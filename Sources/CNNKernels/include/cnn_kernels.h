@@ -1,0 +1,76 @@
+// CNNKernels: the hot loops of ClassicCNN. Buffers in, buffers out: no tensors, no layers, no allocation
+// visible to the caller. Every fast kernel has a naive twin (suffix `_naive`) that is its test oracle.
+//
+// Legend used throughout: M, N, K = GEMM sizes (C[M,N] = A[M,K] * B[K,N]); row-major storage;
+// C = channels, H/W = input height/width, OH/OW = output height/width, KH/KW = kernel size,
+// SH/SW = stride, PH/PW = padding (top/left; the bottom/right padding is implied by OH/OW).
+#ifndef CNN_KERNELS_H
+#define CNN_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- CPU dispatch ------------------------------------------------------------------------------
+
+typedef enum {
+    CNN_ISA_PORTABLE = 0,
+    CNN_ISA_AVX2 = 1,
+    CNN_ISA_AVX512 = 2,
+} cnn_isa;
+
+/// The best instruction set this CPU supports (and this build can use).
+cnn_isa cnn_isa_detected(void);
+/// The instruction set the kernels currently use.
+cnn_isa cnn_isa_active(void);
+/// Forces an instruction set (clamped to what the CPU supports); returns the one now active.
+/// For tests and benchmarks: lets the portable and AVX2 paths be checked on an AVX-512 machine.
+cnn_isa cnn_isa_select(cnn_isa isa);
+const char *cnn_isa_name(cnn_isa isa);
+
+// ---- GEMM --------------------------------------------------------------------------------------
+
+/// C = alpha * op(A) * op(B) + beta * C, row-major, single-threaded.
+/// op(A) is M x K (A is K x M when trans_a), op(B) is K x N (B is N x K when trans_b).
+/// beta == 0 overwrites C without reading it (NaNs in C do not propagate).
+void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/// The naive triple loop, in double precision accumulation: the oracle for cnn_sgemm.
+void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/// The register-tile sizes of the active micro-kernel (callers split work on these boundaries).
+int cnn_sgemm_mr(void);
+int cnn_sgemm_nr(void);
+
+// ---- Convolution lowering ----------------------------------------------------------------------
+
+/// One image x[C,H,W] to columns col[C*KH*KW, OH*OW]; padding reads as zero.
+void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                int OH, int OW, float *col);
+/// Adds columns col[C*KH*KW, OH*OW] back into dx[C,H,W] (dx is accumulated, not overwritten).
+void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                int OH, int OW, float *dx);
+
+/// Direct convolution of one image, the oracle for im2col + GEMM: y[CO,OH,OW] = w * x + b.
+/// groups divides C and CO; w is [CO, C/groups, KH, KW]; b may be NULL.
+void cnn_conv2d_naive(const float *x, int C, int H, int W, const float *w, const float *b, int CO, int groups,
+                      int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float *y);
+
+// ---- Pooling (one plane at a time: planes = N*C) -------------------------------------------------
+
+/// Max pooling; windows clipped to the input (padding never wins). argmax receives the flat input index.
+void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                         int OH, int OW, float *y, int32_t *argmax);
+void cnn_maxpool_backward(const float *dy, const int32_t *argmax, int planes, int H, int W, int OH, int OW, float *dx);
+/// Average pooling; count_include_pad as in PyTorch's default (divide by the window clipped to the padded input).
+void cnn_avgpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                         int OH, int OW, int count_include_pad, float *y);
+void cnn_avgpool_backward(const float *dy, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                          int OH, int OW, int count_include_pad, float *dx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

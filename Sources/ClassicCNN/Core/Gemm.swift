@@ -1,0 +1,41 @@
+// GEMM for the engine: the CNNKernels routine, split over threads on register-tile boundaries.
+import CNNKernels
+
+public enum Gemm {
+    /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is m x k, op(B) is k x n.
+    /// Splits the larger of m and n across `threads`; each part is an independent GEMM, so the result does not
+    /// depend on scheduling.
+    public static func multiply(
+        transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads
+    ) {
+        let ta: Int32 = transposeA ? 1 : 0, tb: Int32 = transposeB ? 1 : 0
+        // Below about a million multiply-adds a second thread costs more than it saves.
+        let work = m * n * k
+        let parts = work < 1 << 20 ? 1 : threads
+        if parts <= 1 {
+            cnn_sgemm(ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        if n >= m {
+            let nr = Int(cnn_sgemm_nr())
+            let tiles = (n + nr - 1) / nr
+            Parallel.forEachChunk(tiles, chunks: parts) { _, range in
+                let j0 = range.lowerBound * nr, j1 = min(n, range.upperBound * nr)
+                let bPart = transposeB ? b + j0 * ldb : b + j0
+                cnn_sgemm(ta, tb, Int32(m), Int32(j1 - j0), Int32(k), alpha, a, Int32(lda), bPart, Int32(ldb),
+                          beta, c + j0, Int32(ldc))
+            }
+        } else {
+            let mr = Int(cnn_sgemm_mr())
+            let tiles = (m + mr - 1) / mr
+            Parallel.forEachChunk(tiles, chunks: parts) { _, range in
+                let i0 = range.lowerBound * mr, i1 = min(m, range.upperBound * mr)
+                let aPart = transposeA ? a + i0 : a + i0 * lda
+                cnn_sgemm(ta, tb, Int32(i1 - i0), Int32(n), Int32(k), alpha, aPart, Int32(lda), b, Int32(ldb),
+                          beta, c + i0 * ldc, Int32(ldc))
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+// Tensor: float32, contiguous, row-major (NCHW for images). A value type with copy-on-write storage.
+//
+// Layers own their output and gradient buffers and reuse them from step to step (the Torch7 / Caffe way), so a
+// tensor returned by `forward` or `backward` is valid until the next call on the same layer. Copy it
+// (`Tensor(copying:)`) to keep it longer.
+
+/// 64-byte aligned storage shared by tensors until one of them writes through the public API.
+@usableFromInline
+final class TensorStorage {
+    @usableFromInline let pointer: UnsafeMutablePointer<Float>
+    @usableFromInline let count: Int
+
+    init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+public struct Tensor {
+    /// The dimensions, outermost first (N, C, H, W for images).
+    public private(set) var shape: [Int]
+    @usableFromInline var storage: TensorStorage
+
+    /// The number of elements.
+    @inlinable public var count: Int { storage.count }
+
+    /// A tensor of zeros (or of `value`).
+    public init(shape: [Int], repeating value: Float = 0) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        storage = TensorStorage(count: shape.reduce(1, *))
+        if value != 0 { storage.pointer.update(repeating: value, count: storage.count) }
+    }
+
+    /// A tensor holding `values` in row-major order.
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) needs \(shape.reduce(1, *)) values, got \(values.count)")
+        self.shape = shape
+        storage = TensorStorage(count: values.count)
+        values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    /// A deep copy, detached from the buffers of the layer that produced `other`.
+    public init(copying other: Tensor) {
+        self.init(shape: other.shape)
+        storage.pointer.update(from: other.storage.pointer, count: count)
+    }
+
+    /// The elements, row-major.
+    public var values: [Float] { Array(UnsafeBufferPointer(start: storage.pointer, count: count)) }
+
+    /// The same elements seen with another shape of the same size; shares storage.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        var result = self
+        result.shape = newShape
+        return result
+    }
+
+    public subscript(index: Int) -> Float {
+        get { precondition(index >= 0 && index < count); return storage.pointer[index] }
+        set { precondition(index >= 0 && index < count); makeUnique(); storage.pointer[index] = newValue }
+    }
+
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: storage.pointer, count: count))
+    }
+
+    public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        makeUnique()
+        return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
+    }
+
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) {
+            let copy = TensorStorage(count: count)
+            copy.pointer.update(from: storage.pointer, count: count)
+            storage = copy
+        }
+    }
+
+    /// Read access for kernels. Internal: the engine's own buffers only.
+    var data: UnsafeMutablePointer<Float> { storage.pointer }
+}
+
+extension Tensor {
+    /// Returns `buffer` if it already has `shape`, otherwise a new zeroed tensor: the idiom by which layers keep
+    /// their buffers from step to step, so that a step allocates nothing once shapes are stable.
+    static func reuse(_ buffer: inout Tensor?, shape: [Int]) -> Tensor {
+        if let existing = buffer, existing.shape == shape { return existing }
+        let fresh = Tensor(shape: shape)
+        buffer = fresh
+        return fresh
+    }
+
+    /// Fills the storage with zeros (no copy-on-write: for engine-owned buffers).
+    func zero() { storage.pointer.update(repeating: 0, count: count) }
+
+    /// Copies `other`'s elements into this tensor's storage (same element count; no copy-on-write).
+    func assign(from other: Tensor) {
+        precondition(other.count == count)
+        storage.pointer.update(from: other.storage.pointer, count: count)
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let shown = values.prefix(8).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor(\(shape), [\(shown)\(count > 8 ? ", ..." : "")])"
+    }
+}
+
+extension Tensor: Equatable {
+    /// Equal shapes and bit-identical elements.
+    public static func == (lhs: Tensor, rhs: Tensor) -> Bool {
+        lhs.shape == rhs.shape && (lhs.storage === rhs.storage ||
+            memcmp(lhs.storage.pointer, rhs.storage.pointer, lhs.count * MemoryLayout<Float>.stride) == 0)
+    }
+}
+
+import Foundation

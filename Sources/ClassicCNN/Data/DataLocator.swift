@@ -1,0 +1,60 @@
+// Where datasets are found: `--data-dir`, then `CNN_DATA_DIR`, then the MNIST that ships in the repository, then a
+// cache folder into which the official files are downloaded and checked against their SHA-256 sums.
+import Foundation
+
+public enum DataLocator {
+    /// The cache folder: `CNN_CACHE_DIR`, else `$XDG_CACHE_HOME/classiccnn`, else `~/.cache/classiccnn`.
+    public static var cacheDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let dir = environment["CNN_CACHE_DIR"], !dir.isEmpty { return dir }
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return "\(xdg)/classiccnn" }
+        return NSHomeDirectory() + "/.cache/classiccnn"
+    }
+
+    /// Where the official MNIST files are downloaded from: `CNN_MNIST_URL`, else a public mirror of them.
+    public static var mnistMirror: URL {
+        if let url = ProcessInfo.processInfo.environment["CNN_MNIST_URL"], let parsed = URL(string: url) { return parsed }
+        return URL(string: "https://ossci-datasets.s3.amazonaws.com/mnist/")!
+    }
+
+    /// The folder holding the four MNIST files, looked for in the documented order. `dataDirectory` (the
+    /// `--data-dir` option) is authoritative: if MNIST is not there, that is an error, not a reason to look elsewhere.
+    /// The last resort downloads into the cache when `allowDownload`.
+    public static func mnistDirectory(dataDirectory: String?, allowDownload: Bool = true) throws -> String {
+        if let dataDirectory {
+            for candidate in [dataDirectory, "\(dataDirectory)/mnist"] where MNIST.isPresent(in: candidate) { return candidate }
+            throw DataError(path: dataDirectory, reason: "no MNIST files here or in its mnist/ folder (expected train-images-idx3-ubyte.gz and the three others)")
+        }
+        var candidates: [String] = []
+        if let root = ProcessInfo.processInfo.environment["CNN_DATA_DIR"], !root.isEmpty {
+            candidates += ["\(root)/mnist", root]
+        }
+        candidates += repositoryDataFolders()
+        candidates.append("\(cacheDirectory)/mnist")
+        if let found = candidates.first(where: MNIST.isPresent(in:)) { return found }
+        guard allowDownload else {
+            throw DataError(path: candidates.joined(separator: ", "), reason: "MNIST not found")
+        }
+        return try downloadMNIST(into: "\(cacheDirectory)/mnist")
+    }
+
+    /// Downloads the four official files into `directory`, each checked against its SHA-256 sum.
+    public static func downloadMNIST(into directory: String, from mirror: URL = mnistMirror) throws -> String {
+        for (name, sha256) in MNIST.files where !FileManager.default.fileExists(atPath: "\(directory)/\(name)") {
+            try Downloader.fetch(mirror.appendingPathComponent(name), to: "\(directory)/\(name)", sha256: sha256)
+        }
+        return directory
+    }
+
+    /// `Data/mnist` of this repository: from the working directory, and from the executable's folder upwards
+    /// (`.build/release/cnn` sits three levels below the repository root).
+    static func repositoryDataFolders() -> [String] {
+        var folders = [FileManager.default.currentDirectoryPath + "/Data/mnist"]
+        var url = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            folders.append(url.appendingPathComponent("Data/mnist").path)
+            url.deleteLastPathComponent()
+        }
+        return folders
+    }
+}

@@ -1,0 +1,116 @@
+// Checkpoints: safetensors files holding the parameters (by path name, as torchvision names them where the
+// architecture is torchvision's), the optimizer state ("optimizer.<parameter>.<slot>"), and in the metadata the
+// model name, its configuration, the epoch, the dataset, the optimizer settings and the metrics. Written to a
+// temporary file and renamed, so a crash never leaves a half-written checkpoint in place.
+import Foundation
+
+public struct CheckpointInfo: Sendable {
+    public var model: String
+    public var configuration: ModelConfiguration
+    public var epoch: Int
+    public var dataset: String
+    public var metrics: [String: Double]
+    public var optimizer: String?
+    public var optimizerSettings: [String: Double]
+    public var seed: UInt64
+
+    public init(model: String, configuration: ModelConfiguration, epoch: Int, dataset: String,
+                metrics: [String: Double] = [:], optimizer: String? = nil, optimizerSettings: [String: Double] = [:], seed: UInt64 = 0) {
+        self.model = model
+        self.configuration = configuration
+        self.epoch = epoch
+        self.dataset = dataset
+        self.metrics = metrics
+        self.optimizer = optimizer
+        self.optimizerSettings = optimizerSettings
+        self.seed = seed
+    }
+}
+
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+public enum Checkpoint {
+    public static let format = "classiccnn-checkpoint"
+    static let optimizerPrefix = "optimizer."
+
+    public static func save(model: Model, optimizer: (any Optimizer)?, info: CheckpointInfo, to path: String) throws {
+        var tensors = model.parameters.map { NamedTensor(name: $0.name, shape: $0.parameter.shape, values: $0.parameter.value.values) }
+        if let optimizer {
+            tensors += optimizer.state.map { NamedTensor(name: optimizerPrefix + $0.name, shape: $0.tensor.shape, values: $0.tensor.values) }
+        }
+        var metadata: [String: String] = [
+            "format": format,
+            "model": info.model,
+            "configuration": json(info.configuration),
+            "epoch": String(info.epoch),
+            "dataset": info.dataset,
+            "metrics": json(info.metrics),
+            "seed": String(info.seed),
+        ]
+        if let optimizer {
+            metadata["optimizer"] = optimizer.name
+            metadata["optimizer_settings"] = json(optimizer.settings)
+        }
+        try SafeTensors.write(tensors, metadata: metadata, to: path)
+    }
+
+    /// Reads a checkpoint, rebuilds its model and loads the weights. The optimizer state is returned by name (without
+    /// the "optimizer." prefix) for `Optimizer.restore`.
+    public static func load(path: String) throws -> (model: Model, info: CheckpointInfo, optimizerState: [String: Tensor]) {
+        let file = try SafeTensors.read(path: path)
+        let metadata = file.metadata
+        guard metadata["format"] == format, let name = metadata["model"] else {
+            throw CheckpointError(path: path, reason: "not a ClassicCNN checkpoint (its metadata has no \"format\": \"\(format)\" and model name)")
+        }
+        guard let configurationText = metadata["configuration"],
+              let configuration = try? JSONDecoder().decode(ModelConfiguration.self, from: Data(configurationText.utf8)) else {
+            throw CheckpointError(path: path, reason: "the metadata's model configuration is missing or malformed")
+        }
+        let descriptor: ModelDescriptor
+        do { descriptor = try ModelZoo.descriptor(named: name) } catch {
+            throw CheckpointError(path: path, reason: "\(error)")
+        }
+        let model: Model
+        do { model = try descriptor.make(inputSize: configuration.inputSize, classes: configuration.classes) } catch {
+            throw CheckpointError(path: path, reason: "cannot rebuild \(name): \(error)")
+        }
+        var byName: [String: NamedTensor] = [:]
+        for tensor in file.tensors { byName[tensor.name] = tensor }
+        for (parameterName, parameter) in model.parameters {
+            guard let stored = byName[parameterName] else {
+                throw CheckpointError(path: path, reason: "parameter '\(parameterName)' of \(name) is missing")
+            }
+            guard stored.shape == parameter.shape else {
+                throw CheckpointError(path: path, reason: "parameter '\(parameterName)' has shape \(stored.shape), \(name) needs \(parameter.shape)")
+            }
+            parameter.value = Tensor(shape: stored.shape, values: stored.values)
+        }
+        var optimizerState: [String: Tensor] = [:]
+        for tensor in file.tensors where tensor.name.hasPrefix(optimizerPrefix) {
+            optimizerState[String(tensor.name.dropFirst(optimizerPrefix.count))] = Tensor(shape: tensor.shape, values: tensor.values)
+        }
+        let info = CheckpointInfo(
+            model: name, configuration: configuration, epoch: Int(metadata["epoch"] ?? "") ?? 0,
+            dataset: metadata["dataset"] ?? descriptor.defaultDataset,
+            metrics: decode([String: Double].self, metadata["metrics"]) ?? [:],
+            optimizer: metadata["optimizer"],
+            optimizerSettings: decode([String: Double].self, metadata["optimizer_settings"]) ?? [:],
+            seed: UInt64(metadata["seed"] ?? "") ?? 0)
+        return (model, info, optimizerState)
+    }
+
+    private static func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,278 @@
+// 2-D convolution over NCHW tensors, lowered to GEMM per image (im2col, or the input itself for 1x1 stride-1
+// kernels). Work is split over the batch when it is at least the thread count, otherwise inside each GEMM.
+//
+// Legend: N batch, C input channels, H x W input, CO output channels, G groups, KH x KW kernel,
+// OH x OW output, P = OH * OW, K = (C / G) * KH * KW (the rows of a column matrix).
+import CNNKernels
+
+/// Padding of a convolution or pooling window.
+public enum Padding: Sendable, Equatable {
+    /// No padding.
+    case valid
+    /// TensorFlow's "same": the output is ceil(input / stride); the extra row or column, if any, goes bottom/right.
+    case same
+    /// The same padding on both sides of each dimension (PyTorch's `padding=(h, w)`).
+    case symmetric(height: Int, width: Int)
+    /// Explicit padding on each side.
+    case explicit(top: Int, left: Int, bottom: Int, right: Int)
+
+    public static func uniform(_ amount: Int) -> Padding { .symmetric(height: amount, width: amount) }
+
+    /// Resolves to (top, left, bottom, right) for an input size, kernel size and stride.
+    func amounts(height: Int, width: Int, kernel: (Int, Int), stride: (Int, Int)) -> (Int, Int, Int, Int) {
+        switch self {
+        case .valid: return (0, 0, 0, 0)
+        case let .symmetric(h, w): return (h, w, h, w)
+        case let .explicit(top, left, bottom, right): return (top, left, bottom, right)
+        case .same:
+            func split(_ size: Int, _ k: Int, _ s: Int) -> (Int, Int) {
+                let out = (size + s - 1) / s
+                let total = max((out - 1) * s + k - size, 0)
+                return (total / 2, total - total / 2)
+            }
+            let (top, bottom) = split(height, kernel.0, stride.0)
+            let (left, right) = split(width, kernel.1, stride.1)
+            return (top, left, bottom, right)
+        }
+    }
+}
+
+/// The output geometry of a window sliding over an image.
+struct WindowGeometry {
+    var outputHeight: Int, outputWidth: Int
+    var padTop: Int, padLeft: Int
+
+    init(layer: String, inputShape: [Int], kernel: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool = false) throws {
+        guard inputShape.count == 4 else {
+            throw ShapeError(layer: layer, "expects an N x C x H x W input, got \(inputShape.shapeText())")
+        }
+        let h = inputShape[2], w = inputShape[3]
+        let (top, left, bottom, right) = padding.amounts(height: h, width: w, kernel: kernel, stride: stride)
+        func out(_ size: Int, _ k: Int, _ s: Int, _ before: Int) -> Int {
+            let span = size + before + (size == h ? bottom : right) - k
+            guard span >= 0 else { return 0 }
+            var o = (ceilMode ? (span + s - 1) / s : span / s) + 1
+            // As in PyTorch: with ceil mode the last window must start inside the input or the left padding.
+            if ceilMode && (o - 1) * s >= size + before { o -= 1 }
+            return o
+        }
+        outputHeight = out(h, kernel.0, stride.0, top)
+        outputWidth = out(w, kernel.1, stride.1, left)
+        padTop = top
+        padLeft = left
+        guard outputHeight > 0 && outputWidth > 0 else {
+            throw ShapeError(layer: layer, "a \(kernel.0)x\(kernel.1) window does not fit a \(h)x\(w) input")
+        }
+    }
+}
+
+public final class Conv2D: Layer, Initializable {
+    public let kind = "Conv2D"
+    public let inputChannels: Int, outputChannels: Int
+    public let kernelSize: (height: Int, width: Int)
+    public let stride: (height: Int, width: Int)
+    public let padding: Padding
+    public let groups: Int
+    public let weightInitializer: Initializer, biasInitializer: Initializer
+    /// Weights [CO, C / G, KH, KW], in PyTorch's layout.
+    public let weight: Parameter
+    /// Biases [CO], or nil.
+    public let bias: Parameter?
+    /// False for a network's first layer, whose input gradient nobody needs.
+    public var computesInputGradient = true
+
+    private var input: Tensor?
+    private var output: Tensor?, inputGradient: Tensor?
+    private var columns: [Tensor] = [], columnGradients: [Tensor] = []
+    private var weightGradients: [Tensor] = [], biasGradients: [Tensor] = []
+
+    public init(
+        inputChannels: Int, outputChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
+        padding: Padding = .valid, groups: Int = 1, bias: Bool = true,
+        weightInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros
+    ) {
+        precondition(inputChannels % groups == 0 && outputChannels % groups == 0, "groups must divide the channels")
+        self.inputChannels = inputChannels
+        self.outputChannels = outputChannels
+        self.kernelSize = (kernelSize.0, kernelSize.1)
+        self.stride = (stride.0, stride.1)
+        self.padding = padding
+        self.groups = groups
+        self.weightInitializer = weightInitializer
+        self.biasInitializer = biasInitializer
+        weight = Parameter(Tensor(shape: [outputChannels, inputChannels / groups, kernelSize.0, kernelSize.1]))
+        self.bias = bias ? Parameter(Tensor(shape: [outputChannels])) : nil
+    }
+
+    public convenience init(
+        inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Padding = .valid,
+        groups: Int = 1, bias: Bool = true, weightInitializer: Initializer = .glorotUniform,
+        biasInitializer: Initializer = .zeros
+    ) {
+        self.init(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: (kernelSize, kernelSize),
+                  stride: (stride, stride), padding: padding, groups: groups, bias: bias,
+                  weightInitializer: weightInitializer, biasInitializer: biasInitializer)
+    }
+
+    public var ownParameters: [(name: String, parameter: Parameter)] {
+        [(name: "weight", parameter: weight)] + (bias.map { [(name: "bias", parameter: $0)] } ?? [])
+    }
+
+    public func resetParameters(using rng: inout RandomGenerator) {
+        let area = kernelSize.height * kernelSize.width
+        weightInitializer.fill(&weight.value, fanIn: inputChannels / groups * area, fanOut: outputChannels / groups * area, using: &rng)
+        if let bias { biasInitializer.fill(&bias.value, fanIn: inputChannels / groups * area, fanOut: outputChannels, using: &rng) }
+    }
+
+    private func geometry(_ inputShape: [Int]) throws -> WindowGeometry {
+        let geometry = try WindowGeometry(layer: kind, inputShape: inputShape, kernel: kernelSize, stride: stride, padding: padding)
+        guard inputShape[1] == inputChannels else {
+            throw ShapeError(layer: kind, "expects \(inputChannels) input channels, got \(inputShape[1])")
+        }
+        return geometry
+    }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        let g = try geometry(inputShape)
+        return [inputShape[0], outputChannels, g.outputHeight, g.outputWidth]
+    }
+
+    public func cost(inputShape: [Int]) -> LayerCost {
+        guard let g = try? geometry(inputShape) else { return LayerCost() }
+        let outputs = outputChannels * g.outputHeight * g.outputWidth
+        let fanIn = inputChannels / groups * kernelSize.height * kernelSize.width
+        return LayerCost(connections: outputs * (fanIn + (bias == nil ? 0 : 1)), multiplyAdds: outputs * fanIn)
+    }
+
+    /// Whether the input itself is the column matrix (1x1 kernel, stride 1, no padding).
+    private var isPointwise: Bool {
+        kernelSize == (1, 1) && stride == (1, 1) && padding.amounts(height: 1, width: 1, kernel: (1, 1), stride: (1, 1)) == (0, 0, 0, 0)
+    }
+
+    /// How the batch is split: `chunks` pieces of the batch, each GEMM using `gemmThreads`.
+    private func plan(batch: Int) -> (chunks: Int, gemmThreads: Int) {
+        let threads = Parallel.threads
+        return batch >= threads ? (threads, 1) : (1, threads)
+    }
+
+    private func buffers(_ list: inout [Tensor], count: Int, shape: [Int]) {
+        if list.count != count || list.first?.shape != shape { list = (0..<count).map { _ in Tensor(shape: shape) } }
+    }
+
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        let g = try! geometry(input.shape)
+        let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (oh, ow) = (g.outputHeight, g.outputWidth)
+        let y = Tensor.reuse(&output, shape: [n, outputChannels, oh, ow])
+        self.input = input
+        let (cg, cog) = (c / groups, outputChannels / groups)
+        let (kh, kw) = kernelSize
+        let k = cg * kh * kw, p = oh * ow
+        let pointwise = isPointwise
+        let (chunks, gemmThreads) = plan(batch: n)
+        if !pointwise { buffers(&columns, count: chunks, shape: [k, p]) }
+        let x = input.data, wt = weight.data, out = y.data
+        let biasData = bias?.value.data
+        Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
+            for image in images {
+                for group in 0..<groups {
+                    let xg = x + (image * c + group * cg) * h * w
+                    let col: UnsafeMutablePointer<Float>
+                    if pointwise {
+                        col = xg
+                    } else {
+                        col = columns[chunk].data
+                        cnn_im2col(xg, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height),
+                                   Int32(stride.width), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), col)
+                    }
+                    Gemm.multiply(m: cog, n: p, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: p,
+                                  c: out + (image * outputChannels + group * cog) * p, ldc: p, threads: gemmThreads)
+                }
+                if let biasData {
+                    for channel in 0..<outputChannels {
+                        let row = out + (image * outputChannels + channel) * p
+                        let b = biasData[channel]
+                        for i in 0..<p { row[i] += b }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        guard let input else { fatalError("Conv2D.backward before forward") }
+        let g = try! geometry(input.shape)
+        let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (oh, ow) = (g.outputHeight, g.outputWidth)
+        let (cg, cog) = (c / groups, outputChannels / groups)
+        let (kh, kw) = kernelSize
+        let k = cg * kh * kw, p = oh * ow
+        let pointwise = isPointwise
+        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let (chunks, gemmThreads) = plan(batch: n)
+        if !pointwise {
+            buffers(&columns, count: chunks, shape: [k, p])
+            buffers(&columnGradients, count: chunks, shape: [k, p])
+        }
+        // Per-chunk gradient accumulators, summed in chunk order afterwards: the result does not depend on timing.
+        buffers(&weightGradients, count: chunks, shape: weight.shape)
+        buffers(&biasGradients, count: chunks, shape: [outputChannels])
+        let x = input.data, wt = weight.data, dy = outputGradient.data, dxData = dx.data
+        let needDX = computesInputGradient
+        Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
+            let dw = weightGradients[chunk].data, db = biasGradients[chunk].data
+            weightGradients[chunk].zero()
+            biasGradients[chunk].zero()
+            for image in images {
+                for group in 0..<groups {
+                    let xg = x + (image * c + group * cg) * h * w
+                    let dyg = dy + (image * outputChannels + group * cog) * p
+                    let col: UnsafeMutablePointer<Float>
+                    if pointwise {
+                        col = xg
+                    } else {
+                        col = columns[chunk].data
+                        cnn_im2col(xg, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height),
+                                   Int32(stride.width), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), col)
+                    }
+                    // dW_g += dY_g [cog, P] x col^T [P, K]
+                    Gemm.multiply(transposeB: true, m: cog, n: k, k: p, a: dyg, lda: p, b: col, ldb: p,
+                                  beta: 1, c: dw + group * cog * k, ldc: k, threads: gemmThreads)
+                    guard needDX else { continue }
+                    // dcol = W_g^T [K, cog] x dY_g [cog, P], then scattered back onto the image.
+                    let dxg = dxData + (image * c + group * cg) * h * w
+                    if pointwise {
+                        Gemm.multiply(transposeA: true, m: k, n: p, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: p,
+                                      c: dxg, ldc: p, threads: gemmThreads)
+                    } else {
+                        let dcol = columnGradients[chunk].data
+                        Gemm.multiply(transposeA: true, m: k, n: p, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: p,
+                                      c: dcol, ldc: p, threads: gemmThreads)
+                        dxg.update(repeating: 0, count: cg * h * w)
+                        cnn_col2im(dcol, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height),
+                                   Int32(stride.width), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), dxg)
+                    }
+                }
+                for channel in 0..<outputChannels {
+                    let row = dy + (image * outputChannels + channel) * p
+                    var sum: Float = 0
+                    for i in 0..<p { sum += row[i] }
+                    db[channel] += sum
+                }
+            }
+        }
+        accumulate(weightGradients, into: weight.gradient)
+        if let bias { accumulate(biasGradients, into: bias.gradient) }
+        return dx
+    }
+}
+
+/// Adds each of `parts` into `target`, in order.
+func accumulate(_ parts: [Tensor], into target: Tensor) {
+    let t = target.data
+    for part in parts {
+        let s = part.data
+        for i in 0..<target.count { t[i] += s[i] }
+    }
+}

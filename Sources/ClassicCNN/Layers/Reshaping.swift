@@ -1,0 +1,58 @@
+// Flatten and Dropout: layers without parameters that reshape or mask.
+
+/// [N, C, H, W] to [N, C * H * W]; shares storage, costs nothing.
+public final class Flatten: Layer {
+    public let kind = "Flatten"
+    private var inputShape: [Int] = []
+    public init() {}
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] { [inputShape[0], inputShape.dropFirst().reduce(1, *)] }
+
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        inputShape = input.shape
+        return input.reshaped([input.shape[0], input.count / max(input.shape[0], 1)])
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor { outputGradient.reshaped(inputShape) }
+}
+
+/// Inverted dropout: in training each element is zeroed with probability `rate` and the rest scaled by
+/// 1 / (1 - rate), so inference is the identity. The mask comes from the layer's own seeded generator.
+public final class Dropout: Layer {
+    public let kind = "Dropout"
+    public let rate: Float
+    /// The generator of the masks; seeded by `Model` from the run's seed, saved in checkpoints.
+    public var rng = RandomGenerator(seed: 0)
+    private var mask: Tensor?, output: Tensor?, inputGradient: Tensor?
+    private var wasTraining = false
+
+    public init(rate: Float) {
+        precondition(rate >= 0 && rate < 1, "dropout rate must be in [0, 1)")
+        self.rate = rate
+    }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] { inputShape }
+
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        wasTraining = training && rate > 0
+        guard wasTraining else { return input }
+        let m = Tensor.reuse(&mask, shape: input.shape)
+        let y = Tensor.reuse(&output, shape: input.shape)
+        let keep = 1 - rate, scale = 1 / keep
+        let x = input.data, md = m.data, out = y.data
+        for i in 0..<input.count {
+            let kept: Float = rng.nextFloat() < keep ? scale : 0
+            md[i] = kept
+            out[i] = x[i] * kept
+        }
+        return y
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        guard wasTraining, let mask else { return outputGradient }
+        let dx = Tensor.reuse(&inputGradient, shape: outputGradient.shape)
+        let dy = outputGradient.data, md = mask.data, d = dx.data
+        for i in 0..<outputGradient.count { d[i] = dy[i] * md[i] }
+        return dx
+    }
+}

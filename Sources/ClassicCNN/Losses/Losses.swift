@@ -1,0 +1,172 @@
+// Losses for classification. Each returns the summed loss over the batch (so that evaluation can average over a
+// whole dataset exactly) and writes the gradient of the *mean* loss into a buffer it owns.
+import Foundation
+
+public protocol ClassificationLoss: AnyObject {
+    /// A short name ("softmax_cross_entropy").
+    var name: String { get }
+    /// Sum over the batch of the per-example losses; if `computeGradient`, also the gradient of the mean loss with
+    /// respect to `output`, returned in `gradient`.
+    func evaluate(output: Tensor, labels: UnsafeBufferPointer<Int32>, computeGradient: Bool) -> Float
+    /// The gradient written by the last `evaluate` with `computeGradient`.
+    var gradient: Tensor { get }
+    /// Class probabilities [N, classes] for the network's output.
+    func probabilities(output: Tensor) -> [[Float]]
+    /// The predicted class of row `row`.
+    func predictedClass(output: Tensor, row: Int) -> Int
+}
+
+/// Softmax followed by cross-entropy, fused and numerically stable (log-sum-exp with the maximum subtracted).
+/// Optional label smoothing (Szegedy et al. 2015): the target puts `1 - epsilon` on the class and spreads `epsilon`
+/// uniformly over all classes.
+public final class SoftmaxCrossEntropy: ClassificationLoss {
+    public let name = "softmax_cross_entropy"
+    public let labelSmoothing: Float
+    private var buffer: Tensor?
+
+    public init(labelSmoothing: Float = 0) { self.labelSmoothing = labelSmoothing }
+
+    public var gradient: Tensor { buffer! }
+
+    public func evaluate(output: Tensor, labels: UnsafeBufferPointer<Int32>, computeGradient: Bool) -> Float {
+        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
+        precondition(labels.count == n)
+        let g = computeGradient ? Tensor.reuse(&buffer, shape: output.shape).data : nil
+        let logits = output.data
+        let off = labelSmoothing / Float(classes), on = 1 - labelSmoothing + off
+        var total: Double = 0
+        for row in 0..<n {
+            let z = logits + row * classes
+            var maximum = -Float.infinity
+            for j in 0..<classes { maximum = max(maximum, z[j]) }
+            var sum: Float = 0
+            for j in 0..<classes { sum += Foundation.exp(z[j] - maximum) }
+            let logSum = maximum + Foundation.log(sum)
+            let label = Int(labels[row])
+            var loss: Float = 0
+            for j in 0..<classes {
+                let target = j == label ? on : off
+                if target != 0 { loss -= target * (z[j] - logSum) }
+                if let g { g[row * classes + j] = (Foundation.exp(z[j] - logSum) - target) / Float(n) }
+            }
+            total += Double(loss)
+        }
+        return Float(total)
+    }
+
+    public func probabilities(output: Tensor) -> [[Float]] {
+        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
+        return (0..<n).map { row in softmax(Array(UnsafeBufferPointer(start: output.data + row * classes, count: classes))) }
+    }
+
+    public func predictedClass(output: Tensor, row: Int) -> Int {
+        let classes = output.count / output.shape[0]
+        return argmax(output.data + row * classes, classes)
+    }
+}
+
+/// Mean squared error against one-hot targets: the mean over classes of (output - onehot)^2.
+public final class MeanSquaredError: ClassificationLoss {
+    public let name = "mean_squared_error"
+    private var buffer: Tensor?
+    public init() {}
+    public var gradient: Tensor { buffer! }
+
+    public func evaluate(output: Tensor, labels: UnsafeBufferPointer<Int32>, computeGradient: Bool) -> Float {
+        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
+        let g = computeGradient ? Tensor.reuse(&buffer, shape: output.shape).data : nil
+        let y = output.data
+        var total: Double = 0
+        for row in 0..<n {
+            var loss: Float = 0
+            for j in 0..<classes {
+                let diff = y[row * classes + j] - (j == Int(labels[row]) ? 1 : 0)
+                loss += diff * diff
+                if let g { g[row * classes + j] = 2 * diff / Float(classes * n) }
+            }
+            total += Double(loss / Float(classes))
+        }
+        return Float(total)
+    }
+
+    public func probabilities(output: Tensor) -> [[Float]] {
+        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
+        return (0..<n).map { row in softmax(Array(UnsafeBufferPointer(start: output.data + row * classes, count: classes))) }
+    }
+
+    public func predictedClass(output: Tensor, row: Int) -> Int {
+        let classes = output.count / output.shape[0]
+        return argmax(output.data + row * classes, classes)
+    }
+}
+
+/// The loss LeNet-5 is trained with (LeCun et al. 1998, equation 9), on the outputs y_i of the RBF layer
+/// (squared distances to the class centres; smaller is better):
+///
+///     E = y_D + log(e^-j + sum_i e^-y_i)
+///
+/// y_D pulls the correct class's distance down; the log-sum term pushes the others up (the "competitive" part,
+/// which keeps the centres from collapsing); e^-j, a constant "rubbish class", keeps already-large penalties from
+/// being pushed further. The paper calls j "a positive constant" without a value; we use 1 (`rubbish`).
+public final class RBFMaximumAPosteriori: ClassificationLoss {
+    public let name = "rbf_map"
+    public let rubbish: Float
+    private var buffer: Tensor?
+
+    public init(rubbish: Float = 1) { self.rubbish = rubbish }
+    public var gradient: Tensor { buffer! }
+
+    public func evaluate(output: Tensor, labels: UnsafeBufferPointer<Int32>, computeGradient: Bool) -> Float {
+        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
+        let g = computeGradient ? Tensor.reuse(&buffer, shape: output.shape).data : nil
+        let y = output.data
+        var total: Double = 0
+        for row in 0..<n {
+            let penalties = y + row * classes
+            // log(e^-j + sum e^-y_i), stabilised by the largest exponent.
+            var top = -rubbish
+            for i in 0..<classes { top = max(top, -penalties[i]) }
+            var sum = Foundation.exp(-rubbish - top)
+            for i in 0..<classes { sum += Foundation.exp(-penalties[i] - top) }
+            let logSum = top + Foundation.log(sum)
+            let label = Int(labels[row])
+            total += Double(penalties[label] + logSum)
+            if let g {
+                for i in 0..<classes {
+                    let share = Foundation.exp(-penalties[i] - logSum)
+                    g[row * classes + i] = ((i == label ? 1 : 0) - share) / Float(n)
+                }
+            }
+        }
+        return Float(total)
+    }
+
+    /// The posterior of each class with the rubbish class left out: softmax(-y).
+    public func probabilities(output: Tensor) -> [[Float]] {
+        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
+        return (0..<n).map { row in
+            softmax(Array(UnsafeBufferPointer(start: output.data + row * classes, count: classes)).map { -$0 })
+        }
+    }
+
+    /// The class whose centre is nearest.
+    public func predictedClass(output: Tensor, row: Int) -> Int {
+        let classes = output.count / output.shape[0]
+        var best = 0
+        for i in 1..<classes where output.data[row * classes + i] < output.data[row * classes + best] { best = i }
+        return best
+    }
+}
+
+func softmax(_ z: [Float]) -> [Float] {
+    let maximum = z.max() ?? 0
+    let e = z.map { Foundation.exp($0 - maximum) }
+    let sum = e.reduce(0, +)
+    return e.map { $0 / sum }
+}
+
+func argmax(_ values: UnsafePointer<Float>, _ count: Int) -> Int {
+    var best = 0
+    for i in 1..<max(count, 1) where values[i] > values[best] { best = i }
+    return best
+}

@@ -1,0 +1,62 @@
+// The model registry: every network the command-line tool and the tests know, by name.
+
+/// A registered network: how to build it and its defaults.
+public struct ModelDescriptor: Sendable {
+    public let name: String
+    public let title: String
+    /// The paper (or reference implementation) the network follows.
+    public let reference: String
+    public let defaultInputSize: Int
+    public let defaultClasses: Int
+    public let inputChannels: Int
+    public let defaultDataset: String
+    let build: @Sendable (ModelConfiguration) throws -> Model
+
+    public init(name: String, title: String, reference: String, defaultInputSize: Int, defaultClasses: Int,
+                inputChannels: Int, defaultDataset: String, build: @escaping @Sendable (ModelConfiguration) throws -> Model) {
+        self.name = name
+        self.title = title
+        self.reference = reference
+        self.defaultInputSize = defaultInputSize
+        self.defaultClasses = defaultClasses
+        self.inputChannels = inputChannels
+        self.defaultDataset = defaultDataset
+        self.build = build
+    }
+
+    /// Builds the network (weights not yet initialised: call `Model.initialize(seed:)`).
+    public func make(inputSize: Int? = nil, classes: Int? = nil) throws -> Model {
+        try build(ModelConfiguration(inputSize: inputSize ?? defaultInputSize, classes: classes ?? defaultClasses,
+                                     inputChannels: inputChannels))
+    }
+}
+
+public struct UnknownModelError: Error, CustomStringConvertible {
+    public let name: String
+    public var description: String {
+        "unknown model '\(name)'; available: \(ModelZoo.all.map(\.name).joined(separator: ", "))"
+    }
+}
+
+public enum ModelZoo {
+    /// Every registered network, in the order `cnn models` lists them.
+    public static let all: [ModelDescriptor] = [LeNet5.keras, LeNet5.paper]
+
+    public static func descriptor(named name: String) throws -> ModelDescriptor {
+        guard let descriptor = all.first(where: { $0.name == name }) else { throw UnknownModelError(name: name) }
+        return descriptor
+    }
+
+    /// Builds and initialises a registered network.
+    public static func make(_ name: String, inputSize: Int? = nil, classes: Int? = nil, seed: UInt64 = 0) throws -> Model {
+        let model = try descriptor(named: name).make(inputSize: inputSize, classes: classes)
+        model.initialize(seed: seed)
+        return model
+    }
+}
+
+/// Errors in a model's configuration (`--classes`, `--input-size`).
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

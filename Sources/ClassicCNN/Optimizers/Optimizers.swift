@@ -1,0 +1,128 @@
+// Optimizers update parameters from their accumulated gradients. State (momentum, Adam's moments) is kept per
+// parameter name, so it can be saved in a checkpoint and restored into a freshly built model.
+import Foundation
+
+public protocol Optimizer: AnyObject {
+    /// The name used in checkpoints and on the command line ("sgd", "adam").
+    var name: String { get }
+    var learningRate: Float { get set }
+    /// Applies one update to every trainable parameter from its gradient.
+    func step(_ parameters: [(name: String, parameter: Parameter)])
+    /// The state to checkpoint: tensors named "<parameter name>.<slot>", plus scalar settings.
+    var state: [(name: String, tensor: Tensor)] { get }
+    var settings: [String: Double] { get }
+    /// Restores state saved by `state` and `settings`.
+    func restore(state: [String: Tensor], settings: [String: Double]) throws
+}
+
+/// Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay, as PyTorch defines them:
+/// g = grad + wd * w;  v = mu * v + g;  w -= lr * (nesterov ? g + mu * v : v).
+public final class SGD: Optimizer {
+    public let name = "sgd"
+    public var learningRate: Float
+    public let momentum: Float, weightDecay: Float, nesterov: Bool
+    private var velocity: [String: Tensor] = [:]
+
+    public init(learningRate: Float = 0.01, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+    }
+
+    public func step(_ parameters: [(name: String, parameter: Parameter)]) {
+        for (name, parameter) in parameters where parameter.isTrainable {
+            let w = parameter.data, g = parameter.gradient.data, count = parameter.count
+            let lr = learningRate, wd = weightDecay, mu = momentum
+            if mu == 0 {
+                for i in 0..<count { w[i] -= lr * (g[i] + wd * w[i]) }
+                continue
+            }
+            if velocity[name] == nil { velocity[name] = Tensor(shape: parameter.shape) }
+            let v = velocity[name]!.data
+            for i in 0..<count {
+                let grad = g[i] + wd * w[i]
+                v[i] = mu * v[i] + grad
+                w[i] -= lr * (nesterov ? grad + mu * v[i] : v[i])
+            }
+        }
+    }
+
+    public var state: [(name: String, tensor: Tensor)] {
+        velocity.keys.sorted().map { (name: "\($0).momentum", tensor: velocity[$0]!) }
+    }
+
+    public var settings: [String: Double] {
+        ["learning_rate": Double(learningRate), "momentum": Double(momentum), "nesterov": nesterov ? 1 : 0,
+         "weight_decay": Double(weightDecay)]
+    }
+
+    public func restore(state: [String: Tensor], settings: [String: Double]) throws {
+        velocity = [:]
+        for (key, tensor) in state where key.hasSuffix(".momentum") {
+            velocity[String(key.dropLast(".momentum".count))] = Tensor(copying: tensor)
+        }
+        if let lr = settings["learning_rate"] { learningRate = Float(lr) }
+    }
+}
+
+/// Adam (Kingma and Ba 2015) with bias correction; `weightDecay` adds wd * w to the gradient (L2, as PyTorch's
+/// Adam). Epsilon defaults to Keras's 1e-7.
+public final class Adam: Optimizer {
+    public let name = "adam"
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    public private(set) var steps = 0
+    private var firstMoment: [String: Tensor] = [:], secondMoment: [String: Tensor] = [:]
+
+    public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+    }
+
+    public func step(_ parameters: [(name: String, parameter: Parameter)]) {
+        steps += 1
+        let correction1 = 1 - Foundation.pow(beta1, Float(steps)), correction2 = 1 - Foundation.pow(beta2, Float(steps))
+        let stepSize = learningRate / correction1, b1 = beta1, b2 = beta2, eps = epsilon, wd = weightDecay
+        let invSqrtCorrection2 = 1 / correction2.squareRoot()
+        for (name, parameter) in parameters where parameter.isTrainable {
+            if firstMoment[name] == nil {
+                firstMoment[name] = Tensor(shape: parameter.shape)
+                secondMoment[name] = Tensor(shape: parameter.shape)
+            }
+            let m = firstMoment[name]!.data, v = secondMoment[name]!.data
+            let w = parameter.data, g = parameter.gradient.data
+            for i in 0..<parameter.count {
+                let grad = g[i] + wd * w[i]
+                m[i] = b1 * m[i] + (1 - b1) * grad
+                v[i] = b2 * v[i] + (1 - b2) * grad * grad
+                w[i] -= stepSize * m[i] / (v[i].squareRoot() * invSqrtCorrection2 + eps)
+            }
+        }
+    }
+
+    public var state: [(name: String, tensor: Tensor)] {
+        firstMoment.keys.sorted().flatMap { key in
+            [(name: "\(key).exp_avg", tensor: firstMoment[key]!), (name: "\(key).exp_avg_sq", tensor: secondMoment[key]!)]
+        }
+    }
+
+    public var settings: [String: Double] {
+        ["learning_rate": Double(learningRate), "beta1": Double(beta1), "beta2": Double(beta2),
+         "epsilon": Double(epsilon), "weight_decay": Double(weightDecay), "step": Double(steps)]
+    }
+
+    public func restore(state: [String: Tensor], settings: [String: Double]) throws {
+        firstMoment = [:]
+        secondMoment = [:]
+        for (key, tensor) in state {
+            if key.hasSuffix(".exp_avg_sq") { secondMoment[String(key.dropLast(".exp_avg_sq".count))] = Tensor(copying: tensor) }
+            else if key.hasSuffix(".exp_avg") { firstMoment[String(key.dropLast(".exp_avg".count))] = Tensor(copying: tensor) }
+        }
+        steps = Int(settings["step"] ?? 0)
+        if let lr = settings["learning_rate"] { learningRate = Float(lr) }
+    }
+}

@@ -1,0 +1,115 @@
+// A Model: a network, the loss it is trained with, and how its input is made from dataset pixels.
+import Foundation
+
+/// The size of a model as built: input size (square), classes and input channels.
+public struct ModelConfiguration: Codable, Equatable, Sendable {
+    public var inputSize: Int
+    public var classes: Int
+    public var inputChannels: Int
+    public init(inputSize: Int, classes: Int, inputChannels: Int) {
+        self.inputSize = inputSize
+        self.classes = classes
+        self.inputChannels = inputChannels
+    }
+}
+
+/// How dataset pixels (bytes 0-255) become input values: value = pixel / 255 * scale + offset per channel; an image
+/// smaller than the input is centred and padded with the background (pixel 0), as LeNet-5 pads MNIST to 32x32.
+public struct InputFormat: Codable, Equatable, Sendable {
+    public var scale: [Float]
+    public var offset: [Float]
+    public init(scale: [Float], offset: [Float]) {
+        self.scale = scale
+        self.offset = offset
+    }
+    /// Pixels mapped to [0, 1].
+    public static func unit(channels: Int) -> InputFormat {
+        InputFormat(scale: Array(repeating: 1, count: channels), offset: Array(repeating: 0, count: channels))
+    }
+}
+
+public final class Model {
+    public let name: String
+    public let configuration: ModelConfiguration
+    public let network: any Layer
+    public let loss: any ClassificationLoss
+    public let inputFormat: InputFormat
+    /// Every parameter, named by path (`C1.weight`, `features.0.weight`).
+    public let parameters: [(name: String, parameter: Parameter)]
+
+    public init(name: String, configuration: ModelConfiguration, network: any Layer, loss: any ClassificationLoss,
+                inputFormat: InputFormat) {
+        self.name = name
+        self.configuration = configuration
+        self.network = network
+        self.loss = loss
+        self.inputFormat = inputFormat
+        self.parameters = network.namedParameters
+        // Nobody needs the gradient of the image itself.
+        switch network.allLayers.first(where: { $0.children.isEmpty }) {
+        case let conv as Conv2D: conv.computesInputGradient = false
+        case let linear as Linear: linear.computesInputGradient = false
+        default: break
+        }
+    }
+
+    /// [channels, height, width] of one input image.
+    public var inputShape: [Int] { [configuration.inputChannels, configuration.inputSize, configuration.inputSize] }
+
+    /// Trainable parameter count (fixed ones, such as LeNet-5's RBF centres, excluded).
+    public var parameterCount: Int { parameters.filter { $0.parameter.isTrainable }.reduce(0) { $0 + $1.parameter.count } }
+
+    /// Draws every parameter from one generator seeded with `seed`, layer by layer in order, and seeds dropout.
+    public func initialize(seed: UInt64) {
+        var rng = RandomGenerator(seed: seed)
+        for layer in network.allLayers {
+            (layer as? Initializable)?.resetParameters(using: &rng)
+            if let dropout = layer as? Dropout { dropout.rng = rng.split() }
+        }
+    }
+
+    /// The network's raw output for a batch [N, C, H, W] (logits, or RBF penalties for LeNet-5 1998).
+    public func forward(_ batch: Tensor, training: Bool = false) -> Tensor {
+        network.forward(batch, training: training)
+    }
+
+    /// One training step: forward, loss, backward, optimizer update. Returns the summed loss and the number of
+    /// correct predictions in the batch.
+    @discardableResult
+    public func trainStep(batch: Tensor, labels: UnsafeBufferPointer<Int32>, optimizer: any Optimizer) -> (loss: Float, correct: Int) {
+        for (_, parameter) in parameters { parameter.zeroGradient() }
+        let output = network.forward(batch, training: true)
+        let loss = self.loss.evaluate(output: output, labels: labels, computeGradient: true)
+        let correct = countCorrect(output, labels)
+        _ = network.backward(self.loss.gradient)
+        optimizer.step(parameters)
+        return (loss, correct)
+    }
+
+    /// Summed loss and correct predictions for a batch, without training.
+    public func evaluate(batch: Tensor, labels: UnsafeBufferPointer<Int32>) -> (loss: Float, correct: Int, output: Tensor) {
+        let output = network.forward(batch, training: false)
+        let loss = self.loss.evaluate(output: output, labels: labels, computeGradient: false)
+        return (loss, countCorrect(output, labels), output)
+    }
+
+    @discardableResult
+    public func trainStep(batch: Tensor, labels: [Int32], optimizer: any Optimizer) -> (loss: Float, correct: Int) {
+        labels.withUnsafeBufferPointer { trainStep(batch: batch, labels: $0, optimizer: optimizer) }
+    }
+
+    public func evaluate(batch: Tensor, labels: [Int32]) -> (loss: Float, correct: Int, output: Tensor) {
+        labels.withUnsafeBufferPointer { evaluate(batch: batch, labels: $0) }
+    }
+
+    private func countCorrect(_ output: Tensor, _ labels: UnsafeBufferPointer<Int32>) -> Int {
+        (0..<labels.count).reduce(0) { $0 + (loss.predictedClass(output: output, row: $1) == Int(labels[$1]) ? 1 : 0) }
+    }
+
+    /// One summary row per layer for a batch of one image.
+    public func summary() throws -> [SummaryRow] {
+        var rows: [SummaryRow] = []
+        _ = try network.summarize(inputShape: [1] + inputShape, path: "", into: &rows)
+        return rows
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import ClassicCNN
+import Foundation
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a checkpoint: loss, accuracy, per-class accuracy and the confusion matrix.")
+
+    @Option(help: "A checkpoint written by `cnn train`.") var checkpoint: String
+    @Option(help: "The dataset (default: the one the checkpoint was trained on).") var dataset: String?
+    @Option(help: "Images per batch.") var batchSize = 256
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var data: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
+    struct Report: Encodable {
+        let model: String, checkpoint: String, dataset: String, epoch: Int, images: Int
+        let loss: Double, accuracy: Double
+        let per_class_accuracy: [String: Double]
+        let confusion_matrix: [[Int]]
+        let class_names: [String]
+    }
+
+    func run() throws {
+        runtime.apply()
+        let (model, info, _) = try Checkpoint.load(path: checkpoint)
+        let name = dataset ?? info.dataset
+        let testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
+        let result = Evaluation.run(model: model, dataset: testSet, batchSize: batchSize)
+        let report = Report(
+            model: model.name, checkpoint: checkpoint, dataset: name, epoch: info.epoch, images: result.count,
+            loss: result.loss, accuracy: result.accuracy,
+            per_class_accuracy: Dictionary(uniqueKeysWithValues: zip(result.classNames, result.perClassAccuracy)),
+            confusion_matrix: result.confusionMatrix, class_names: result.classNames)
+        if json { return try printJSON(report) }
+        print("\(model.name) (epoch \(info.epoch)) on \(name) test: \(result.count.grouped) images")
+        print("loss: \(String(format: "%.4f", result.loss))  accuracy: \(String(format: "%.2f%%", result.accuracy * 100))")
+        print("\nPer class:")
+        for (className, accuracy) in zip(result.classNames, result.perClassAccuracy) {
+            print("  \(className.rightPad(12)) \(String(format: "%6.2f%%", accuracy * 100))")
+        }
+        print("\nConfusion matrix (rows: true class, columns: predicted):")
+        let width = max(5, (result.confusionMatrix.flatMap { $0 }.max() ?? 0).grouped.count + 1)
+        print("".rightPad(12) + result.classNames.map { String($0.prefix(width - 1)).leftPad(width) }.joined())
+        for (className, row) in zip(result.classNames, result.confusionMatrix) {
+            print(String(className.prefix(11)).rightPad(12) + row.map { String($0).leftPad(width) }.joined())
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import ClassicCNN
+
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a network layer by layer: output shapes, parameters, connections and multiply-adds.")
+
+    @Argument(help: "A model name (see `cnn models`).") var model: String
+    @Option(help: "Input height and width (default: the network's own).") var inputSize: Int?
+    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        if let inputSize, inputSize < 1 { throw ValidationError("--input-size must be positive, got \(inputSize)") }
+        if let classes, classes < 1 { throw ValidationError("--classes must be positive, got \(classes)") }
+    }
+
+    struct Layer: Encodable {
+        let name: String, type: String, output_shape: [Int], parameters: Int, fixed_parameters: Int, connections: Int, macs: Int
+    }
+    struct Report: Encodable {
+        let model: String, input_shape: [Int], classes: Int
+        let parameters: Int, inference_parameters: Int, fixed_parameters: Int, connections: Int, macs: Int
+        let layers: [Layer]
+    }
+
+    func run() throws {
+        let descriptor = try ModelZoo.descriptor(named: model)
+        let built = try descriptor.make(inputSize: inputSize, classes: classes)
+        let rows = try built.summary()
+        let layers = rows.map {
+            Layer(name: $0.name, type: $0.kind, output_shape: $0.outputShape, parameters: $0.parameters,
+                  fixed_parameters: $0.fixedParameters, connections: $0.cost.connections, macs: $0.cost.multiplyAdds)
+        }
+        let total = layers.reduce(0) { $0 + $1.parameters }
+        let report = Report(
+            model: model, input_shape: built.inputShape, classes: built.configuration.classes, parameters: total,
+            inference_parameters: total, fixed_parameters: layers.reduce(0) { $0 + $1.fixed_parameters },
+            connections: layers.reduce(0) { $0 + $1.connections }, macs: layers.reduce(0) { $0 + $1.macs }, layers: layers)
+        if json { return try printJSON(report) }
+
+        print("Model: \(model)  input \(built.inputShape.map(String.init).joined(separator: "x")), \(built.configuration.classes) classes")
+        let header = "Layer".rightPad(20) + "Type".rightPad(16) + "Output shape".rightPad(20)
+            + "Params".leftPad(13) + "Connections".leftPad(15) + "MACs".leftPad(15)
+        print(header)
+        print(String(repeating: "=", count: header.count))
+        for layer in layers {
+            let shape = "[N, " + layer.output_shape.dropFirst().map(String.init).joined(separator: ", ") + "]"
+            let params = layer.fixed_parameters > 0 ? "(\(layer.fixed_parameters.grouped) fixed)" : layer.parameters.grouped
+            print(layer.name.rightPad(20) + layer.type.rightPad(16) + shape.rightPad(20) + params.leftPad(13)
+                  + layer.connections.grouped.leftPad(15) + layer.macs.grouped.leftPad(15))
+        }
+        print(String(repeating: "=", count: header.count))
+        print("Trainable parameters: \(report.parameters.grouped)"
+              + (report.fixed_parameters > 0 ? "  (+ \(report.fixed_parameters.grouped) fixed)" : ""))
+        print("Connections: \(report.connections.grouped)   Multiply-adds per image: \(report.macs.grouped)")
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import ClassicCNN
+import Foundation
+
+enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
+    case sgd, adam
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a network; checkpoints go to --checkpoint-dir (last.safetensors, best.safetensors).")
+
+    @Argument(help: "A model name (see `cnn models`).") var model: String
+    @Option(help: "The dataset: mnist.") var dataset: String?
+    @Option(help: "Epochs.") var epochs = 5
+    @Option(help: "Images per step.") var batchSize = 32
+    @Option(help: "Stop each epoch after this many steps (default: the whole training set).") var stepsPerEpoch: Int?
+    @Option(help: "sgd or adam.") var optimizer: OptimizerChoice = .adam
+    @Option(help: "Learning rate (default: 0.001 for adam, 0.01 for sgd).") var lr: Float?
+    @Option(help: "Momentum for sgd.") var momentum: Float = 0.9
+    @Flag(help: "Nesterov momentum for sgd.") var nesterov = false
+    @Option(help: "L2 weight decay.") var weightDecay: Float = 0
+    @Option(help: "Seed of the weights, the shuffling and dropout.") var seed: UInt64 = 0
+    @Option(help: "Input height and width (default: the network's own).") var inputSize: Int?
+    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
+    @Option(help: "Where to write last.safetensors and best.safetensors.") var checkpointDir = "checkpoints"
+    @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
+    @OptionGroup var data: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if let stepsPerEpoch, stepsPerEpoch < 1 { throw ValidationError("--steps-per-epoch must be at least 1, got \(stepsPerEpoch)") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
+        if !(weightDecay >= 0) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let descriptor = try ModelZoo.descriptor(named: model)
+        let network = try descriptor.make(inputSize: inputSize, classes: classes)
+        network.initialize(seed: seed)
+        let datasetName = dataset ?? descriptor.defaultDataset
+        let trainingSet = try loadDataset(datasetName, split: .train, dataDirectory: data.dataDir)
+        let validationSet = try loadDataset(datasetName, split: .test, dataDirectory: data.dataDir)
+        guard trainingSet.channels == network.configuration.inputChannels else {
+            throw ValidationError("\(model) takes \(network.configuration.inputChannels)-channel input, \(datasetName) has \(trainingSet.channels)")
+        }
+        let chosen: any ClassicCNN.Optimizer = switch optimizer {
+        case .adam: Adam(learningRate: lr ?? 0.001, weightDecay: weightDecay)
+        case .sgd: SGD(learningRate: lr ?? 0.01, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+        }
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.batchSize = batchSize
+        options.stepsPerEpoch = stepsPerEpoch
+        options.seed = seed
+        options.checkpointDirectory = checkpointDir
+        let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
+        let progress = ProgressBar(json: json)
+        trainer.observer = progress
+        if !json {
+            print("Training \(model) (\(network.parameterCount.grouped) parameters) on \(datasetName): \(trainingSet.count.grouped) images, "
+                  + "validating on \(validationSet.count.grouped); \(Parallel.threads) threads")
+        }
+        try trainer.fit()
+    }
+}
+
+/// A Keras-style progress line per epoch: steps done, time per step, running loss and accuracy; then the
+/// validation figures, epoch time and images per second.
+final class ProgressBar: TrainingObserver {
+    let json: Bool
+    let interactive = isatty(STDOUT_FILENO) != 0
+    private var lastDraw = Date.distantPast
+    private var line = ""
+
+    init(json: Bool) { self.json = json }
+
+    func epochStarted(_ epoch: Int, of epochs: Int, steps: Int) {
+        if !json { print("Epoch \(epoch)/\(epochs)") }
+    }
+
+    func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double) {
+        guard !json else { return }
+        let width = 30, done = steps > 0 ? width * step / steps : width
+        let bar = String(repeating: "=", count: max(done - 1, 0)) + (done < width ? ">" : "=") + String(repeating: ".", count: width - done)
+        let stepField = String(step).leftPad(String(steps).count)
+        let perStep = elapsed / Double(max(step, 1)) * 1000
+        line = "\(stepField)/\(steps) [\(bar)] - \(Int(elapsed.rounded()))s \(String(format: "%.1f", perStep))ms/step"
+            + " - loss: \(String(format: "%.4f", loss)) - accuracy: \(String(format: "%.4f", accuracy))"
+        if interactive && (Date().timeIntervalSince(lastDraw) > 0.1 || step == steps) {
+            print("\r" + line, terminator: "")
+            fflush(stdout)
+            lastDraw = Date()
+        }
+    }
+
+    func epochFinished(_ result: EpochResult) {
+        if json {
+            try? printJSON(result)
+            return
+        }
+        var text = (interactive ? "\r" : "") + line
+        if let loss = result.validationLoss, let accuracy = result.validationAccuracy {
+            text += " - val_loss: \(String(format: "%.4f", loss)) - val_accuracy: \(String(format: "%.4f", accuracy))"
+        }
+        text += " - \(String(format: "%.1f", result.seconds))s - \(Int(result.imagesPerSecond).grouped) img/s"
+        print(text)
+    }
+
+    func checkpointSaved(path: String, isBest: Bool) {
+        if !json && isBest { print("  saved \(path)") }
+    }
+}

@@ -1,0 +1,121 @@
+// The fast kernels against their naive twins, on awkward shapes, for every instruction set this CPU has.
+import CNNKernels
+import Testing
+@testable import ClassicCNN
+
+@Suite("Kernels against their naive twins", .serialized)
+struct KernelTests {
+    static var instructionSets: [cnn_isa] {
+        [CNN_ISA_PORTABLE, CNN_ISA_AVX2, CNN_ISA_AVX512].filter { $0.rawValue <= cnn_isa_detected().rawValue }
+    }
+
+    static let gemmShapes: [(m: Int, n: Int, k: Int)] = [
+        (1, 1, 1), (3, 5, 7), (12, 32, 1), (13, 33, 17), (6, 784, 25), (120, 1, 400), (64, 64, 300),
+        (1, 1000, 257), (200, 37, 513), (5, 3100, 9),
+    ]
+
+    @Test("sgemm equals the naive product", arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func sgemm(_ transposes: (Bool, Bool)) {
+        let (ta, tb) = transposes
+        defer { cnn_isa_select(cnn_isa_detected()) }
+        for isa in Self.instructionSets {
+            cnn_isa_select(isa)
+            for (m, n, k) in Self.gemmShapes {
+                let a = randomTensor([m * k], seed: 1).values, b = randomTensor([k * n], seed: 2).values
+                let c0 = randomTensor([m * n], seed: 3).values
+                var fast = c0, slow = c0
+                let lda = ta ? m : k, ldb = tb ? k : n
+                for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-1, 0.25)] {
+                    fast = c0
+                    slow = c0
+                    cnn_sgemm(ta ? 1 : 0, tb ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, &fast, Int32(n))
+                    cnn_sgemm_naive(ta ? 1 : 0, tb ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, &slow, Int32(n))
+                    let error = zip(fast, slow).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+                    #expect(error < 1e-4, "\(String(cString: cnn_isa_name(isa))) \(m)x\(n)x\(k) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta): \(error)")
+                }
+            }
+        }
+    }
+
+    @Test func threadedGemmEqualsSingleThreaded() {
+        let (m, n, k) = (150, 700, 90)
+        let a = randomTensor([m * k], seed: 4).values, b = randomTensor([k * n], seed: 5).values
+        var one = [Float](repeating: 0, count: m * n), two = one
+        Gemm.multiply(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &one, ldc: n, threads: 1)
+        Gemm.multiply(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &two, ldc: n, threads: 2)
+        #expect(one == two, "splitting the columns must not change a single bit")
+    }
+
+    @Test func betaZeroIgnoresNaNInTheOutput() {
+        var c = [Float](repeating: .nan, count: 4)
+        cnn_sgemm(0, 0, 2, 2, 1, 1, [1, 2], 1, [3, 4], 2, 0, &c, 2)
+        #expect(c == [3, 4, 6, 8])
+    }
+
+    static let convolutions: [(c: Int, h: Int, w: Int, co: Int, groups: Int, kernel: (Int, Int), stride: (Int, Int), padding: Padding)] = [
+        (1, 32, 32, 6, 1, (5, 5), (1, 1), .valid),
+        (3, 17, 13, 8, 1, (11, 11), (4, 4), .uniform(2)),
+        (4, 9, 9, 6, 2, (3, 3), (1, 1), .uniform(1)),
+        (5, 7, 6, 3, 1, (1, 1), (1, 1), .valid),
+        (3, 8, 8, 4, 1, (1, 1), (2, 2), .valid),
+        (2, 10, 11, 3, 1, (1, 7), (1, 1), .same),
+        (2, 10, 11, 3, 1, (7, 1), (2, 2), .same),
+        (6, 5, 5, 12, 3, (3, 3), (2, 2), .explicit(top: 0, left: 1, bottom: 1, right: 0)),
+    ]
+
+    @Test("Conv2D (im2col + GEMM) equals the direct convolution", arguments: 0..<convolutions.count)
+    func convolution(_ index: Int) throws {
+        let spec = Self.convolutions[index]
+        for batch in [1, 3] {
+            let conv = Conv2D(inputChannels: spec.c, outputChannels: spec.co, kernelSize: spec.kernel, stride: spec.stride,
+                              padding: spec.padding, groups: spec.groups)
+            var rng = RandomGenerator(seed: 9)
+            conv.resetParameters(using: &rng)
+            conv.bias!.value = randomTensor([spec.co], seed: 10)
+            let x = randomTensor([batch, spec.c, spec.h, spec.w], seed: 11)
+            let y = conv(x)
+            let (oh, ow) = (y.shape[2], y.shape[3])
+            let (top, left, _, _) = spec.padding.amounts(height: spec.h, width: spec.w, kernel: spec.kernel, stride: spec.stride)
+            let xs = x.values, ws = conv.weight.value.values, bs = conv.bias!.value.values
+            let per = spec.c * spec.h * spec.w
+            for image in 0..<batch {
+                var expected = [Float](repeating: 0, count: spec.co * oh * ow)
+                cnn_conv2d_naive(Array(xs[(image * per)..<((image + 1) * per)]), Int32(spec.c), Int32(spec.h), Int32(spec.w), ws, bs,
+                                 Int32(spec.co), Int32(spec.groups), Int32(spec.kernel.0), Int32(spec.kernel.1),
+                                 Int32(spec.stride.0), Int32(spec.stride.1), Int32(top), Int32(left), Int32(oh), Int32(ow), &expected)
+                let got = Array(y.values[(image * expected.count)..<((image + 1) * expected.count)])
+                let error = zip(got, expected).map { abs($0 - $1) }.max() ?? 0
+                #expect(error < 1e-4, "case \(index), batch \(batch), image \(image): max error \(error)")
+            }
+        }
+    }
+
+    @Test func samePaddingFollowsTensorFlow() {
+        // TensorFlow: output ceil(in / stride), the odd extra padding at the bottom/right.
+        let p = Padding.same.amounts(height: 224, width: 224, kernel: (7, 7), stride: (2, 2))
+        #expect(p == (2, 2, 3, 3))
+        let q = Padding.same.amounts(height: 5, width: 6, kernel: (3, 3), stride: (1, 1))
+        #expect(q == (1, 1, 1, 1))
+        let r = Padding.same.amounts(height: 8, width: 8, kernel: (3, 3), stride: (2, 2))
+        #expect(r == (0, 0, 1, 1))
+    }
+
+    @Test func maxPoolingForwardByHand() {
+        // 4x4 arange, 2x2 windows: the bottom-right of each window.
+        let pool = MaxPool2D(kernelSize: 2)
+        let x = Tensor(shape: [1, 1, 4, 4], values: (0..<16).map(Float.init))
+        #expect(pool(x).values == [5, 7, 13, 15])
+        // 3x3 stride 2, ceil mode on 4x4: windows start at 0 and 2, the second clipped.
+        let ceil = MaxPool2D(kernelSize: 3, stride: 2, ceilMode: true)
+        #expect(ceil(x).values == [10, 11, 14, 15])
+    }
+
+    @Test func averagePoolingDivisors() {
+        let x = Tensor(shape: [1, 1, 2, 2], values: [1, 2, 3, 4])
+        // 3x3 window, padding 1, stride 2 over 2x2: one window covering everything.
+        let included = AvgPool2D(kernelSize: 3, stride: 2, padding: .uniform(1))
+        let excluded = AvgPool2D(kernelSize: 3, stride: 2, padding: .uniform(1), countIncludesPadding: false)
+        #expect(included(x).values == [10.0 / 9])
+        #expect(excluded(x).values == [2.5])
+    }
+}

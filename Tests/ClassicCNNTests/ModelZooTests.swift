@@ -1,0 +1,84 @@
+// One test over the whole registry (adding a model to the registry tests it), and the paper's figures pinned.
+import Testing
+@testable import ClassicCNN
+
+@Suite("Model zoo")
+struct ModelZooTests {
+    /// Trainable parameter counts, pinned.
+    static let parameterCounts: [String: Int] = [
+        "lenet5": 61_706,
+        "lenet5-1998": 60_000,
+    ]
+
+    @Test("every registered model: shape, backward, pinned count", arguments: ModelZoo.all.map(\.name))
+    func registered(_ name: String) throws {
+        let model = try ModelZoo.make(name, seed: 3)
+        #expect(model.parameterCount == Self.parameterCounts[name], "\(name) has \(model.parameterCount) parameters")
+        let batch = randomTensor([2] + model.inputShape, seed: 4)
+        let output = model.forward(batch, training: true)
+        #expect(output.shape == [2, model.configuration.classes])
+        let optimizer = SGD(learningRate: 0.01)
+        let before = model.parameters.map { $0.parameter.value.values }
+        let (loss, _) = model.trainStep(batch: batch, labels: [1, 7], optimizer: optimizer)
+        #expect(loss.isFinite)
+        let after = model.parameters.map { $0.parameter.value.values }
+        for ((name, parameter), (old, new)) in zip(model.parameters, zip(before, after)) {
+            if parameter.isTrainable {
+                #expect(old != new, "\(name) did not change after a step")
+            } else {
+                #expect(old == new, "\(name) is fixed but changed")
+            }
+        }
+    }
+
+    @Test func everyNameIsUnique() {
+        let names = ModelZoo.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        for descriptor in ModelZoo.all {
+            let parameterNames = (try? descriptor.make().parameters.map(\.name)) ?? []
+            #expect(Set(parameterNames).count == parameterNames.count, "\(descriptor.name) repeats a parameter name")
+        }
+    }
+
+    @Test func lenet1998MatchesThePaperLayerByLayer() throws {
+        let rows = try ModelZoo.make("lenet5-1998").summary().filter { !$0.kind.hasSuffix("Tanh") }
+        // Section II-B: parameters and connections of C1, S2, C3, S4, C5, F6, OUTPUT.
+        #expect(rows.map(\.name) == ["C1", "S2", "C3", "S4", "C5", "F6", "OUTPUT"])
+        #expect(rows.map(\.parameters) == [156, 12, 1_516, 32, 48_120, 10_164, 0])
+        #expect(rows.map(\.fixedParameters) == [0, 0, 0, 0, 0, 0, 840])
+        #expect(rows.map(\.cost.connections) == [122_304, 5_880, 151_600, 2_000, 48_120, 10_164, 840])
+        #expect(rows.map { Array($0.outputShape.dropFirst()) } == [[6, 28, 28], [6, 14, 14], [16, 10, 10], [16, 5, 5], [120, 1, 1], [84], [10]])
+    }
+
+    @Test func lenet1998ConnectionTable() {
+        let table = LeNet5.c3Connections
+        #expect(table.map(\.count) == [3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6])
+        // Each S2 map feeds 10 of the 16 C3 maps (Table I has ten X's in each row).
+        for map in 0..<6 { #expect(table.filter { $0.contains(map) }.count == 10) }
+    }
+
+    @Test func rbfCentresAreDistinctBitmaps() {
+        let centres = LeNet5.rbfCentres
+        #expect(centres.shape == [10, 84])
+        #expect(centres.values.allSatisfy { $0 == 1 || $0 == -1 })
+        let rows = (0..<10).map { Array(centres.values[($0 * 84)..<(($0 + 1) * 84)]) }
+        #expect(Set(rows.map { $0.description }).count == 10)
+    }
+
+    @Test func kerasLeNetLayerByLayer() throws {
+        let rows = try ModelZoo.make("lenet5").summary().filter { $0.parameters > 0 }
+        #expect(rows.map(\.parameters) == [156, 2_416, 48_120, 10_164, 850])
+    }
+
+    @Test func badConfigurationsAreReported() {
+        #expect(throws: ShapeError.self) { try ModelZoo.make("lenet5", inputSize: 20) }
+        #expect(throws: ConfigurationError.self) { try ModelZoo.make("lenet5-1998", classes: 5) }
+        #expect(throws: UnknownModelError.self) { try ModelZoo.make("lenet6") }
+    }
+
+    @Test func sameSeedSameWeights() throws {
+        let a = try ModelZoo.make("lenet5", seed: 42), b = try ModelZoo.make("lenet5", seed: 42), c = try ModelZoo.make("lenet5", seed: 43)
+        #expect(a.parameters.map { $0.parameter.value } == b.parameters.map { $0.parameter.value })
+        #expect(a.parameters.map { $0.parameter.value } != c.parameters.map { $0.parameter.value })
+    }
+}

@@ -1,0 +1,104 @@
+// Training for real on MNIST (briefly), reproducibility, the loader, and checkpoints.
+import Foundation
+import Testing
+@testable import ClassicCNN
+
+@Suite("Training and checkpoints")
+struct TrainingTests {
+    static func mnist(_ split: MNIST.Split) throws -> ImageDataset {
+        try MNIST.load(split, from: sharedDataRoot() + "/mnist")
+    }
+
+    @Test(arguments: ["lenet5", "lenet5-1998"])
+    func aShortRealRunLowersTheLossAndLearns(_ name: String) throws {
+        let model = try ModelZoo.make(name, seed: 1)
+        let train = try Self.mnist(.train).prefix(6_400), test = try Self.mnist(.test).prefix(1_000)
+        let before = Evaluation.run(model: model, dataset: test)
+        var options = TrainingOptions()
+        options.epochs = 1
+        options.batchSize = 32
+        let results = try Trainer(model: model, optimizer: Adam(learningRate: 0.001), trainingSet: train,
+                                  validationSet: test, options: options).fit()
+        let after = try #require(results.last)
+        #expect(after.validationLoss! < before.loss * 0.5, "\(name): loss \(before.loss) -> \(after.validationLoss!)")
+        #expect(after.validationAccuracy! > 0.75, "\(name): accuracy after 200 steps \(after.validationAccuracy!)")
+    }
+
+    @Test func sameSeedSameRunBitForBit() throws {
+        let train = try Self.mnist(.train).prefix(640)
+        func run() throws -> [Tensor] {
+            let model = try ModelZoo.make("lenet5", seed: 5)
+            var options = TrainingOptions()
+            options.epochs = 2
+            options.seed = 9
+            try Trainer(model: model, optimizer: Adam(), trainingSet: train, validationSet: nil, options: options).fit()
+            return model.parameters.map { $0.parameter.value }
+        }
+        #expect(try run() == run())
+    }
+
+    @Test func loaderShufflesBySeedAndEpochAndPadsWithTheBackground() throws {
+        let data = try Self.mnist(.test).prefix(100)
+        let format = InputFormat(scale: [1.275], offset: [-0.1])
+        func order(seed: UInt64?, epoch: Int) -> [Int] {
+            let loader = BatchLoader(dataset: data, batchSize: 32, inputSize: 32, format: format, shuffleSeed: seed, epoch: epoch)
+            var indices: [Int] = []
+            while let batch = loader.next() { indices += batch.indices }
+            return indices
+        }
+        #expect(order(seed: nil, epoch: 1) == Array(0..<100))
+        #expect(order(seed: 1, epoch: 1) == order(seed: 1, epoch: 1))
+        #expect(order(seed: 1, epoch: 1) != order(seed: 1, epoch: 2))
+        #expect(Set(order(seed: 1, epoch: 3)) == Set(0..<100))
+        let loader = BatchLoader(dataset: data, batchSize: 32, inputSize: 32, format: format, shuffleSeed: nil)
+        let first = try #require(loader.next())
+        #expect(first.images.shape == [32, 1, 32, 32])
+        #expect(first.labels[0] == 7)
+        // The padding ring is background: -0.1; the image maps 0 -> -0.1 and 255 -> 1.175.
+        #expect(first.images[0] == -0.1 && first.images[31] == -0.1)
+        let values = first.images.values[0..<1024]
+        #expect(abs((values.max() ?? 0) - 1.175) < 1e-5)
+        // The last batch holds the remainder.
+        var last: Batch?
+        while let batch = loader.next() { last = batch }
+        #expect(last?.images.shape[0] == 4)
+    }
+
+    @Test func checkpointRoundTripIsBitExact() throws {
+        let model = try ModelZoo.make("lenet5-1998", seed: 8)
+        let optimizer = Adam()
+        let batch = randomTensor([4, 1, 32, 32], seed: 2)
+        model.trainStep(batch: batch, labels: [0, 1, 2, 3], optimizer: optimizer)
+        let path = freshDirectory("checkpoint") + "/model.safetensors"
+        let info = CheckpointInfo(model: model.name, configuration: model.configuration, epoch: 3, dataset: "mnist",
+                                  metrics: ["val_loss": 0.25], optimizer: "adam", optimizerSettings: optimizer.settings, seed: 8)
+        try Checkpoint.save(model: model, optimizer: optimizer, info: info, to: path)
+        let (loaded, loadedInfo, state) = try Checkpoint.load(path: path)
+        #expect(loaded.name == "lenet5-1998" && loadedInfo.epoch == 3 && loadedInfo.metrics["val_loss"] == 0.25)
+        #expect(loaded.parameters.map(\.name) == model.parameters.map(\.name))
+        #expect(loaded.parameters.map { $0.parameter.value } == model.parameters.map { $0.parameter.value })
+        #expect(loaded.forward(batch) == model.forward(batch))
+        // The optimizer state comes back whole: the next step is the same step.
+        let restored = Adam()
+        try restored.restore(state: state, settings: loadedInfo.optimizerSettings)
+        model.trainStep(batch: batch, labels: [0, 1, 2, 3], optimizer: optimizer)
+        loaded.trainStep(batch: batch, labels: [0, 1, 2, 3], optimizer: restored)
+        #expect(loaded.parameters.map { $0.parameter.value } == model.parameters.map { $0.parameter.value })
+    }
+
+    @Test func foreignAndDamagedCheckpointsAreRejectedByName() throws {
+        let directory = freshDirectory("foreign")
+        let foreign = directory + "/foreign.safetensors"
+        try SafeTensors.write([NamedTensor(name: "w", shape: [1], values: [1])], metadata: [:], to: foreign)
+        #expect { try Checkpoint.load(path: foreign) } throws: { "\($0)".contains(foreign) && "\($0)".contains("not a ClassicCNN checkpoint") }
+
+        let model = try ModelZoo.make("lenet5")
+        let partial = directory + "/partial.safetensors"
+        let info = CheckpointInfo(model: "lenet5", configuration: model.configuration, epoch: 1, dataset: "mnist")
+        try Checkpoint.save(model: model, optimizer: nil, info: info, to: partial)
+        var file = try SafeTensors.read(path: partial)
+        file.tensors.removeAll { $0.name == "fc2.bias" }
+        try SafeTensors.write(file.tensors, metadata: file.metadata, to: partial)
+        #expect { try Checkpoint.load(path: partial) } throws: { "\($0)".contains("fc2.bias") }
+    }
+}

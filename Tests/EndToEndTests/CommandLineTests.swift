@@ -1,0 +1,184 @@
+// End-to-end: the built `cnn` binary run as a user runs it, for each subcommand and each kind of bad input.
+import Foundation
+import Testing
+
+/// The result of one run of the tool.
+struct Run {
+    let status: Int32
+    let output: String
+    let error: String
+}
+
+/// The `cnn` executable built beside this test bundle.
+func cnnExecutable() throws -> URL {
+    let candidates = [
+        Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("cnn"),
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("cnn"),
+        URL(fileURLWithPath: FileManager.default.currentDirectoryPath + "/.build/release/cnn"),
+    ].compactMap { $0 }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw MissingTool(description: "the cnn executable was not found beside the tests (\(candidates.map(\.path)))")
+    }
+    return found
+}
+
+struct MissingTool: Error, CustomStringConvertible { let description: String }
+
+@discardableResult
+func cnn(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
+    let process = Process()
+    process.executableURL = try cnnExecutable()
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let outBox = Box()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return Run(status: process.terminationStatus, output: String(decoding: outBox.data, as: UTF8.self),
+               error: String(decoding: errData, as: UTF8.self))
+}
+
+func json(_ text: String) throws -> Any {
+    try JSONSerialization.jsonObject(with: Data(text.utf8))
+}
+
+func dataRoot() throws -> String {
+    if let root = ProcessInfo.processInfo.environment["CNN_DATA_DIR"], !root.isEmpty { return root }
+    let fallback = FileManager.default.currentDirectoryPath + "/../shared/data"
+    guard FileManager.default.fileExists(atPath: fallback + "/mnist") else {
+        throw MissingTool(description: "CNN_DATA_DIR is not set and ../shared/data does not exist")
+    }
+    return fallback
+}
+
+func scratch(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "cnn-e2e-\(ProcessInfo.processInfo.processIdentifier)-\(name)"
+    try? FileManager.default.removeItem(atPath: path)
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Expects a failure that a user can act on: non-zero, below 128 (not a crash), and a message naming `subject`.
+func expectCleanFailure(_ run: Run, naming subject: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(run.status != 0 && run.status < 128, "exit status \(run.status)", sourceLocation: sourceLocation)
+    #expect(run.error.contains(subject), "stderr does not name \(subject): \(run.error)", sourceLocation: sourceLocation)
+}
+
+@Suite("cnn end to end", .serialized)
+struct CommandLineTests {
+    @Test func modelsListsTheRegistry() throws {
+        let run = try cnn(["models", "--json"])
+        #expect(run.status == 0)
+        let entries = try #require(try json(run.output) as? [[String: Any]])
+        let names = entries.compactMap { $0["name"] as? String }
+        #expect(names.contains("lenet5") && names.contains("lenet5-1998"))
+        let text = try cnn(["models"])
+        #expect(text.output.contains("61,706"))
+    }
+
+    @Test func summaryGivesThePapersCounts() throws {
+        let run = try cnn(["summary", "lenet5-1998", "--json"])
+        #expect(run.status == 0)
+        let report = try #require(try json(run.output) as? [String: Any])
+        #expect(report["parameters"] as? Int == 60_000)
+        #expect(report["model"] as? String == "lenet5-1998")
+        let layers = try #require(report["layers"] as? [[String: Any]])
+        let c3 = try #require(layers.first { $0["name"] as? String == "C3" })
+        #expect(c3["connections"] as? Int == 151_600 && c3["parameters"] as? Int == 1_516)
+        #expect(c3["output_shape"] as? [Int] == [1, 16, 10, 10])
+        #expect(layers.allSatisfy { $0["macs"] is Int && $0["type"] is String })
+        let table = try cnn(["summary", "lenet5"])
+        #expect(table.output.contains("Trainable parameters: 61,706"))
+    }
+
+    @Test func trainEvaluatePredict() throws {
+        let directory = scratch("train")
+        let root = try dataRoot()
+        let train = try cnn(["train", "lenet5", "--epochs", "2", "--steps-per-epoch", "30", "--checkpoint-dir", directory,
+                             "--data-dir", root])
+        #expect(train.status == 0, "\(train.error)")
+        #expect(train.output.contains("Epoch 2/2") && train.output.contains("val_accuracy"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/last.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/best.safetensors"))
+
+        let evaluate = try cnn(["evaluate", "--checkpoint", directory + "/last.safetensors", "--json", "--data-dir", root])
+        #expect(evaluate.status == 0, "\(evaluate.error)")
+        let report = try #require(try json(evaluate.output) as? [String: Any])
+        let accuracy = try #require(report["accuracy"] as? Double)
+        #expect(accuracy > 0.5 && (report["loss"] as? Double ?? .nan).isFinite)
+        #expect((report["confusion_matrix"] as? [[Int]])?.count == 10)
+        #expect(report["images"] as? Int == 10_000)
+
+        let samples = root + "/samples"
+        let predict = try cnn(["predict", "--checkpoint", directory + "/best.safetensors", "--json", "--top", "2",
+                               samples + "/mnist-test-0000-label7.png", samples + "/mnist-test-0003-label0.png"])
+        #expect(predict.status == 0, "\(predict.error)")
+        let results = try #require(try json(predict.output) as? [[String: Any]])
+        #expect(results.count == 2)
+        let first = try #require(results.first?["predictions"] as? [[String: Any]])
+        #expect(first.count == 2 && first[0]["class"] is String && first[0]["index"] is Int && first[0]["probability"] is Double)
+    }
+
+    @Test func badOptionsAreUsageErrors() throws {
+        expectCleanFailure(try cnn(["train", "lenet5", "--epochs", "0"]), naming: "--epochs")
+        expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "rmsprop"]), naming: "rmsprop")
+        expectCleanFailure(try cnn(["summary", "lenet6"]), naming: "lenet6")
+        expectCleanFailure(try cnn(["train", "lenet5", "--bogus"]), naming: "--bogus")
+        expectCleanFailure(try cnn(["summary", "lenet5", "--input-size", "16"]), naming: "fit")
+    }
+
+    @Test func badDataIsReportedByFileAndNothingIsOverwritten() throws {
+        let root = try dataRoot()
+        let data = scratch("baddata")
+        let checkpoints = scratch("keep")
+        let marker = Data("previous run".utf8)
+        FileManager.default.createFile(atPath: checkpoints + "/last.safetensors", contents: marker)
+        // A truncated training-images file beside good others.
+        for name in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+            try FileManager.default.copyItem(atPath: "\(root)/mnist/\(name)", toPath: "\(data)/\(name)")
+        }
+        let images = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mnist/train-images-idx3-ubyte.gz"))
+        FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte.gz", contents: images.prefix(images.count / 3))
+        let run = try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints])
+        expectCleanFailure(run, naming: "train-images-idx3-ubyte.gz")
+        #expect(FileManager.default.contents(atPath: checkpoints + "/last.safetensors") == marker)
+
+        // Wrong magic: an uncompressed file that is not IDX.
+        try FileManager.default.removeItem(atPath: "\(data)/train-images-idx3-ubyte.gz")
+        FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte", contents: Data("%PDF-1.4 not mnist".utf8))
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints]), naming: "wrong magic")
+
+        // A folder without MNIST.
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", scratch("empty")]), naming: "no MNIST files")
+    }
+
+    @Test func badCheckpointsAndImagesAreReportedByFile() throws {
+        let directory = scratch("badckpt")
+        let root = try dataRoot()
+        let truncated = directory + "/truncated.safetensors"
+        FileManager.default.createFile(atPath: truncated, contents: Data([0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7B]))
+        expectCleanFailure(try cnn(["evaluate", "--checkpoint", truncated]), naming: truncated)
+        let missing = directory + "/missing.safetensors"
+        expectCleanFailure(try cnn(["predict", "--checkpoint", missing, root + "/samples/mnist-test-0000-label7.png"]), naming: missing)
+
+        // A real checkpoint, then an image that is not an image.
+        let train = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "2", "--checkpoint-dir", directory, "--data-dir", root])
+        #expect(train.status == 0)
+        let notImage = directory + "/notes.png"
+        FileManager.default.createFile(atPath: notImage, contents: Data("just text".utf8))
+        let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", notImage])
+        expectCleanFailure(predict, naming: notImage)
+        #expect(predict.error.contains("not a PNG or JPEG"))
+    }
+}
