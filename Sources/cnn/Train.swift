@@ -80,7 +80,10 @@ final class ProgressBar: TrainingObserver {
     init(json: Bool) { self.json = json }
 
     func epochStarted(_ epoch: Int, of epochs: Int, steps: Int) {
-        if !json { print("Epoch \(epoch)/\(epochs)") }
+        if !json {
+            print("Epoch \(epoch)/\(epochs)")
+            fflush(stdout)
+        }
     }
 
     func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double) {
@@ -99,6 +102,7 @@ final class ProgressBar: TrainingObserver {
     }
 
     func epochFinished(_ result: EpochResult) {
+        defer { fflush(stdout) }
         if json {
             try? printJSON(result)
             return

@@ -1,0 +1,111 @@
+import ArgumentParser
+import ClassicCNN
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training or inference speed on synthetic data: images/s, ms per step, GFLOP/s and the share of the measured GEMM peak.")
+
+    @Argument(help: "A model name (see `cnn models`).") var model: String
+    @Option(help: "Images per step.") var batchSize = 32
+    @Flag(help: "Measure training steps (forward, backward, update): the default.") var train = false
+    @Flag(help: "Measure inference (forward only).") var infer = false
+    @Option(help: "Timed steps; the median step time is reported.") var steps = 50
+    @Option(help: "Untimed warm-up steps.") var warmup = 5
+    @Option(help: "Input height and width (default: the network's own).") var inputSize: Int?
+    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
+    @Flag(help: "Also print the median time of each top-level layer's forward and backward pass.") var profile = false
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if train && infer { throw ValidationError("give --train or --infer, not both") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        if warmup < 0 { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
+    }
+
+    struct Report: Encodable {
+        let model: String, mode: String, batch_size: Int, threads: Int, steps: Int
+        let images_per_second: Double, ms_per_step: Double, ms_per_step_mean: Double
+        let gflops: Double, gemm_peak_gflops: Double, share_of_peak: Double
+    }
+
+    func run() throws {
+        runtime.apply()
+        let built = try ModelZoo.make(model, inputSize: inputSize, classes: classes, seed: 0)
+        let training = !infer
+        var rng = RandomGenerator(seed: 1)
+        let batch = Tensor(shape: [batchSize] + built.inputShape, values: (0..<(batchSize * built.inputShape.reduce(1, *))).map { _ in rng.nextFloat() })
+        let labels = (0..<batchSize).map { Int32($0 % built.configuration.classes) }
+        let optimizer = SGD(learningRate: 1e-4, momentum: 0.9)
+        func step() {
+            if training { built.trainStep(batch: batch, labels: labels, optimizer: optimizer) } else { _ = built.forward(batch) }
+        }
+        for _ in 0..<warmup { step() }
+        var times: [Double] = []
+        for _ in 0..<steps {
+            let start = DispatchTime.now().uptimeNanoseconds
+            step()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        let median = times.sorted()[times.count / 2]
+        let mean = times.reduce(0, +) / Double(times.count)
+        // A training step costs about three forward passes (forward, input gradient, weight gradient).
+        let macs = try built.summary().reduce(0) { $0 + $1.cost.multiplyAdds }
+        let flopsPerStep = Double(macs) * 2 * Double(batchSize) * (training ? 3 : 1)
+        let gflops = flopsPerStep / (median / 1000) / 1e9
+        let peak = Bench.gemmPeak()
+        let report = Report(model: model, mode: training ? "train" : "infer", batch_size: batchSize, threads: Parallel.threads,
+                            steps: steps, images_per_second: Double(batchSize) / (median / 1000), ms_per_step: median,
+                            ms_per_step_mean: mean, gflops: gflops, gemm_peak_gflops: peak, share_of_peak: gflops / peak)
+        if json { return try printJSON(report) }
+        if profile { try Bench.profile(built, batch: batch, labels: labels, training: training, steps: steps) }
+        print("\(model) \(report.mode), batch \(batchSize), \(Parallel.threads) threads, median of \(steps) steps:")
+        print(String(format: "  %.1f images/s, %.3f ms/step (mean %.3f), %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s GEMM peak measured now",
+                     report.images_per_second, median, mean, gflops, report.share_of_peak * 100, peak))
+    }
+
+    /// Times each top-level layer separately (median over `steps`), forward and, when training, backward.
+    static func profile(_ model: Model, batch: Tensor, labels: [Int32], training: Bool, steps: Int) throws {
+        let layers = model.network.children
+        var forward = Array(repeating: [Double](), count: layers.count), backward = forward
+        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        for _ in 0..<steps {
+            var x = batch
+            for (i, layer) in layers.enumerated() {
+                let t = now()
+                x = layer.layer.forward(x, training: training)
+                forward[i].append(Double(now() - t) / 1e6)
+            }
+            guard training else { continue }
+            _ = labels.withUnsafeBufferPointer { model.loss.evaluate(output: x, labels: $0, computeGradient: true) }
+            var g = model.loss.gradient
+            for (i, layer) in layers.enumerated().reversed() {
+                let t = now()
+                g = layer.layer.backward(g)
+                backward[i].append(Double(now() - t) / 1e6)
+            }
+        }
+        func median(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] }
+        print("layer".padding(toLength: 22, withPad: " ", startingAt: 0) + "forward ms".leftPad(12) + (training ? "backward ms".leftPad(13) : ""))
+        for (i, layer) in layers.enumerated() {
+            print(layer.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%12.4f", median(forward[i]))
+                  + (training ? String(format: "%13.4f", median(backward[i])) : ""))
+        }
+    }
+
+    /// The best of a few 1024 x 1024 x 1024 GEMMs on the configured threads, in GFLOP/s.
+    static func gemmPeak() -> Double {
+        let n = 1024
+        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            Gemm.multiply(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return 2 * Double(n * n * n) / best / 1e9
+    }
+}
