@@ -14,8 +14,8 @@
 
 enum { KC = 256, MC = 192, NC = 3072, MR_MAX = 12, NR_MAX = 32 };
 
-/// c[MR, NR] (row stride ldc) += alpha * a[K, MR]^T b[K, NR]; a and b are packed panels.
-typedef void (*micro_kernel)(int k, const float *a, const float *b, float *c, int ldc, float alpha);
+/// c[MR, NR] (row stride ldc) = alpha * a[K, MR]^T b[K, NR] (+ c when `accumulate`); a and b are packed panels.
+typedef void (*micro_kernel)(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate);
 
 typedef struct {
     int mr, nr;
@@ -25,19 +25,19 @@ typedef struct {
 // ---- Micro-kernels ---------------------------------------------------------------------------------
 
 // Portable: 4 x 16, written so that any compiler vectorises the inner loop.
-static void kernel_portable_4x16(int k, const float *a, const float *b, float *c, int ldc, float alpha) {
+static void kernel_portable_4x16(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
     float acc[4][16] = {{0}};
     for (int p = 0; p < k; p++, a += 4, b += 16)
         for (int r = 0; r < 4; r++)
             for (int j = 0; j < 16; j++) acc[r][j] += a[r] * b[j];
     for (int r = 0; r < 4; r++)
-        for (int j = 0; j < 16; j++) c[r * ldc + j] += alpha * acc[r][j];
+        for (int j = 0; j < 16; j++) c[r * ldc + j] = alpha * acc[r][j] + (accumulate ? c[r * ldc + j] : 0);
 }
 
 #ifdef CNN_X86
 // AVX2 + FMA: 6 x 16, twelve ymm accumulators.
 __attribute__((target("avx2,fma")))
-static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha) {
+static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
     __m256 acc[6][2];
     for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int p = 0; p < k; p++, a += 6, b += 16) {
@@ -51,14 +51,16 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
     __m256 va = _mm256_set1_ps(alpha);
     for (int r = 0; r < 6; r++) {
         float *cr = c + (size_t)r * ldc;
-        _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc[r][0], _mm256_loadu_ps(cr)));
-        _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc[r][1], _mm256_loadu_ps(cr + 8)));
+        __m256 c0 = accumulate ? _mm256_loadu_ps(cr) : _mm256_setzero_ps();
+        __m256 c1 = accumulate ? _mm256_loadu_ps(cr + 8) : _mm256_setzero_ps();
+        _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc[r][0], c0));
+        _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc[r][1], c1));
     }
 }
 
 // AVX-512: 12 x 32, twenty-four zmm accumulators; two FMAs per broadcast of A.
 __attribute__((target("avx512f,fma")))
-static void kernel_avx512_12x32(int k, const float *a, const float *b, float *c, int ldc, float alpha) {
+static void kernel_avx512_12x32(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
     __m512 acc[12][2];
     for (int r = 0; r < 12; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int p = 0; p < k; p++, a += 12, b += 32) {
@@ -72,8 +74,10 @@ static void kernel_avx512_12x32(int k, const float *a, const float *b, float *c,
     __m512 va = _mm512_set1_ps(alpha);
     for (int r = 0; r < 12; r++) {
         float *cr = c + (size_t)r * ldc;
-        _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, acc[r][0], _mm512_loadu_ps(cr)));
-        _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, acc[r][1], _mm512_loadu_ps(cr + 16)));
+        __m512 c0 = accumulate ? _mm512_loadu_ps(cr) : _mm512_setzero_ps();
+        __m512 c1 = accumulate ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps();
+        _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, acc[r][0], c0));
+        _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, acc[r][1], c1));
     }
 }
 #endif
@@ -197,8 +201,9 @@ static void scale_c(int M, int N, float beta, float *C, int ldc) {
 void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    scale_c(M, N, beta, C, ldc);
-    if (K <= 0 || alpha == 0.0f) return;
+    if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+    // beta == 0: the first k-block stores instead of accumulating, so C is never read (nor cleared first).
+    if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
 
     const gemm_arch *arch = current_arch();
     const int mr = arch->mr, nr = arch->nr;
@@ -210,6 +215,7 @@ void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         int nc = N - jc < NC ? N - jc : NC;
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
+            const int accumulate = beta != 0.0f || pc > 0;
             pack_b(trans_b, B, ldb, pc, jc, kc, nc, nr, b_buf);
             for (int ic = 0; ic < M; ic += MC) {
                 int mc = M - ic < MC ? M - ic : MC;
@@ -222,13 +228,13 @@ void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                         const float *a_sliver = a_buf + (size_t)(ir / mr) * mr * kc;
                         float *c = C + (size_t)(ic + ir) * ldc + (jc + jr);
                         if (rows == mr && cols == nr) {
-                            arch->kernel(kc, a_sliver, b_sliver, c, ldc, alpha);
+                            arch->kernel(kc, a_sliver, b_sliver, c, ldc, alpha, accumulate);
                         } else {
-                            // A partial tile: compute the whole tile into a scratch tile, add the part that exists.
-                            memset(edge, 0, sizeof(float) * (size_t)mr * nr);
-                            arch->kernel(kc, a_sliver, b_sliver, edge, nr, alpha);
+                            // A partial tile: compute the whole tile into a scratch tile, then the part that exists.
+                            arch->kernel(kc, a_sliver, b_sliver, edge, nr, alpha, 0);
                             for (int r = 0; r < rows; r++)
-                                for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] += edge[r * nr + j];
+                                for (int j = 0; j < cols; j++)
+                                    c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
                         }
                     }
                 }

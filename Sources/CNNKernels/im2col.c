@@ -19,13 +19,14 @@ static void valid_range(int OW, int SW, int PW, int kw, int W, int *begin, int *
 }
 
 void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                int OH, int OW, float *col) {
+                int OH, int OW, float *col, int ldcol) {
     for (int c = 0; c < C; c++) {
         const float *plane = x + (size_t)c * H * W;
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++) {
                 int begin, end;
                 valid_range(OW, SW, PW, kw, W, &begin, &end);
+                float *row_start = col;
                 for (int oh = 0; oh < OH; oh++, col += OW) {
                     int ih = oh * SH - PH + kh;
                     if (ih < 0 || ih >= H) { memset(col, 0, sizeof(float) * (size_t)OW); continue; }
@@ -35,24 +36,27 @@ void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int
                     else for (int ow = begin; ow < end; ow++) col[ow] = row[(size_t)ow * SW];
                     for (int ow = end; ow < OW; ow++) col[ow] = 0;
                 }
+                col = row_start + ldcol;
             }
     }
 }
 
 void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                int OH, int OW, float *dx) {
+                int OH, int OW, float *dx, int ldcol) {
     for (int c = 0; c < C; c++) {
         float *plane = dx + (size_t)c * H * W;
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++) {
                 int begin, end;
                 valid_range(OW, SW, PW, kw, W, &begin, &end);
+                const float *row_start = col;
                 for (int oh = 0; oh < OH; oh++, col += OW) {
                     int ih = oh * SH - PH + kh;
                     if (ih < 0 || ih >= H) continue;
                     float *row = plane + (size_t)ih * W + kw - PW;
                     for (int ow = begin; ow < end; ow++) row[(size_t)ow * SW] += col[ow];
                 }
+                col = row_start + ldcol;
             }
     }
 }

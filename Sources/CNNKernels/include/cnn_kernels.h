@@ -46,12 +46,13 @@ int cnn_sgemm_nr(void);
 
 // ---- Convolution lowering ----------------------------------------------------------------------
 
-/// One image x[C,H,W] to columns col[C*KH*KW, OH*OW]; padding reads as zero.
+/// One image x[C,H,W] to columns col[C*KH*KW, OH*OW]; padding reads as zero. Rows of col are `ldcol` apart
+/// (ldcol >= OH*OW), so that several images can sit side by side in one column matrix.
 void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                int OH, int OW, float *col);
-/// Adds columns col[C*KH*KW, OH*OW] back into dx[C,H,W] (dx is accumulated, not overwritten).
+                int OH, int OW, float *col, int ldcol);
+/// Adds columns col[C*KH*KW, OH*OW] (rows `ldcol` apart) back into dx[C,H,W] (accumulated, not overwritten).
 void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                int OH, int OW, float *dx);
+                int OH, int OW, float *dx, int ldcol);
 
 /// Direct convolution of one image, the oracle for im2col + GEMM: y[CO,OH,OW] = w * x + b.
 /// groups divides C and CO; w is [CO, C/groups, KH, KW]; b may be NULL.
@@ -69,6 +70,25 @@ void cnn_avgpool_forward(const float *x, int planes, int H, int W, int KH, int K
                          int OH, int OW, int count_include_pad, float *y);
 void cnn_avgpool_backward(const float *dy, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                           int OH, int OW, int count_include_pad, float *dx);
+
+// ---- Element-wise ------------------------------------------------------------------------------
+
+void cnn_relu_forward(const float *x, float *y, size_t n);
+/// dx = dy where the ReLU's output y is positive, else 0.
+void cnn_relu_backward(const float *y, const float *dy, float *dx, size_t n);
+/// y[n, c, :] += bias[c] over `images` images of C planes of P elements.
+void cnn_add_channel_bias(float *y, const float *bias, int images, int C, int P);
+/// sums[c] += the sum of dy[n, c, :] over `images` images (the bias gradient).
+void cnn_accumulate_channel_sums(const float *dy, float *sums, int images, int C, int P);
+/// target += source.
+void cnn_add(float *target, const float *source, size_t n);
+/// PyTorch's SGD: g = grad + wd * w; v = momentum * v + g; w -= lr * (nesterov ? g + momentum * v : v).
+/// velocity may be NULL when momentum is 0.
+void cnn_sgd_update(float *w, const float *g, float *velocity, size_t n, float lr, float momentum,
+                    float weight_decay, int nesterov);
+/// Adam with bias correction folded into step_size = lr / (1 - beta1^t) and 1 / sqrt(1 - beta2^t).
+void cnn_adam_update(float *w, const float *g, float *m, float *v, size_t n, float step_size, float beta1, float beta2,
+                     float epsilon, float inverse_sqrt_correction2, float weight_decay);
 
 #ifdef __cplusplus
 }

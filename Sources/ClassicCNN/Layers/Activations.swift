@@ -1,5 +1,6 @@
 // Element-wise activations. Each keeps its output for the backward pass (all four derivatives are functions of
 // the output), and writes into buffers it owns.
+import CNNKernels
 import Foundation
 
 /// The shared machinery: y = f(x) element-wise, dx = dy * f'(expressed through y).
@@ -33,10 +34,10 @@ public final class ReLU: ElementwiseActivation {
     public override var kind: String { "ReLU" }
     public override init() {}
     override func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
-        for i in 0..<count { y[i] = max(x[i], 0) }
+        cnn_relu_forward(x, y, count)
     }
     override func derivative(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ count: Int) {
-        for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        cnn_relu_backward(y, dy, dx, count)
     }
 }
 

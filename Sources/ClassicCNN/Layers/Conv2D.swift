@@ -83,7 +83,7 @@ public final class Conv2D: Layer, Initializable {
 
     private var input: Tensor?
     private var output: Tensor?, inputGradient: Tensor?
-    private var columns: [Tensor] = [], columnGradients: [Tensor] = []
+    private var columns: [Tensor] = [], columnGradients: [Tensor] = [], scratch: [Tensor] = []
     private var weightGradients: [Tensor] = [], biasGradients: [Tensor] = []
 
     public init(
@@ -149,10 +149,18 @@ public final class Conv2D: Layer, Initializable {
         kernelSize == (1, 1) && stride == (1, 1) && padding.amounts(height: 1, width: 1, kernel: (1, 1), stride: (1, 1)) == (0, 0, 0, 0)
     }
 
-    /// How the batch is split: `chunks` pieces of the batch, each GEMM using `gemmThreads`.
-    private func plan(batch: Int) -> (chunks: Int, gemmThreads: Int) {
+    /// How a batch is lowered. The batch is split into `chunks` contiguous shares, one per thread (or, for a batch
+    /// smaller than the thread count, one share whose GEMMs use `gemmThreads`). Within a share, `span` images at a
+    /// time are laid side by side in one column matrix and go through one GEMM: for small outputs (LeNet's C5 has
+    /// one output position per image) a single image's GEMM is too thin to fill the register tiles.
+    private func plan(batch: Int, k: Int, p: Int) -> (chunks: Int, gemmThreads: Int, span: Int) {
         let threads = Parallel.threads
-        return batch >= threads ? (threads, 1) : (1, threads)
+        let (chunks, gemmThreads) = batch >= threads ? (threads, 1) : (1, threads)
+        guard !isPointwise else { return (chunks, gemmThreads, 1) }
+        let share = (batch + chunks - 1) / chunks
+        // Keep a column matrix within about 1 MB, and only batch images whose own GEMM is narrow.
+        let span = p >= 4096 ? 1 : Swift.max(1, Swift.min(share, (1 << 18) / Swift.max(k * p, 1)))
+        return (chunks, gemmThreads, span)
     }
 
     private func buffers(_ list: inout [Tensor], count: Int, shape: [Int]) {
@@ -165,36 +173,42 @@ public final class Conv2D: Layer, Initializable {
         let (oh, ow) = (g.outputHeight, g.outputWidth)
         let y = Tensor.reuse(&output, shape: [n, outputChannels, oh, ow])
         self.input = input
-        let (cg, cog) = (c / groups, outputChannels / groups)
+        let (cg, cog, co) = (c / groups, outputChannels / groups, outputChannels)
         let (kh, kw) = kernelSize
         let k = cg * kh * kw, p = oh * ow
         let pointwise = isPointwise
-        let (chunks, gemmThreads) = plan(batch: n)
-        if !pointwise { buffers(&columns, count: chunks, shape: [k, p]) }
+        let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)
+        if !pointwise { buffers(&columns, count: chunks, shape: [k, span * p]) }
+        if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         let x = input.data, wt = weight.data, out = y.data
         let biasData = bias?.value.data
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
-            for image in images {
+            for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
+                let count = Swift.min(span, images.upperBound - first), ld = count * p
                 for group in 0..<groups {
-                    let xg = x + (image * c + group * cg) * h * w
-                    let col: UnsafeMutablePointer<Float>
-                    if pointwise {
-                        col = xg
-                    } else {
-                        col = columns[chunk].data
-                        cnn_im2col(xg, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height),
-                                   Int32(stride.width), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), col)
+                    // The column matrix [K, count * P]: the input itself for a 1x1 stride-1 kernel.
+                    let col = pointwise ? x + (first * c + group * cg) * h * w : columns[chunk].data
+                    if !pointwise {
+                        for i in 0..<count {
+                            cnn_im2col(x + ((first + i) * c + group * cg) * h * w, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw),
+                                       Int32(stride.height), Int32(stride.width), Int32(g.padTop), Int32(g.padLeft),
+                                       Int32(oh), Int32(ow), col + i * p, Int32(ld))
+                        }
                     }
-                    Gemm.multiply(m: cog, n: p, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: p,
-                                  c: out + (image * outputChannels + group * cog) * p, ldc: p, threads: gemmThreads)
-                }
-                if let biasData {
-                    for channel in 0..<outputChannels {
-                        let row = out + (image * outputChannels + channel) * p
-                        let b = biasData[channel]
-                        for i in 0..<p { row[i] += b }
+                    // Y_g [cog, count * P] = W_g [cog, K] x col; written straight into y for one image.
+                    let direct = out + (first * co + group * cog) * p
+                    let target = count == 1 ? direct : scratch[chunk].data
+                    Gemm.multiply(m: cog, n: ld, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: ld,
+                                  c: target, ldc: ld, threads: gemmThreads)
+                    if count > 1 {
+                        for i in 0..<count {
+                            for o in 0..<cog {
+                                (out + ((first + i) * co + group * cog + o) * p).update(from: target + o * ld + i * p, count: p)
+                            }
+                        }
                     }
                 }
+                if let biasData { cnn_add_channel_bias(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p)) }
             }
         }
         return y
@@ -205,61 +219,69 @@ public final class Conv2D: Layer, Initializable {
         let g = try! geometry(input.shape)
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow) = (g.outputHeight, g.outputWidth)
-        let (cg, cog) = (c / groups, outputChannels / groups)
+        let (cg, cog, co) = (c / groups, outputChannels / groups, outputChannels)
         let (kh, kw) = kernelSize
         let k = cg * kh * kw, p = oh * ow
         let pointwise = isPointwise
         let dx = Tensor.reuse(&inputGradient, shape: input.shape)
-        let (chunks, gemmThreads) = plan(batch: n)
+        let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)
         if !pointwise {
-            buffers(&columns, count: chunks, shape: [k, p])
-            buffers(&columnGradients, count: chunks, shape: [k, p])
+            buffers(&columns, count: chunks, shape: [k, span * p])
+            buffers(&columnGradients, count: chunks, shape: [k, span * p])
         }
+        if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         // Per-chunk gradient accumulators, summed in chunk order afterwards: the result does not depend on timing.
         buffers(&weightGradients, count: chunks, shape: weight.shape)
-        buffers(&biasGradients, count: chunks, shape: [outputChannels])
+        buffers(&biasGradients, count: chunks, shape: [co])
         let x = input.data, wt = weight.data, dy = outputGradient.data, dxData = dx.data
         let needDX = computesInputGradient
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
             let dw = weightGradients[chunk].data, db = biasGradients[chunk].data
             weightGradients[chunk].zero()
             biasGradients[chunk].zero()
-            for image in images {
+            for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
+                let count = Swift.min(span, images.upperBound - first), ld = count * p
                 for group in 0..<groups {
-                    let xg = x + (image * c + group * cg) * h * w
-                    let dyg = dy + (image * outputChannels + group * cog) * p
-                    let col: UnsafeMutablePointer<Float>
-                    if pointwise {
-                        col = xg
-                    } else {
-                        col = columns[chunk].data
-                        cnn_im2col(xg, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height),
-                                   Int32(stride.width), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), col)
+                    // dY_g as [cog, count * P]: gathered from the images when there are several.
+                    var dyg = dy + (first * co + group * cog) * p
+                    if count > 1 {
+                        let gathered = scratch[chunk].data
+                        for i in 0..<count {
+                            for o in 0..<cog {
+                                (gathered + o * ld + i * p).update(from: dy + ((first + i) * co + group * cog + o) * p, count: p)
+                            }
+                        }
+                        dyg = gathered
                     }
-                    // dW_g += dY_g [cog, P] x col^T [P, K]
-                    Gemm.multiply(transposeB: true, m: cog, n: k, k: p, a: dyg, lda: p, b: col, ldb: p,
+                    let col = pointwise ? x + (first * c + group * cg) * h * w : columns[chunk].data
+                    if !pointwise {
+                        for i in 0..<count {
+                            cnn_im2col(x + ((first + i) * c + group * cg) * h * w, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw),
+                                       Int32(stride.height), Int32(stride.width), Int32(g.padTop), Int32(g.padLeft),
+                                       Int32(oh), Int32(ow), col + i * p, Int32(ld))
+                        }
+                    }
+                    // dW_g += dY_g [cog, count * P] x col^T [count * P, K]
+                    Gemm.multiply(transposeB: true, m: cog, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld,
                                   beta: 1, c: dw + group * cog * k, ldc: k, threads: gemmThreads)
                     guard needDX else { continue }
-                    // dcol = W_g^T [K, cog] x dY_g [cog, P], then scattered back onto the image.
-                    let dxg = dxData + (image * c + group * cg) * h * w
+                    // dcol = W_g^T [K, cog] x dY_g, then scattered back onto each image.
                     if pointwise {
                         Gemm.multiply(transposeA: true, m: k, n: p, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: p,
-                                      c: dxg, ldc: p, threads: gemmThreads)
+                                      c: dxData + (first * c + group * cg) * h * w, ldc: p, threads: gemmThreads)
                     } else {
                         let dcol = columnGradients[chunk].data
-                        Gemm.multiply(transposeA: true, m: k, n: p, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: p,
-                                      c: dcol, ldc: p, threads: gemmThreads)
-                        dxg.update(repeating: 0, count: cg * h * w)
-                        cnn_col2im(dcol, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height),
-                                   Int32(stride.width), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), dxg)
+                        Gemm.multiply(transposeA: true, m: k, n: ld, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: ld,
+                                      c: dcol, ldc: ld, threads: gemmThreads)
+                        for i in 0..<count {
+                            let dxg = dxData + ((first + i) * c + group * cg) * h * w
+                            dxg.update(repeating: 0, count: cg * h * w)
+                            cnn_col2im(dcol + i * p, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height),
+                                       Int32(stride.width), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), dxg, Int32(ld))
+                        }
                     }
                 }
-                for channel in 0..<outputChannels {
-                    let row = dy + (image * outputChannels + channel) * p
-                    var sum: Float = 0
-                    for i in 0..<p { sum += row[i] }
-                    db[channel] += sum
-                }
+                cnn_accumulate_channel_sums(dy + first * co * p, db, Int32(count), Int32(co), Int32(p))
             }
         }
         accumulate(weightGradients, into: weight.gradient)
@@ -270,9 +292,5 @@ public final class Conv2D: Layer, Initializable {
 
 /// Adds each of `parts` into `target`, in order.
 func accumulate(_ parts: [Tensor], into target: Tensor) {
-    let t = target.data
-    for part in parts {
-        let s = part.data
-        for i in 0..<target.count { t[i] += s[i] }
-    }
+    for part in parts { cnn_add(target.data, part.data, target.count) }
 }

@@ -1,5 +1,6 @@
 // A fully connected layer: y = x W^T + b, with PyTorch's weight layout [out, in]. Inputs of any rank are read as
 // [N, features] (so a Flatten before it is optional, as in Keras's Dense after Flatten).
+import CNNKernels
 
 public final class Linear: Layer, Initializable {
     public let kind = "Linear"
@@ -52,13 +53,7 @@ public final class Linear: Layer, Initializable {
         // Y [N, out] = X [N, in] x W^T
         Gemm.multiply(transposeB: true, m: n, n: outputFeatures, k: inputFeatures, a: input.data, lda: inputFeatures,
                       b: weight.data, ldb: inputFeatures, c: y.data, ldc: outputFeatures)
-        if let bias {
-            let b = bias.data, out = y.data
-            for row in 0..<n {
-                let r = out + row * outputFeatures
-                for j in 0..<outputFeatures { r[j] += b[j] }
-            }
-        }
+        if let bias { cnn_add_channel_bias(y.data, bias.data, Int32(n), Int32(outputFeatures), 1) }
         return y
     }
 
@@ -69,13 +64,7 @@ public final class Linear: Layer, Initializable {
         // dW [out, in] += dY^T [out, N] x X [N, in]
         Gemm.multiply(transposeA: true, m: outputFeatures, n: inputFeatures, k: n, a: dy, lda: outputFeatures,
                       b: input.data, ldb: inputFeatures, beta: 1, c: weight.gradient.data, ldc: inputFeatures)
-        if let bias {
-            let db = bias.gradient.data
-            for row in 0..<n {
-                let r = dy + row * outputFeatures
-                for j in 0..<outputFeatures { db[j] += r[j] }
-            }
-        }
+        if let bias { cnn_accumulate_channel_sums(dy, bias.gradient.data, Int32(n), Int32(outputFeatures), 1) }
         let dx = Tensor.reuse(&inputGradient, shape: input.shape)
         if computesInputGradient {
             // dX [N, in] = dY [N, out] x W [out, in]

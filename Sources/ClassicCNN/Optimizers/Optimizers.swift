@@ -1,5 +1,6 @@
 // Optimizers update parameters from their accumulated gradients. State (momentum, Adam's moments) is kept per
 // parameter name, so it can be saved in a checkpoint and restored into a freshly built model.
+import CNNKernels
 import Foundation
 
 public protocol Optimizer: AnyObject {
@@ -32,19 +33,13 @@ public final class SGD: Optimizer {
 
     public func step(_ parameters: [(name: String, parameter: Parameter)]) {
         for (name, parameter) in parameters where parameter.isTrainable {
-            let w = parameter.data, g = parameter.gradient.data, count = parameter.count
-            let lr = learningRate, wd = weightDecay, mu = momentum
-            if mu == 0 {
-                for i in 0..<count { w[i] -= lr * (g[i] + wd * w[i]) }
-                continue
+            var v: UnsafeMutablePointer<Float>?
+            if momentum != 0 {
+                if velocity[name] == nil { velocity[name] = Tensor(shape: parameter.shape) }
+                v = velocity[name]!.data
             }
-            if velocity[name] == nil { velocity[name] = Tensor(shape: parameter.shape) }
-            let v = velocity[name]!.data
-            for i in 0..<count {
-                let grad = g[i] + wd * w[i]
-                v[i] = mu * v[i] + grad
-                w[i] -= lr * (nesterov ? grad + mu * v[i] : v[i])
-            }
+            cnn_sgd_update(parameter.data, parameter.gradient.data, v, parameter.count, learningRate, momentum,
+                           weightDecay, nesterov ? 1 : 0)
         }
     }
 
@@ -93,14 +88,8 @@ public final class Adam: Optimizer {
                 firstMoment[name] = Tensor(shape: parameter.shape)
                 secondMoment[name] = Tensor(shape: parameter.shape)
             }
-            let m = firstMoment[name]!.data, v = secondMoment[name]!.data
-            let w = parameter.data, g = parameter.gradient.data
-            for i in 0..<parameter.count {
-                let grad = g[i] + wd * w[i]
-                m[i] = b1 * m[i] + (1 - b1) * grad
-                v[i] = b2 * v[i] + (1 - b2) * grad * grad
-                w[i] -= stepSize * m[i] / (v[i].squareRoot() * invSqrtCorrection2 + eps)
-            }
+            cnn_adam_update(parameter.data, parameter.gradient.data, firstMoment[name]!.data, secondMoment[name]!.data,
+                            parameter.count, stepSize, b1, b2, eps, invSqrtCorrection2, wd)
         }
     }
 
