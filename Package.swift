@@ -28,6 +28,8 @@ let package = Package(
             name: "cnn",
             dependencies: ["ClassicCNN", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Benchmarks, kept apart from the library.
+        .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "CNNKernels"], path: "Benchmarks/KernelBench"),
         .testTarget(name: "ClassicCNNTests", dependencies: ["ClassicCNN", "CNNKernels"]),
         .testTarget(name: "EndToEndTests", dependencies: ["cnn"]),
     ],

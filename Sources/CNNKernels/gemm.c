@@ -58,28 +58,34 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
     }
 }
 
-// AVX-512: 12 x 32, twenty-four zmm accumulators; two FMAs per broadcast of A.
-__attribute__((target("avx512f,fma")))
-static void kernel_avx512_12x32(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
-    __m512 acc[12][2];
-    for (int r = 0; r < 12; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int p = 0; p < k; p++, a += 12, b += 32) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        for (int r = 0; r < 12; r++) {
-            __m512 ar = _mm512_set1_ps(a[r]);
-            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
-        }
+// AVX-512: MR x 32 with 2 * MR zmm accumulators; two FMAs per broadcast of A. Three heights, so that a GEMM whose
+// M is 6 or 16 (LeNet) or 64 (VGG) is not padded to a multiple of 12.
+#define AVX512_KERNEL(MR)                                                                                          \
+    __attribute__((target("avx512f,fma")))                                                                         \
+    static void kernel_avx512_##MR##x32(int k, const float *a, const float *b, float *c, int ldc, float alpha,     \
+                                        int accumulate) {                                                          \
+        __m512 acc[MR][2];                                                                                         \
+        for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();                                  \
+        for (int p = 0; p < k; p++, a += MR, b += 32) {                                                            \
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                            \
+            for (int r = 0; r < MR; r++) {                                                                         \
+                __m512 ar = _mm512_set1_ps(a[r]);                                                                  \
+                acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);                                                    \
+                acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);                                                    \
+            }                                                                                                      \
+        }                                                                                                          \
+        __m512 va = _mm512_set1_ps(alpha);                                                                         \
+        for (int r = 0; r < MR; r++) {                                                                             \
+            float *cr = c + (size_t)r * ldc;                                                                       \
+            __m512 c0 = accumulate ? _mm512_loadu_ps(cr) : _mm512_setzero_ps();                                   \
+            __m512 c1 = accumulate ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps();                               \
+            _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, acc[r][0], c0));                                              \
+            _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, acc[r][1], c1));                                         \
+        }                                                                                                          \
     }
-    __m512 va = _mm512_set1_ps(alpha);
-    for (int r = 0; r < 12; r++) {
-        float *cr = c + (size_t)r * ldc;
-        __m512 c0 = accumulate ? _mm512_loadu_ps(cr) : _mm512_setzero_ps();
-        __m512 c1 = accumulate ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps();
-        _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, acc[r][0], c0));
-        _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, acc[r][1], c1));
-    }
-}
+AVX512_KERNEL(12)
+AVX512_KERNEL(8)
+AVX512_KERNEL(4)
 #endif
 
 // ---- Dispatch ----------------------------------------------------------------------------------------
@@ -87,7 +93,9 @@ static void kernel_avx512_12x32(int k, const float *a, const float *b, float *c,
 static const gemm_arch arch_portable = {4, 16, kernel_portable_4x16};
 #ifdef CNN_X86
 static const gemm_arch arch_avx2 = {6, 16, kernel_avx2_6x16};
-static const gemm_arch arch_avx512 = {12, 32, kernel_avx512_12x32};
+static const gemm_arch arch_avx512[] = {{12, 32, kernel_avx512_12x32}, {8, 32, kernel_avx512_8x32}, {4, 32, kernel_avx512_4x32}};
+/// Relative throughput of the three heights (fewer accumulators hide less latency and load more per FMA).
+static const float avx512_efficiency[] = {1.0f, 0.95f, 0.8f};
 #endif
 
 static int active_isa = -1;
@@ -120,19 +128,30 @@ const char *cnn_isa_name(cnn_isa isa) {
     }
 }
 
-static const gemm_arch *current_arch(void) {
+/// The micro-kernel for a GEMM with M rows: on AVX-512, the height that pads M least for its speed.
+static const gemm_arch *current_arch(int M) {
 #ifdef CNN_X86
     switch (cnn_isa_active()) {
-    case CNN_ISA_AVX512: return &arch_avx512;
+    case CNN_ISA_AVX512: {
+        int best = 0;
+        float best_cost = 0;
+        for (int i = 0; i < 3; i++) {
+            int mr = arch_avx512[i].mr;
+            float cost = (float)((M + mr - 1) / mr * mr) / avx512_efficiency[i];
+            if (i == 0 || cost < best_cost) { best = i; best_cost = cost; }
+        }
+        return &arch_avx512[best];
+    }
     case CNN_ISA_AVX2: return &arch_avx2;
     default: break;
     }
 #endif
+    (void)M;
     return &arch_portable;
 }
 
-int cnn_sgemm_mr(void) { return current_arch()->mr; }
-int cnn_sgemm_nr(void) { return current_arch()->nr; }
+int cnn_sgemm_mr(void) { return 24; }
+int cnn_sgemm_nr(void) { return current_arch(1 << 20)->nr; }
 
 // ---- Packing -----------------------------------------------------------------------------------------
 
@@ -152,37 +171,49 @@ static float *reserve(float **buffer, size_t *capacity, size_t count) {
 }
 
 /// op(A)[i0 : i0+mc, p0 : p0+kc] into slivers of MR rows: dst[sliver][p][r], zero-padded to whole slivers.
+/// Each source row is read sequentially (rows of A, or of A^T when trans), whatever the layout.
 static void pack_a(int trans, const float *A, int lda, int i0, int p0, int mc, int kc, int mr, float *dst) {
-    for (int ir = 0; ir < mc; ir += mr) {
+    for (int ir = 0; ir < mc; ir += mr, dst += (size_t)mr * kc) {
         int rows = mc - ir < mr ? mc - ir : mr;
-        for (int p = 0; p < kc; p++, dst += mr) {
-            int r = 0;
-            if (!trans) {
-                const float *src = A + (size_t)(i0 + ir) * lda + (p0 + p);
-                for (; r < rows; r++) dst[r] = src[(size_t)r * lda];
-            } else {
-                const float *src = A + (size_t)(p0 + p) * lda + (i0 + ir);
-                for (; r < rows; r++) dst[r] = src[r];
+        if (!trans) {
+            for (int r = 0; r < rows; r++) {
+                const float *src = A + (size_t)(i0 + ir + r) * lda + p0;
+                for (int p = 0; p < kc; p++) dst[(size_t)p * mr + r] = src[p];
             }
-            for (; r < mr; r++) dst[r] = 0;
+            for (int r = rows; r < mr; r++)
+                for (int p = 0; p < kc; p++) dst[(size_t)p * mr + r] = 0;
+        } else {
+            for (int p = 0; p < kc; p++) {
+                const float *src = A + (size_t)(p0 + p) * lda + (i0 + ir);
+                float *d = dst + (size_t)p * mr;
+                int r = 0;
+                for (; r < rows; r++) d[r] = src[r];
+                for (; r < mr; r++) d[r] = 0;
+            }
         }
     }
 }
 
 /// op(B)[p0 : p0+kc, j0 : j0+nc] into slivers of NR columns: dst[sliver][p][j], zero-padded.
+/// Each source row is read sequentially (rows of B, or of B^T when trans).
 static void pack_b(int trans, const float *B, int ldb, int p0, int j0, int kc, int nc, int nr, float *dst) {
-    for (int jr = 0; jr < nc; jr += nr) {
+    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)nr * kc) {
         int cols = nc - jr < nr ? nc - jr : nr;
-        for (int p = 0; p < kc; p++, dst += nr) {
-            int j = 0;
-            if (!trans) {
+        if (!trans) {
+            for (int p = 0; p < kc; p++) {
                 const float *src = B + (size_t)(p0 + p) * ldb + (j0 + jr);
-                for (; j < cols; j++) dst[j] = src[j];
-            } else {
-                const float *src = B + (size_t)(j0 + jr) * ldb + (p0 + p);
-                for (; j < cols; j++) dst[j] = src[(size_t)j * ldb];
+                float *d = dst + (size_t)p * nr;
+                int j = 0;
+                for (; j < cols; j++) d[j] = src[j];
+                for (; j < nr; j++) d[j] = 0;
             }
-            for (; j < nr; j++) dst[j] = 0;
+        } else {
+            for (int j = 0; j < cols; j++) {
+                const float *src = B + (size_t)(j0 + jr + j) * ldb + p0;
+                for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = src[p];
+            }
+            for (int j = cols; j < nr; j++)
+                for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = 0;
         }
     }
 }
@@ -205,7 +236,7 @@ void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     // beta == 0: the first k-block stores instead of accumulating, so C is never read (nor cleared first).
     if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
 
-    const gemm_arch *arch = current_arch();
+    const gemm_arch *arch = current_arch(M);
     const int mr = arch->mr, nr = arch->nr;
     float *a_buf = reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
     float *b_buf = reserve(&packed_b, &packed_b_capacity, (size_t)(NC + NR_MAX) * KC);

@@ -4,8 +4,35 @@
 #include <float.h>
 #include <string.h>
 
+/// The common 2x2 stride-2 unpadded case, branch-free: the same choices as the general loop (the first maximum in
+/// row-major window order wins; a NaN wins).
+static void maxpool_2x2(const float *x, int planes, int H, int W, int OH, int OW, float *restrict y, int32_t *restrict argmax) {
+    for (int n = 0; n < planes; n++, x += (size_t)H * W)
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            for (int ow = 0; ow < OW; ow++, y++, argmax++) {
+                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                float m = a;
+                int k = 0;
+                int take = a == a && (b > m || b != b); m = take ? b : m; k = take ? 1 : k;
+                take = m == m && (c > m || c != c); m = take ? c : m; k = take ? 2 : k;
+                take = m == m && (d > m || d != d); m = take ? d : m; k = take ? 3 : k;
+                *y = m;
+                *argmax = (2 * oh + (k >> 1)) * W + 2 * ow + (k & 1);
+            }
+        }
+}
+
 void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int OH, int OW, float *y, int32_t *argmax) {
+    if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W)
+        maxpool_2x2(x, planes, H, W, OH, OW, y, argmax);
+    else
+        cnn_maxpool_forward_naive(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax);
+}
+
+void cnn_maxpool_forward_naive(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                               int OH, int OW, float *y, int32_t *argmax) {
     for (int n = 0; n < planes; n++, x += (size_t)H * W)
         for (int oh = 0; oh < OH; oh++) {
             int h0 = oh * SH - PH, h1 = h0 + KH;

@@ -110,6 +110,25 @@ struct KernelTests {
         #expect(ceil(x).values == [10, 11, 14, 15])
     }
 
+    @Test func maxPoolingFastPathEqualsTheGeneralLoop() {
+        // Odd sizes (the last row and column are dropped), ties, NaNs and infinities.
+        let (planes, h, w) = (3, 9, 11)
+        var values = randomTensor([planes * h * w], seed: 21).values.map { ($0 * 4).rounded() / 4 }
+        values[5] = .nan
+        values[40] = .infinity
+        values[41] = -.infinity
+        values[100] = .nan
+        values[101] = .nan
+        let (oh, ow) = (h / 2, w / 2)
+        var fast = [Float](repeating: 0, count: planes * oh * ow), slow = fast
+        var fastIndex = [Int32](repeating: 0, count: fast.count), slowIndex = fastIndex
+        cnn_maxpool_forward(values, Int32(planes), Int32(h), Int32(w), 2, 2, 2, 2, 0, 0, Int32(oh), Int32(ow), &fast, &fastIndex)
+        cnn_maxpool_forward_naive(values, Int32(planes), Int32(h), Int32(w), 2, 2, 2, 2, 0, 0, Int32(oh), Int32(ow), &slow, &slowIndex)
+        #expect(fastIndex == slowIndex)
+        #expect(zip(fast, slow).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        #expect(fast.contains { $0.isNaN }, "a NaN in a window must win")
+    }
+
     @Test func averagePoolingDivisors() {
         let x = Tensor(shape: [1, 1, 2, 2], values: [1, 2, 3, 4])
         // 3x3 window, padding 1, stride 2 over 2x2: one window covering everything.

@@ -40,7 +40,8 @@ void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 /// The naive triple loop, in double precision accumulation: the oracle for cnn_sgemm.
 void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/// The register-tile sizes of the active micro-kernel (callers split work on these boundaries).
+/// Boundaries on which callers may split M and N across threads without splitting a register tile
+/// (a multiple of every micro-kernel's height, and the active micro-kernel's width).
 int cnn_sgemm_mr(void);
 int cnn_sgemm_nr(void);
 
@@ -64,6 +65,9 @@ void cnn_conv2d_naive(const float *x, int C, int H, int W, const float *w, const
 /// Max pooling; windows clipped to the input (padding never wins). argmax receives the flat input index.
 void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int OH, int OW, float *y, int32_t *argmax);
+/// The general loop, twin of the 2x2 stride-2 fast path: the first maximum in row-major window order wins, a NaN wins.
+void cnn_maxpool_forward_naive(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                               int OH, int OW, float *y, int32_t *argmax);
 void cnn_maxpool_backward(const float *dy, const int32_t *argmax, int planes, int H, int W, int OH, int OW, float *dx);
 /// Average pooling; count_include_pad as in PyTorch's default (divide by the window clipped to the padded input).
 void cnn_avgpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,

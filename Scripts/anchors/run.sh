@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ClassicCNN against PyTorch (and TensorFlow with --tensorflow) on this machine, the same
+# models at the same shapes, 2 threads, medians of repeated runs, printed with the ratio ours / best anchor.
+#
+#     Scripts/anchors/run.sh [--tensorflow] [--runs 5]
+#
+# Makes a venv (.venv-anchors, or $ANCHORS_VENV) and installs torch (and tensorflow-cpu) from PyPI the first time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv="${ANCHORS_VENV:-.venv-anchors}"
+packages=(torch numpy)
+for argument in "$@"; do [ "$argument" = "--tensorflow" ] && packages+=(tensorflow-cpu); done
+if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
+"$venv/bin/python" -m pip install -q "${packages[@]}"
+swift build -c release --product cnn >&2
+swift build -c release --product kernel-bench >&2
+exec "$venv/bin/python" Scripts/anchors/anchors.py --cnn .build/release/cnn --kernel-bench .build/release/kernel-bench "$@"
