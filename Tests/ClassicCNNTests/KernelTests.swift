@@ -90,6 +90,51 @@ struct KernelTests {
         }
     }
 
+    /// Shapes the direct kernels take: LeNet's C1, a masked tail (OW = 17), two output-channel blocks (8 = 6 + 2),
+    /// two kernel-column blocks for the weight gradient (5 = 4 + 1), several input channels.
+    static let directShapes: [(c: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int)] = [
+        (1, 32, 32, 6, 5, 5), (3, 20, 19, 8, 3, 3), (2, 12, 40, 13, 4, 5), (1, 9, 24, 1, 1, 7),
+    ]
+
+    @Test("direct convolution equals the naive twins", arguments: 0..<directShapes.count)
+    func directConvolution(_ index: Int) throws {
+        let s = Self.directShapes[index]
+        let (oh, ow) = (s.h - s.kh + 1, s.w - s.kw + 1)
+        try #require(cnn_conv2d_direct_available(Int32(s.c), Int32(s.kh), Int32(s.kw), Int32(ow)) != 0 || cnn_isa_detected() != CNN_ISA_AVX512)
+        guard cnn_conv2d_direct_available(Int32(s.c), Int32(s.kh), Int32(s.kw), Int32(ow)) != 0 else { return }
+        let x = randomTensor([s.c * s.h * s.w], seed: 31).values
+        let w = randomTensor([s.co * s.c * s.kh * s.kw], seed: 32).values, b = randomTensor([s.co], seed: 33).values
+        let dy = randomTensor([s.co * oh * ow], seed: 34).values
+        var fast = [Float](repeating: 0, count: s.co * oh * ow), slow = fast
+        cnn_conv2d_direct_forward(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fast)
+        cnn_conv2d_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slow)
+        #expect(zip(fast, slow).map { abs($0 - $1) }.max()! < 1e-4)
+        var fastW = [Float](repeating: 0.5, count: w.count), slowW = fastW
+        cnn_conv2d_direct_weight_gradient(x, Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fastW)
+        cnn_conv2d_weight_gradient_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slowW)
+        #expect(zip(fastW, slowW).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4)
+    }
+
+    @Test func directAndLoweredConvolutionsAgreeInsideTheLayer() {
+        // The same layer computed with the direct kernels (AVX-512) and with im2col + GEMM (portable ISA).
+        defer { cnn_isa_select(cnn_isa_detected()) }
+        func run(_ isa: cnn_isa) -> [Tensor] {
+            cnn_isa_select(isa)
+            let conv = Conv2D(inputChannels: 1, outputChannels: 6, kernelSize: 5)
+            var rng = RandomGenerator(seed: 4)
+            conv.resetParameters(using: &rng)
+            let y = Tensor(copying: conv.forward(randomTensor([5, 1, 32, 32], seed: 5), training: true))
+            conv.weight.zeroGradient()
+            conv.bias!.zeroGradient()
+            let dx = Tensor(copying: conv.backward(randomTensor(y.shape, seed: 6)))
+            return [y, Tensor(copying: conv.weight.gradient), Tensor(copying: conv.bias!.gradient), dx]
+        }
+        let direct = run(cnn_isa_detected()), lowered = run(CNN_ISA_PORTABLE)
+        for (a, b) in zip(direct, lowered) {
+            #expect(zip(a.values, b.values).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4)
+        }
+    }
+
     @Test func samePaddingFollowsTensorFlow() {
         // TensorFlow: output ceil(in / stride), the odd extra padding at the bottom/right.
         let p = Padding.same.amounts(height: 224, width: 224, kernel: (7, 7), stride: (2, 2))

@@ -60,6 +60,20 @@ void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW, int SH, i
 void cnn_conv2d_naive(const float *x, int C, int H, int W, const float *w, const float *b, int CO, int groups,
                       int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float *y);
 
+// ---- Direct convolution (few input taps, stride 1, no padding, one group) ----------------------------------
+
+/// Whether the direct kernels serve this shape on this CPU (AVX-512; C*KH*KW <= 75; OW >= 8).
+int cnn_conv2d_direct_available(int C, int KH, int KW, int OW);
+/// y[CO,OH,OW] = w * x + b for one image (b may be NULL).
+void cnn_conv2d_direct_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int CO, int KH,
+                               int KW, int OH, int OW, float *y);
+/// dw[CO,C,KH,KW] += the correlation of dy[CO,OH,OW] with x[C,H,W] for one image.
+void cnn_conv2d_direct_weight_gradient(const float *x, int C, int H, int W, const float *dy, int CO, int KH, int KW,
+                                       int OH, int OW, float *dw);
+/// The naive twin of the weight gradient, for any stride, padding and groups.
+void cnn_conv2d_weight_gradient_naive(const float *x, int C, int H, int W, const float *dy, int CO, int groups,
+                                      int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float *dw);
+
 // ---- Pooling (one plane at a time: planes = N*C) -------------------------------------------------
 
 /// Max pooling; windows clipped to the input (padding never wins). argmax receives the flat input index.

@@ -149,6 +149,14 @@ public final class Conv2D: Layer, Initializable {
         kernelSize == (1, 1) && stride == (1, 1) && padding.amounts(height: 1, width: 1, kernel: (1, 1), stride: (1, 1)) == (0, 0, 0, 0)
     }
 
+    /// Whether the direct kernels (no lowering) serve this input: stride 1, no padding, one group, few taps.
+    private func usesDirectKernels(_ inputShape: [Int], _ g: WindowGeometry) -> Bool {
+        guard groups == 1, stride == (1, 1), g.padTop == 0, g.padLeft == 0,
+              inputShape[2] - kernelSize.height + 1 == g.outputHeight, inputShape[3] - kernelSize.width + 1 == g.outputWidth
+        else { return false }
+        return cnn_conv2d_direct_available(Int32(inputChannels), Int32(kernelSize.height), Int32(kernelSize.width), Int32(g.outputWidth)) != 0
+    }
+
     /// How a batch is lowered. The batch is split into `chunks` contiguous shares, one per thread (or, for a batch
     /// smaller than the thread count, one share whose GEMMs use `gemmThreads`). Within a share, `span` images at a
     /// time are laid side by side in one column matrix and go through one GEMM: for small outputs (LeNet's C5 has
@@ -178,10 +186,19 @@ public final class Conv2D: Layer, Initializable {
         let k = cg * kh * kw, p = oh * ow
         let pointwise = isPointwise
         let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)
-        if !pointwise { buffers(&columns, count: chunks, shape: [k, span * p]) }
-        if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         let x = input.data, wt = weight.data, out = y.data
         let biasData = bias?.value.data
+        if usesDirectKernels(input.shape, g) {
+            Parallel.forEachChunk(n, chunks: chunks) { _, images in
+                for image in images {
+                    cnn_conv2d_direct_forward(x + image * c * h * w, Int32(c), Int32(h), Int32(w), wt, biasData, Int32(co),
+                                              Int32(kh), Int32(kw), Int32(oh), Int32(ow), out + image * co * p)
+                }
+            }
+            return y
+        }
+        if !pointwise { buffers(&columns, count: chunks, shape: [k, span * p]) }
+        if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
                 let count = Swift.min(span, images.upperBound - first), ld = count * p
@@ -196,8 +213,7 @@ public final class Conv2D: Layer, Initializable {
                         }
                     }
                     // Y_g [cog, count * P] = W_g [cog, K] x col; written straight into y for one image.
-                    let direct = out + (first * co + group * cog) * p
-                    let target = count == 1 ? direct : scratch[chunk].data
+                    let target = count == 1 ? out + (first * co + group * cog) * p : scratch[chunk].data
                     Gemm.multiply(m: cog, n: ld, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: ld,
                                   c: target, ldc: ld, threads: gemmThreads)
                     if count > 1 {
@@ -235,10 +251,19 @@ public final class Conv2D: Layer, Initializable {
         buffers(&biasGradients, count: chunks, shape: [co])
         let x = input.data, wt = weight.data, dy = outputGradient.data, dxData = dx.data
         let needDX = computesInputGradient
+        let direct = usesDirectKernels(input.shape, g)
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
             let dw = weightGradients[chunk].data, db = biasGradients[chunk].data
             weightGradients[chunk].zero()
             biasGradients[chunk].zero()
+            cnn_accumulate_channel_sums(dy + images.lowerBound * co * p, db, Int32(images.count), Int32(co), Int32(p))
+            if direct {
+                for image in images {
+                    cnn_conv2d_direct_weight_gradient(x + image * c * h * w, Int32(c), Int32(h), Int32(w), dy + image * co * p,
+                                                      Int32(co), Int32(kh), Int32(kw), Int32(oh), Int32(ow), dw)
+                }
+                guard needDX else { return }
+            }
             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
                 let count = Swift.min(span, images.upperBound - first), ld = count * p
                 for group in 0..<groups {
@@ -261,9 +286,11 @@ public final class Conv2D: Layer, Initializable {
                                        Int32(oh), Int32(ow), col + i * p, Int32(ld))
                         }
                     }
-                    // dW_g += dY_g [cog, count * P] x col^T [count * P, K]
-                    Gemm.multiply(transposeB: true, m: cog, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld,
-                                  beta: 1, c: dw + group * cog * k, ldc: k, threads: gemmThreads)
+                    // dW_g += dY_g [cog, count * P] x col^T [count * P, K] (unless the direct kernel did it)
+                    if !direct {
+                        Gemm.multiply(transposeB: true, m: cog, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld,
+                                      beta: 1, c: dw + group * cog * k, ldc: k, threads: gemmThreads)
+                    }
                     guard needDX else { continue }
                     // dcol = W_g^T [K, cog] x dY_g, then scattered back onto each image.
                     if pointwise {
@@ -281,7 +308,6 @@ public final class Conv2D: Layer, Initializable {
                         }
                     }
                 }
-                cnn_accumulate_channel_sums(dy + first * co * p, db, Int32(count), Int32(co), Int32(p))
             }
         }
         accumulate(weightGradients, into: weight.gradient)
