@@ -30,6 +30,13 @@ cnn_isa cnn_isa_active(void);
 cnn_isa cnn_isa_select(cnn_isa isa);
 const char *cnn_isa_name(cnn_isa isa);
 
+// ---- Threads ------------------------------------------------------------------------------------
+
+/// Runs fn(context, i) for i in 0..<chunks on the calling thread and up to threads - 1 pool workers (started on
+/// first use). Chunk i is the same work whichever thread runs it. Nested calls, and calls made while another
+/// thread's job runs, run inline.
+void cnn_parallel_run(int chunks, int threads, void (*fn)(void *context, int chunk), void *context);
+
 // ---- GEMM --------------------------------------------------------------------------------------
 
 /// C = alpha * op(A) * op(B) + beta * C, row-major, single-threaded.

@@ -1,6 +1,7 @@
 // The engine's one source of parallelism: a fixed number of threads (`--threads`, default all cores), work split
-// into contiguous chunks in a fixed order so that results are reproducible for a fixed thread count.
-import Dispatch
+// into contiguous chunks in a fixed order so that results are reproducible for a fixed thread count. The threads
+// are a small pool in CNNKernels (parallel.c) that spins briefly between regions and sleeps when idle.
+import CNNKernels
 import Foundation
 
 public enum Parallel {
@@ -20,8 +21,13 @@ public enum Parallel {
             if count > 0 { body(0, 0..<count) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { i in
-            body(i, (i * count / chunks)..<((i + 1) * count / chunks))
+        withoutActuallyEscaping(body) { body in
+            var job: (Int) -> Void = { i in body(i, (i * count / chunks)..<((i + 1) * count / chunks)) }
+            withUnsafeMutablePointer(to: &job) { pointer in
+                cnn_parallel_run(Int32(chunks), Int32(threads), { context, chunk in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(chunk))
+                }, pointer)
+            }
         }
     }
 }
