@@ -98,7 +98,7 @@ static const gemm_arch arch_avx512[] = {{12, 32, kernel_avx512_12x32}, {8, 32, k
 static const float avx512_efficiency[] = {1.0f, 0.95f, 0.8f};
 #endif
 
-static int active_isa = -1;
+static _Atomic int active_isa = -1;
 
 cnn_isa cnn_isa_detected(void) {
 #ifdef CNN_X86
@@ -129,9 +129,9 @@ const char *cnn_isa_name(cnn_isa isa) {
 }
 
 /// The micro-kernel for a GEMM with M rows: on AVX-512, the height that pads M least for its speed.
-static const gemm_arch *current_arch(int M) {
+static const gemm_arch *arch_for(cnn_isa isa, int M) {
 #ifdef CNN_X86
-    switch (cnn_isa_active()) {
+    switch (isa) {
     case CNN_ISA_AVX512: {
         int best = 0;
         float best_cost = 0;
@@ -146,9 +146,12 @@ static const gemm_arch *current_arch(int M) {
     default: break;
     }
 #endif
+    (void)isa;
     (void)M;
     return &arch_portable;
 }
+
+static const gemm_arch *current_arch(int M) { return arch_for(cnn_isa_active(), M); }
 
 int cnn_sgemm_mr(void) { return 24; }
 int cnn_sgemm_nr(void) { return current_arch(1 << 20)->nr; }
@@ -229,14 +232,27 @@ static void scale_c(int M, int N, float beta, float *C, int ldc) {
     }
 }
 
+static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm(current_arch(M), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void cnn_sgemm_isa(cnn_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    cnn_isa best = cnn_isa_detected();
+    sgemm(arch_for(isa < best ? isa : best, M), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
     // beta == 0: the first k-block stores instead of accumulating, so C is never read (nor cleared first).
     if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
 
-    const gemm_arch *arch = current_arch(M);
     const int mr = arch->mr, nr = arch->nr;
     float *a_buf = reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
     float *b_buf = reserve(&packed_b, &packed_b_capacity, (size_t)(NC + NR_MAX) * KC);

@@ -6,21 +6,19 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training or inference speed on synthetic data: images/s, ms per step, GFLOP/s and the share of the measured GEMM peak.")
 
-    @Argument(help: "A model name (see `cnn models`).") var model: String
+    @OptionGroup var network: ModelOptions
     @Option(help: "Images per step.") var batchSize = 32
     @Flag(help: "Measure training steps (forward, backward, update): the default.") var train = false
     @Flag(help: "Measure inference (forward only).") var infer = false
     @Option(help: "Timed steps; the median step time is reported.") var steps = 50
     @Option(help: "Untimed warm-up steps.") var warmup = 5
-    @Option(help: "Input height and width (default: the network's own).") var inputSize: Int?
-    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
     @Flag(help: "Also print the median time of each top-level layer's forward and backward pass.") var profile = false
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
         if train && infer { throw ValidationError("give --train or --infer, not both") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try validateBatchSize(batchSize)
         if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if warmup < 0 { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
     }
@@ -33,7 +31,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let built = try ModelZoo.make(model, inputSize: inputSize, classes: classes, seed: 0)
+        let model = network.model
+        let built = try network.make()
+        built.initialize(seed: 0)
         let training = !infer
         var rng = RandomGenerator(seed: 1)
         let batch = Tensor(shape: [batchSize] + built.inputShape, values: (0..<(batchSize * built.inputShape.reduce(1, *))).map { _ in rng.nextFloat() })

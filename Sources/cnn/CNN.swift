@@ -25,6 +25,41 @@ struct RuntimeOptions: ParsableArguments {
     }
 }
 
+/// The network and its size: `MODEL [--input-size N] [--classes N]`, checked before any work starts.
+struct ModelOptions: ParsableArguments {
+    @Argument(help: "A model name (see `cnn models`).") var model: String
+    @Option(help: "Input height and width (default: the network's own).") var inputSize: Int?
+    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
+
+    func validate() throws {
+        do { _ = try ModelZoo.descriptor(named: model) } catch { throw ValidationError("\(error)") }
+        if let inputSize, !(1...ModelDescriptor.maximumInputSize).contains(inputSize) {
+            throw ValidationError("--input-size must be in 1...\(ModelDescriptor.maximumInputSize), got \(inputSize)")
+        }
+        if let classes, !(1...ModelDescriptor.maximumClasses).contains(classes) {
+            throw ValidationError("--classes must be in 1...\(ModelDescriptor.maximumClasses), got \(classes)")
+        }
+    }
+
+    var descriptor: ModelDescriptor { get throws { try ModelZoo.descriptor(named: model) } }
+
+    func make() throws -> Model { try descriptor.make(inputSize: inputSize, classes: classes) }
+}
+
+/// The largest --batch-size accepted.
+let maximumBatchSize = 65_536
+
+func validateBatchSize(_ batchSize: Int) throws {
+    guard (1...maximumBatchSize).contains(batchSize) else {
+        throw ValidationError("--batch-size must be in 1...\(maximumBatchSize), got \(batchSize)")
+    }
+}
+
+/// A failure that is not a usage error (exit status 1 rather than 64).
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+}
+
 struct DataOptions: ParsableArguments {
     @Option(help: "The folder holding the datasets (or the MNIST files themselves). Default: $CNN_DATA_DIR, then the MNIST in the repository, then the download cache.")
     var dataDir: String?
@@ -49,7 +84,7 @@ func loadDataset(_ name: String, split: MNIST.Split, dataDirectory: String?) thr
         let directory = try DataLocator.mnistDirectory(dataDirectory: dataDirectory)
         return try MNIST.load(split, from: directory)
     default:
-        throw ValidationError("unknown dataset '\(name)'; available: mnist")
+        throw CommandError(description: "unknown dataset '\(name)'; available: mnist")
     }
 }
 

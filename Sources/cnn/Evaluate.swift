@@ -14,7 +14,7 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try validateBatchSize(batchSize)
     }
 
     struct Report: Encodable {
@@ -30,6 +30,7 @@ struct Evaluate: ParsableCommand {
         let (model, info, _) = try Checkpoint.load(path: checkpoint)
         let name = dataset ?? info.dataset
         let testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
+        try Evaluation.checkLabels(of: testSet, fit: model)
         let result = Evaluation.run(model: model, dataset: testSet, batchSize: batchSize)
         let report = Report(
             model: model.name, checkpoint: checkpoint, dataset: name, epoch: info.epoch, images: result.count,

@@ -28,7 +28,7 @@ struct Predict: ParsableCommand {
         runtime.apply()
         let (model, info, _) = try Checkpoint.load(path: checkpoint)
         guard info.dataset == "mnist" else {
-            throw ValidationError("\(checkpoint): predicting with a \(info.dataset) model is not supported yet (MNIST models only)")
+            throw CommandError(description: "\(checkpoint): predicting with a \(info.dataset) model is not supported yet (MNIST models only)")
         }
         // Decode everything first, so a bad file stops the command before any output.
         let digits = try images.map { try mnistStyleDigit(Image.load(path: $0)) }

@@ -5,15 +5,8 @@ struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a network layer by layer: output shapes, parameters, connections and multiply-adds.")
 
-    @Argument(help: "A model name (see `cnn models`).") var model: String
-    @Option(help: "Input height and width (default: the network's own).") var inputSize: Int?
-    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
+    @OptionGroup var network: ModelOptions
     @Flag(help: "Print JSON.") var json = false
-
-    func validate() throws {
-        if let inputSize, inputSize < 1 { throw ValidationError("--input-size must be positive, got \(inputSize)") }
-        if let classes, classes < 1 { throw ValidationError("--classes must be positive, got \(classes)") }
-    }
 
     struct Layer: Encodable {
         let name: String, type: String, output_shape: [Int], parameters: Int, fixed_parameters: Int, connections: Int, macs: Int
@@ -25,8 +18,8 @@ struct Summary: ParsableCommand {
     }
 
     func run() throws {
-        let descriptor = try ModelZoo.descriptor(named: model)
-        let built = try descriptor.make(inputSize: inputSize, classes: classes)
+        let model = network.model
+        let built = try network.make()
         let rows = try built.summary()
         let layers = rows.map {
             Layer(name: $0.name, type: $0.kind, output_shape: $0.outputShape, parameters: $0.parameters,

@@ -10,7 +10,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network; checkpoints go to --checkpoint-dir (last.safetensors, best.safetensors).")
 
-    @Argument(help: "A model name (see `cnn models`).") var model: String
+    @OptionGroup var network: ModelOptions
     @Option(help: "The dataset: mnist.") var dataset: String?
     @Option(help: "Epochs.") var epochs = 5
     @Option(help: "Images per step.") var batchSize = 32
@@ -21,8 +21,6 @@ struct Train: ParsableCommand {
     @Flag(help: "Nesterov momentum for sgd.") var nesterov = false
     @Option(help: "L2 weight decay.") var weightDecay: Float = 0
     @Option(help: "Seed of the weights, the shuffling and dropout.") var seed: UInt64 = 0
-    @Option(help: "Input height and width (default: the network's own).") var inputSize: Int?
-    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
     @Option(help: "Where to write last.safetensors and best.safetensors.") var checkpointDir = "checkpoints"
     @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
     @OptionGroup var data: DataOptions
@@ -30,7 +28,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try validateBatchSize(batchSize)
         if let stepsPerEpoch, stepsPerEpoch < 1 { throw ValidationError("--steps-per-epoch must be at least 1, got \(stepsPerEpoch)") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
@@ -39,15 +37,13 @@ struct Train: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let descriptor = try ModelZoo.descriptor(named: model)
-        let network = try descriptor.make(inputSize: inputSize, classes: classes)
+        let model = self.network.model
+        let descriptor = try self.network.descriptor
+        let network = try self.network.make()
         network.initialize(seed: seed)
         let datasetName = dataset ?? descriptor.defaultDataset
         let trainingSet = try loadDataset(datasetName, split: .train, dataDirectory: data.dataDir)
         let validationSet = try loadDataset(datasetName, split: .test, dataDirectory: data.dataDir)
-        guard trainingSet.channels == network.configuration.inputChannels else {
-            throw ValidationError("\(model) takes \(network.configuration.inputChannels)-channel input, \(datasetName) has \(trainingSet.channels)")
-        }
         let chosen: any ClassicCNN.Optimizer = switch optimizer {
         case .adam: Adam(learningRate: lr ?? 0.001, weightDecay: weightDecay)
         case .sgd: SGD(learningRate: lr ?? 0.01, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)

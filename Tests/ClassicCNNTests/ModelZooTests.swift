@@ -31,11 +31,11 @@ struct ModelZooTests {
         }
     }
 
-    @Test func everyNameIsUnique() {
+    @Test func everyNameIsUnique() throws {
         let names = ModelZoo.all.map(\.name)
         #expect(Set(names).count == names.count)
         for descriptor in ModelZoo.all {
-            let parameterNames = (try? descriptor.make().parameters.map(\.name)) ?? []
+            let parameterNames = try descriptor.make().parameters.map(\.name)
             #expect(Set(parameterNames).count == parameterNames.count, "\(descriptor.name) repeats a parameter name")
         }
     }
@@ -74,6 +74,10 @@ struct ModelZooTests {
         #expect(throws: ShapeError.self) { try ModelZoo.make("lenet5", inputSize: 20) }
         #expect(throws: ConfigurationError.self) { try ModelZoo.make("lenet5-1998", classes: 5) }
         #expect(throws: UnknownModelError.self) { try ModelZoo.make("lenet6") }
+        #expect(throws: ConfigurationError.self) { try ModelZoo.make("lenet5", classes: -1) }
+        #expect(throws: ConfigurationError.self) { try ModelZoo.make("lenet5", classes: 0) }
+        #expect(throws: ConfigurationError.self) { try ModelZoo.make("lenet5", inputSize: 100_000) }
+        #expect(throws: ConfigurationError.self) { try ModelZoo.make("lenet5", inputSize: 4000) }
     }
 
     @Test func sameSeedSameWeights() throws {

@@ -80,7 +80,15 @@ struct TrainingTests {
         #expect(loaded.forward(batch) == model.forward(batch))
         // The optimizer state comes back whole: the next step is the same step.
         let restored = Adam()
-        try restored.restore(state: state, settings: loadedInfo.optimizerSettings)
+        try restored.restore(state: state, settings: loadedInfo.optimizerSettings, parameters: loaded.parameters)
+        // A state tensor of the wrong shape, or half of Adam's pair, is refused.
+        var wrong = state
+        wrong["F6.weight.exp_avg"] = Tensor(shape: [3])
+        #expect(throws: OptimizerStateError.self) { try Adam().restore(state: wrong, settings: [:], parameters: loaded.parameters) }
+        var half = state
+        half["C1.weight.exp_avg_sq"] = nil
+        #expect(throws: OptimizerStateError.self) { try Adam().restore(state: half, settings: [:], parameters: loaded.parameters) }
+        #expect(throws: OptimizerStateError.self) { try Adam().restore(state: state, settings: ["step": .nan], parameters: loaded.parameters) }
         model.trainStep(batch: batch, labels: [0, 1, 2, 3], optimizer: optimizer)
         loaded.trainStep(batch: batch, labels: [0, 1, 2, 3], optimizer: restored)
         #expect(loaded.parameters.map { $0.parameter.value } == model.parameters.map { $0.parameter.value })

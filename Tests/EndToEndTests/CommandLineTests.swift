@@ -136,6 +136,18 @@ struct CommandLineTests {
         expectCleanFailure(try cnn(["summary", "lenet6"]), naming: "lenet6")
         expectCleanFailure(try cnn(["train", "lenet5", "--bogus"]), naming: "--bogus")
         expectCleanFailure(try cnn(["summary", "lenet5", "--input-size", "16"]), naming: "fit")
+        // Usage errors exit 64 (EX_USAGE), before any work starts.
+        for arguments in [["summary", "lenet6"], ["train", "lenet5", "--classes", "-1"], ["train", "lenet5", "--input-size", "0"],
+                          ["bench", "lenet5", "--classes", "0"], ["bench", "lenet5", "--input-size", "100000"],
+                          ["train", "lenet5", "--batch-size", "1000000000"], ["evaluate", "--checkpoint", "x", "--batch-size", "0"]] {
+            let run = try cnn(arguments)
+            #expect(run.status == 64, "\(arguments): exit \(run.status), \(run.error)")
+        }
+        // Too large for the dense layers: a clean error, not an allocation that kills the process.
+        expectCleanFailure(try cnn(["summary", "lenet5", "--input-size", "4000"]), naming: "--input-size")
+        // A 10-class dataset on a 5-class model.
+        expectCleanFailure(try cnn(["train", "lenet5", "--classes", "5", "--epochs", "1", "--steps-per-epoch", "1",
+                                    "--checkpoint-dir", scratch("classes"), "--data-dir", try dataRoot()]), naming: "--classes")
     }
 
     @Test func badDataIsReportedByFileAndNothingIsOverwritten() throws {
@@ -161,6 +173,19 @@ struct CommandLineTests {
 
         // A folder without MNIST.
         expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", scratch("empty")]), naming: "no MNIST files")
+
+        // One file missing among the four: named.
+        let partial = scratch("partial")
+        for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"] {
+            try FileManager.default.copyItem(atPath: "\(root)/mnist/\(name)", toPath: "\(partial)/\(name)")
+        }
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", partial]), naming: "t10k-labels-idx1-ubyte.gz")
+
+        // A truncated labels file (raw IDX, cut short).
+        let labels = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mnist/t10k-labels-idx1-ubyte.gz"))
+        FileManager.default.createFile(atPath: "\(partial)/t10k-labels-idx1-ubyte.gz", contents: labels.prefix(labels.count - 100))
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", partial, "--checkpoint-dir", checkpoints]), naming: "t10k-labels-idx1-ubyte.gz")
+        #expect(FileManager.default.contents(atPath: checkpoints + "/last.safetensors") == marker)
     }
 
     @Test func badCheckpointsAndImagesAreReportedByFile() throws {
@@ -180,5 +205,26 @@ struct CommandLineTests {
         let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", notImage])
         expectCleanFailure(predict, naming: notImage)
         #expect(predict.error.contains("not a PNG or JPEG"))
+
+        // A truncated PNG, and a foreign safetensors file given as a checkpoint.
+        let png = try Data(contentsOf: URL(fileURLWithPath: root + "/samples/cifar-test-0001-dog.png"))
+        let cut = directory + "/cut.png"
+        FileManager.default.createFile(atPath: cut, contents: png.prefix(png.count / 2))
+        expectCleanFailure(try cnn(["predict", "--checkpoint", directory + "/last.safetensors", cut]), naming: cut)
+        let foreign = directory + "/foreign.safetensors"
+        let header = Data(#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.utf8)
+        var bytes = Data(withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) })
+        bytes.append(header)
+        bytes.append(Data([0, 0, 128, 63]))
+        FileManager.default.createFile(atPath: foreign, contents: bytes)
+        expectCleanFailure(try cnn(["evaluate", "--checkpoint", foreign, "--data-dir", root]), naming: "not a ClassicCNN checkpoint")
+
+        // Evaluating and predicting write nothing.
+        let before = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        let last = FileManager.default.contents(atPath: directory + "/last.safetensors")
+        #expect(try cnn(["evaluate", "--checkpoint", directory + "/last.safetensors", "--data-dir", root]).status == 0)
+        #expect(try cnn(["predict", "--checkpoint", directory + "/last.safetensors", root + "/samples/mnist-test-0002-label1.png"]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == before)
+        #expect(FileManager.default.contents(atPath: directory + "/last.safetensors") == last)
     }
 }

@@ -25,8 +25,8 @@ typedef enum {
 cnn_isa cnn_isa_detected(void);
 /// The instruction set the kernels currently use.
 cnn_isa cnn_isa_active(void);
-/// Forces an instruction set (clamped to what the CPU supports); returns the one now active.
-/// For tests and benchmarks: lets the portable and AVX2 paths be checked on an AVX-512 machine.
+/// Forces an instruction set for the whole process (clamped to what the CPU supports); returns the one now active.
+/// For benchmarks; tests use cnn_sgemm_isa, which changes nothing global.
 cnn_isa cnn_isa_select(cnn_isa isa);
 const char *cnn_isa_name(cnn_isa isa);
 
@@ -44,6 +44,9 @@ void cnn_parallel_run(int chunks, int threads, void (*fn)(void *context, int chu
 /// beta == 0 overwrites C without reading it (NaNs in C do not propagate).
 void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/// cnn_sgemm with a given instruction set (clamped to the CPU's), leaving the active one alone: for tests.
+void cnn_sgemm_isa(cnn_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /// The naive triple loop, in double precision accumulation: the oracle for cnn_sgemm.
 void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);

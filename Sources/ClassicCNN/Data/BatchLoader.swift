@@ -20,9 +20,8 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     public let order: [Int]
     public var batchCount: Int { (order.count + batchSize - 1) / batchSize }
 
-    private let slotCount = 3
     /// A preallocated batch: images and labels written in place by the producer.
-    private final class Slot {
+    final class Slot {
         let images: Tensor
         let labels: UnsafeMutableBufferPointer<Int32>
         init(images: Tensor) {
@@ -32,14 +31,43 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         }
         deinit { labels.deallocate() }
     }
-    private var slots: [Slot] = []
-    private var partialSlot: Slot?
-    private let filled = DispatchSemaphore(value: 0), free: DispatchSemaphore
+
+    /// What the producer thread shares with the loader. The producer holds only this, never the loader, so a
+    /// loader that is dropped mid-epoch is released and stops its thread.
+    final class Shared: @unchecked Sendable {
+        let slots: [Slot]
+        let partial: Slot?
+        let filled = DispatchSemaphore(value: 0)
+        let free: DispatchSemaphore
+        let finished = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
+        private var stopRequested = false
+
+        init(slots: [Slot], partial: Slot?) {
+            self.slots = slots
+            self.partial = partial
+            free = DispatchSemaphore(value: slots.count)
+        }
+
+        var isStopped: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return stopRequested
+        }
+
+        /// Marks the loader stopped; true the first time.
+        func requestStop() -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            if stopRequested { return false }
+            stopRequested = true
+            return true
+        }
+    }
+
+    private let shared: Shared
     private var nextToConsume: Int
     private let firstBatch: Int
-    private var worker: Thread?
-    private let stopLock = NSLock()
-    private var stopped = false
 
     /// - Parameters:
     ///   - shuffleSeed: nil keeps the dataset's order; otherwise the permutation is a function of (seed, epoch) only,
@@ -48,79 +76,71 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     ///   - limit: at most this many images (nil: all).
     public init(dataset: ImageDataset, batchSize: Int, inputSize: Int, format: InputFormat, shuffleSeed: UInt64?,
                 epoch: Int = 0, startBatch: Int = 0, limit: Int? = nil) {
+        precondition(batchSize > 0 && inputSize > 0)
         self.dataset = dataset
-        self.batchSize = batchSize
         self.inputSize = inputSize
         self.format = format
         var order = Array(0..<dataset.count)
         if let seed = shuffleSeed {
             var rng = RandomGenerator(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1)))
-            for i in stride(from: order.count - 1, to: 0, by: -1) {
+            for i in Swift.stride(from: order.count - 1, to: 0, by: -1) {
                 order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
             }
         }
-        if let limit { order = Array(order.prefix(limit)) }
+        if let limit { order = Array(order.prefix(Swift.max(limit, 0))) }
         self.order = order
-        free = DispatchSemaphore(value: slotCount)
-        firstBatch = Swift.min(startBatch, (order.count + batchSize - 1) / batchSize)
+        // Never more than the epoch holds: a batch size larger than the data allocates only what is needed.
+        self.batchSize = Swift.max(1, Swift.min(batchSize, order.count))
+        let count = (order.count + self.batchSize - 1) / self.batchSize
+        firstBatch = Swift.min(Swift.max(startBatch, 0), count)
         nextToConsume = firstBatch
-        let shape = [batchSize, dataset.channels, inputSize, inputSize]
-        slots = (0..<slotCount).map { _ in Slot(images: Tensor(shape: shape)) }
-        let remainder = order.count % batchSize
-        if remainder != 0 {
-            partialSlot = Slot(images: Tensor(shape: [remainder, dataset.channels, inputSize, inputSize]))
+        let shape = [self.batchSize, dataset.channels, inputSize, inputSize]
+        let remainder = order.count % self.batchSize
+        shared = Shared(slots: (0..<3).map { _ in Slot(images: Tensor(shape: shape)) },
+                        partial: remainder == 0 ? nil : Slot(images: Tensor(shape: [remainder, dataset.channels, inputSize, inputSize])))
+        let (shared, first, size, format, epochOrder) = (shared, firstBatch, self.batchSize, format, order)
+        let thread = Thread {
+            BatchLoader.produce(shared: shared, dataset: dataset, order: epochOrder, batchSize: size, inputSize: inputSize,
+                                format: format, batches: first..<count)
         }
-        let thread = Thread { [unowned self] in self.produce() }
         thread.stackSize = 1 << 20
-        worker = thread
         thread.start()
     }
 
     deinit { stop() }
 
-    /// Stops the background thread (also done when the loader is released).
+    /// Stops the background thread and waits for it (also done when the loader is released). After `stop`,
+    /// `next()` returns nil.
     public func stop() {
-        stopLock.lock()
-        let wasStopped = stopped
-        stopped = true
-        stopLock.unlock()
-        guard !wasStopped else { return }
-        // Let the producer run out: it checks `stopped` after each wait.
-        for _ in 0..<slotCount { free.signal() }
-        while !(worker?.isFinished ?? true) { usleep(100) }
+        guard shared.requestStop() else { return }
+        // Wake the producer wherever it waits; it sees the flag and exits.
+        for _ in shared.slots { shared.free.signal() }
+        shared.finished.wait()
     }
 
-    private var isStopped: Bool {
-        stopLock.lock()
-        defer { stopLock.unlock() }
-        return stopped
+    static func slot(_ shared: Shared, batch: Int, batchSize: Int, total: Int) -> Slot {
+        if let partial = shared.partial, total - batch * batchSize < batchSize { return partial }
+        return shared.slots[batch % shared.slots.count]
     }
 
-    private func produce() {
-        for batch in firstBatch..<batchCount {
-            free.wait()
-            if isStopped { return }
-            fill(batch)
-            filled.signal()
+    private static func produce(shared: Shared, dataset: ImageDataset, order: [Int], batchSize: Int, inputSize: Int,
+                                format: InputFormat, batches: Range<Int>) {
+        defer { shared.finished.signal() }
+        for batch in batches {
+            shared.free.wait()
+            if shared.isStopped { return }
+            let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)
+            let target = slot(shared, batch: batch, batchSize: batchSize, total: order.count)
+            convert(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format, into: target.images)
+            for (i, index) in order[start..<end].enumerated() { target.labels[i] = Int32(dataset.labels[index]) }
+            shared.filled.signal()
         }
-    }
-
-    private func slot(for batch: Int) -> Slot {
-        if let partialSlot, order.count - batch * batchSize < batchSize { return partialSlot }
-        return slots[batch % slotCount]
-    }
-
-    private func fill(_ batch: Int) {
-        let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)
-        let target = slot(for: batch)
-        convert(indices: order[start..<end], into: target.images)
-        for (i, index) in order[start..<end].enumerated() { target.labels[i] = Int32(dataset.labels[index]) }
     }
 
     /// Converts dataset bytes to input values (scale and offset per channel), centring and padding (or centre
     /// cropping) to the input size.
-    func convert(indices: ArraySlice<Int>, into images: Tensor) {
-        let (c, h, w, s) = (dataset.channels, dataset.height, dataset.width, inputSize)
+    static func convert(dataset: ImageDataset, indices: ArraySlice<Int>, inputSize s: Int, format: InputFormat, into images: Tensor) {
+        let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
         let out = images.data
         let top = (s - h) / 2, left = (s - w) / 2
         dataset.pixels.withUnsafeBufferPointer { pixels in
@@ -146,14 +166,14 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     }
 
     public func next() -> Batch? {
-        guard nextToConsume < batchCount else { return nil }
+        guard nextToConsume < batchCount, !shared.isStopped else { return nil }
         // The slot handed out before this one may now be refilled.
-        if nextToConsume > firstBatch { free.signal() }
-        filled.wait()
+        if nextToConsume > firstBatch { shared.free.signal() }
+        shared.filled.wait()
         let batch = nextToConsume
         nextToConsume += 1
         let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)
-        let slot = slot(for: batch)
+        let slot = BatchLoader.slot(shared, batch: batch, batchSize: batchSize, total: order.count)
         return Batch(images: slot.images, labels: UnsafeBufferPointer(slot.labels), indices: order[start..<end])
     }
 }

@@ -21,8 +21,18 @@ public enum DataLocator {
     /// `--data-dir` option) is authoritative: if MNIST is not there, that is an error, not a reason to look elsewhere.
     /// The last resort downloads into the cache when `allowDownload`.
     public static func mnistDirectory(dataDirectory: String?, allowDownload: Bool = true) throws -> String {
+        // A folder with some of the files but not all is an error naming the missing file, never a reason to
+        // look elsewhere or to download.
+        func checkComplete(_ folder: String) throws {
+            if let missing = MNIST.firstMissing(in: folder) {
+                throw DataError(path: missing, reason: "MNIST file missing (nor without .gz), while the other files are in \(folder)")
+            }
+        }
         if let dataDirectory {
-            for candidate in [dataDirectory, "\(dataDirectory)/mnist"] where MNIST.isPresent(in: candidate) { return candidate }
+            for candidate in [dataDirectory, "\(dataDirectory)/mnist"] {
+                try checkComplete(candidate)
+                if MNIST.isPresent(in: candidate) { return candidate }
+            }
             throw DataError(path: dataDirectory, reason: "no MNIST files here or in its mnist/ folder (expected train-images-idx3-ubyte.gz and the three others)")
         }
         var candidates: [String] = []
@@ -31,6 +41,7 @@ public enum DataLocator {
         }
         candidates += repositoryDataFolders()
         candidates.append("\(cacheDirectory)/mnist")
+        for candidate in candidates { try checkComplete(candidate) }
         if let found = candidates.first(where: MNIST.isPresent(in:)) { return found }
         guard allowDownload else {
             throw DataError(path: candidates.joined(separator: ", "), reason: "MNIST not found")

@@ -144,16 +144,27 @@ extension Image {
         return Array(UnsafeBufferPointer(start: output, count: length))
     }
 
+    /// The largest image file read (a 100-megapixel PNG or JPEG is far smaller).
+    public static let maximumFileSize = 256 << 20
+
     private static func readFile(_ path: String) throws -> [UInt8] {
+        // Only regular files: /dev/zero or a FIFO would otherwise be read forever.
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ImageError(path: path, reason: systemError()) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ImageError(path: path, reason: "not a regular file") }
+        guard Int(info.st_size) <= maximumFileSize else {
+            throw ImageError(path: path, reason: "\(info.st_size) bytes is larger than the \(maximumFileSize >> 20) MB an image may have")
+        }
         guard let file = fopen(path, "rb") else { throw ImageError(path: path, reason: systemError()) }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
+        while bytes.count <= maximumFileSize {
             let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
             bytes.append(contentsOf: chunk[..<count])
             if count < chunk.count { break }
         }
+        guard bytes.count <= maximumFileSize else { throw ImageError(path: path, reason: "larger than \(maximumFileSize >> 20) MB") }
         if ferror(file) != 0 { throw ImageError(path: path, reason: "cannot read: \(systemError())") }
         return bytes
     }

@@ -23,11 +23,18 @@ public enum MNIST {
 
     public static let classNames = (0...9).map(String.init)
 
+    static var fileStems: [String] { Split.allCases.flatMap { [$0.imageFile, $0.labelFile] } }
+
     /// Whether `directory` holds the four files (gzip-compressed or raw).
     public static func isPresent(in directory: String) -> Bool {
-        Split.allCases.allSatisfy { split in
-            [split.imageFile, split.labelFile].allSatisfy { locate($0, in: directory) != nil }
-        }
+        fileStems.allSatisfy { locate($0, in: directory) != nil }
+    }
+
+    /// The first missing file of a folder that holds some of the four but not all (nil if none or all are there).
+    static func firstMissing(in directory: String) -> String? {
+        let present = fileStems.filter { locate($0, in: directory) != nil }
+        guard !present.isEmpty, present.count < fileStems.count else { return nil }
+        return fileStems.first { locate($0, in: directory) == nil }.map { "\(directory)/\($0).gz" }
     }
 
     /// Loads one split from `directory`, checking magic numbers, dimensions, sizes and label range.
@@ -106,7 +113,8 @@ public enum MNIST {
         var length = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = bytes.withUnsafeBufferPointer { input in
-            ccodecs_gunzip(input.baseAddress, input.count, 1 << 31, &output, &length, &message, message.count)
+            // The largest MNIST file is 47 MB uncompressed; a stream that inflates far beyond is refused, not held.
+            ccodecs_gunzip(input.baseAddress, input.count, 1 << 27, &output, &length, &message, message.count)
         }
         guard status == 0, let output else {
             throw DataError(path: path, reason: "gzip: " + String(cString: message))

@@ -48,16 +48,19 @@ struct WindowGeometry {
         }
         let h = inputShape[2], w = inputShape[3]
         let (top, left, bottom, right) = padding.amounts(height: h, width: w, kernel: kernel, stride: stride)
-        func out(_ size: Int, _ k: Int, _ s: Int, _ before: Int) -> Int {
-            let span = size + before + (size == h ? bottom : right) - k
+        guard [top, left, bottom, right].allSatisfy({ $0 >= 0 }), max(top, bottom) < kernel.0, max(left, right) < kernel.1 else {
+            throw ShapeError(layer: layer, "padding (\(top), \(left), \(bottom), \(right)) must be non-negative and smaller than the \(kernel.0)x\(kernel.1) window")
+        }
+        func out(_ size: Int, _ k: Int, _ s: Int, _ before: Int, _ after: Int) -> Int {
+            let span = size + before + after - k
             guard span >= 0 else { return 0 }
             var o = (ceilMode ? (span + s - 1) / s : span / s) + 1
-            // As in PyTorch: with ceil mode the last window must start inside the input or the left padding.
+            // As in PyTorch: with ceil mode the last window must start inside the input or the leading padding.
             if ceilMode && (o - 1) * s >= size + before { o -= 1 }
             return o
         }
-        outputHeight = out(h, kernel.0, stride.0, top)
-        outputWidth = out(w, kernel.1, stride.1, left)
+        outputHeight = out(h, kernel.0, stride.0, top, bottom)
+        outputWidth = out(w, kernel.1, stride.1, left, right)
         padTop = top
         padLeft = left
         guard outputHeight > 0 && outputWidth > 0 else {
@@ -80,6 +83,8 @@ public final class Conv2D: Layer, Initializable {
     public let bias: Parameter?
     /// False for a network's first layer, whose input gradient nobody needs.
     public var computesInputGradient = true
+    /// Whether the direct kernels may serve this layer (tests turn them off to compare with the lowered path).
+    var allowsDirectKernels = true
 
     private var input: Tensor?
     private var output: Tensor?, inputGradient: Tensor?
@@ -151,7 +156,7 @@ public final class Conv2D: Layer, Initializable {
 
     /// Whether the direct kernels (no lowering) serve this input: stride 1, no padding, one group, few taps.
     private func usesDirectKernels(_ inputShape: [Int], _ g: WindowGeometry) -> Bool {
-        guard groups == 1, stride == (1, 1), g.padTop == 0, g.padLeft == 0,
+        guard allowsDirectKernels, groups == 1, stride == (1, 1), g.padTop == 0, g.padLeft == 0,
               inputShape[2] - kernelSize.height + 1 == g.outputHeight, inputShape[3] - kernelSize.width + 1 == g.outputWidth
         else { return false }
         return cnn_conv2d_direct_available(Int32(inputChannels), Int32(kernelSize.height), Int32(kernelSize.width), Int32(g.outputWidth)) != 0

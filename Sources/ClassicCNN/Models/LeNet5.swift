@@ -95,7 +95,7 @@ public enum LeNet5 {
             case let .partialConvolution(_, kernel):
                 try add(name, PartiallyConnectedConv2D(inputChannels: shape[1], table: c3Connections, kernelSize: kernel), squash: true)
             case let .full(units):
-                let features = shape.dropFirst().reduce(1, *)
+                let features = try denseInputs(shape, network: "lenet5-1998")
                 try add(name, Linear(inputFeatures: features, outputFeatures: units, weightInitializer: lecunInit,
                                      biasInitializer: lecunInit), squash: true)
             case .rbf:
@@ -105,6 +105,15 @@ public enum LeNet5 {
         // Background (white) at -0.1, foreground (black) at 1.175: mean about 0, variance about 1 (section II-B).
         return Model(name: "lenet5-1998", configuration: configuration, network: Sequential(entries),
                      loss: RBFMaximumAPosteriori(), inputFormat: InputFormat(scale: [1.275], offset: [-0.1]))
+    }
+
+    /// The inputs of the first dense layer, refused when a large --input-size would make its weights enormous.
+    static func denseInputs(_ shape: [Int], network: String) throws -> Int {
+        let features = shape.dropFirst().reduce(1, *)
+        guard features <= 1 << 20 else {
+            throw ConfigurationError("\(network): this input size leaves \(features) features for the dense layers (at most \(1 << 20)); use a smaller --input-size")
+        }
+        return features
     }
 
     // MARK: - The reference Keras model
@@ -130,7 +139,7 @@ public enum LeNet5 {
             Flatten().named("flatten")                                                        // N x 120
         }
         let size = configuration.inputSize
-        let flat = try features.outputShape(for: [1, c, size, size])[1]
+        let flat = try denseInputs(try features.outputShape(for: [1, c, size, size]), network: "lenet5")
         let network = Sequential(features.children.map { LayerEntry(name: $0.name, layer: $0.layer) } + [
             Linear(inputFeatures: flat, outputFeatures: 84).named("fc1"),                    // N x 84
             ReLU().named("relu4"),

@@ -24,10 +24,22 @@ public struct ModelDescriptor: Sendable {
         self.build = build
     }
 
-    /// Builds the network (weights not yet initialised: call `Model.initialize(seed:)`).
+    /// The largest input side and class count a network is built with: beyond them memory, not the network, is the limit.
+    public static let maximumInputSize = 4096
+    public static let maximumClasses = 100_000
+
+    /// Builds the network (weights not yet initialised: call `Model.initialize(seed:)`). A configuration out of range
+    /// (or one the network cannot take) is a `ConfigurationError` or `ShapeError`, never a crash.
     public func make(inputSize: Int? = nil, classes: Int? = nil) throws -> Model {
-        try build(ModelConfiguration(inputSize: inputSize ?? defaultInputSize, classes: classes ?? defaultClasses,
-                                     inputChannels: inputChannels))
+        let configuration = ModelConfiguration(inputSize: inputSize ?? defaultInputSize, classes: classes ?? defaultClasses,
+                                               inputChannels: inputChannels)
+        guard (1...Self.maximumInputSize).contains(configuration.inputSize) else {
+            throw ConfigurationError("\(name): input size \(configuration.inputSize) is outside 1...\(Self.maximumInputSize)")
+        }
+        guard (1...Self.maximumClasses).contains(configuration.classes) else {
+            throw ConfigurationError("\(name): \(configuration.classes) classes is outside 1...\(Self.maximumClasses)")
+        }
+        return try build(configuration)
     }
 }
 

@@ -12,8 +12,30 @@ public protocol Optimizer: AnyObject {
     /// The state to checkpoint: tensors named "<parameter name>.<slot>", plus scalar settings.
     var state: [(name: String, tensor: Tensor)] { get }
     var settings: [String: Double] { get }
-    /// Restores state saved by `state` and `settings`.
-    func restore(state: [String: Tensor], settings: [String: Double]) throws
+    /// Restores state saved by `state` and `settings` for `parameters`, checking every name and shape.
+    func restore(state: [String: Tensor], settings: [String: Double], parameters: [(name: String, parameter: Parameter)]) throws
+}
+
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The state tensor `key` of `parameters`' parameter `name`, checked to have the parameter's shape.
+func stateTensor(_ state: [String: Tensor], _ key: String, shape: [Int]) throws -> Tensor {
+    guard let tensor = state[key] else { throw OptimizerStateError(description: "optimizer state '\(key)' is missing") }
+    guard tensor.shape == shape else {
+        throw OptimizerStateError(description: "optimizer state '\(key)' has shape \(tensor.shape), its parameter \(shape)")
+    }
+    return Tensor(copying: tensor)
+}
+
+/// A finite setting within bounds, or an error naming it.
+func setting(_ settings: [String: Double], _ key: String, in range: ClosedRange<Double>) throws -> Double? {
+    guard let value = settings[key] else { return nil }
+    guard value.isFinite, range.contains(value) else {
+        throw OptimizerStateError(description: "optimizer setting '\(key)' = \(value) is outside \(range)")
+    }
+    return value
 }
 
 /// Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay, as PyTorch defines them:
@@ -52,12 +74,13 @@ public final class SGD: Optimizer {
          "weight_decay": Double(weightDecay)]
     }
 
-    public func restore(state: [String: Tensor], settings: [String: Double]) throws {
-        velocity = [:]
-        for (key, tensor) in state where key.hasSuffix(".momentum") {
-            velocity[String(key.dropLast(".momentum".count))] = Tensor(copying: tensor)
+    public func restore(state: [String: Tensor], settings: [String: Double], parameters: [(name: String, parameter: Parameter)]) throws {
+        var restored: [String: Tensor] = [:]
+        for (name, parameter) in parameters where parameter.isTrainable && state["\(name).momentum"] != nil {
+            restored[name] = try stateTensor(state, "\(name).momentum", shape: parameter.shape)
         }
-        if let lr = settings["learning_rate"] { learningRate = Float(lr) }
+        if let lr = try setting(settings, "learning_rate", in: 0...1e6) { learningRate = Float(lr) }
+        velocity = restored
     }
 }
 
@@ -104,14 +127,16 @@ public final class Adam: Optimizer {
          "epsilon": Double(epsilon), "weight_decay": Double(weightDecay), "step": Double(steps)]
     }
 
-    public func restore(state: [String: Tensor], settings: [String: Double]) throws {
-        firstMoment = [:]
-        secondMoment = [:]
-        for (key, tensor) in state {
-            if key.hasSuffix(".exp_avg_sq") { secondMoment[String(key.dropLast(".exp_avg_sq".count))] = Tensor(copying: tensor) }
-            else if key.hasSuffix(".exp_avg") { firstMoment[String(key.dropLast(".exp_avg".count))] = Tensor(copying: tensor) }
+    public func restore(state: [String: Tensor], settings: [String: Double], parameters: [(name: String, parameter: Parameter)]) throws {
+        var first: [String: Tensor] = [:], second: [String: Tensor] = [:]
+        for (name, parameter) in parameters where parameter.isTrainable && (state["\(name).exp_avg"] != nil || state["\(name).exp_avg_sq"] != nil) {
+            first[name] = try stateTensor(state, "\(name).exp_avg", shape: parameter.shape)
+            second[name] = try stateTensor(state, "\(name).exp_avg_sq", shape: parameter.shape)
         }
-        steps = Int(settings["step"] ?? 0)
-        if let lr = settings["learning_rate"] { learningRate = Float(lr) }
+        let step = try setting(settings, "step", in: 0...Double(Int32.max)) ?? 0
+        if let lr = try setting(settings, "learning_rate", in: 0...1e6) { learningRate = Float(lr) }
+        firstMoment = first
+        secondMoment = second
+        steps = Int(step)
     }
 }

@@ -64,6 +64,9 @@ public final class Trainer {
 
     @discardableResult
     public func fit() throws -> [EpochResult] {
+        for dataset in [trainingSet] + (validationSet.map { [$0] } ?? []) {
+            try Evaluation.checkLabels(of: dataset, fit: model)
+        }
         if let directory = options.checkpointDirectory {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
                 throw TrainingError(description: "\(directory): cannot create the checkpoint folder (\(error.localizedDescription))")
@@ -80,7 +83,10 @@ public final class Trainer {
     }
 
     private func runEpoch(_ epoch: Int) throws -> EpochResult {
-        let limit = options.stepsPerEpoch.map { $0 * options.batchSize }
+        // At most the whole training set, whatever --steps-per-epoch says (and without overflowing).
+        let limit = options.stepsPerEpoch.map { steps in
+            steps > trainingSet.count / Swift.max(options.batchSize, 1) + 1 ? trainingSet.count : steps * options.batchSize
+        }
         let loader = BatchLoader(dataset: trainingSet, batchSize: options.batchSize, inputSize: model.configuration.inputSize,
                                  format: model.inputFormat, shuffleSeed: options.seed, epoch: epoch, limit: limit)
         defer { loader.stop() }
@@ -141,6 +147,17 @@ public struct EvaluationReport: Codable, Sendable {
 }
 
 public enum Evaluation {
+    /// Refuses a dataset whose labels do not fit the model's classes (a 10-class dataset for a 5-class model).
+    public static func checkLabels(of dataset: ImageDataset, fit model: Model) throws {
+        let classes = model.configuration.classes
+        if let label = dataset.labels.first(where: { Int($0) >= classes }) {
+            throw TrainingError(description: "\(dataset.name) has label \(label), but \(model.name) was built for \(classes) classes (--classes)")
+        }
+        guard dataset.channels == model.configuration.inputChannels else {
+            throw TrainingError(description: "\(model.name) takes \(model.configuration.inputChannels)-channel images, \(dataset.name) has \(dataset.channels)")
+        }
+    }
+
     public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil) -> EvaluationReport {
         let classes = model.configuration.classes
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
