@@ -34,13 +34,13 @@ struct Summary: ParsableCommand {
 
         print("Model: \(model)  input \(built.inputShape.map(String.init).joined(separator: "x")), \(built.configuration.classes) classes")
         let header = "Layer".rightPad(20) + "Type".rightPad(16) + "Output shape".rightPad(20)
-            + "Params".leftPad(13) + "Connections".leftPad(15) + "MACs".leftPad(15)
+            + "Params".leftPad(20) + "Connections".leftPad(15) + "MACs".leftPad(15)
         print(header)
         print(String(repeating: "=", count: header.count))
         for layer in layers {
             let shape = "[N, " + layer.output_shape.dropFirst().map(String.init).joined(separator: ", ") + "]"
-            let params = layer.fixed_parameters > 0 ? "(\(layer.fixed_parameters.grouped) fixed)" : layer.parameters.grouped
-            print(layer.name.rightPad(20) + layer.type.rightPad(16) + shape.rightPad(20) + params.leftPad(13)
+            let params = layer.parameters.grouped + (layer.fixed_parameters > 0 ? " (+\(layer.fixed_parameters.grouped) fixed)" : "")
+            print(layer.name.rightPad(20) + layer.type.rightPad(16) + shape.rightPad(20) + params.leftPad(20)
                   + layer.connections.grouped.leftPad(15) + layer.macs.grouped.leftPad(15))
         }
         print(String(repeating: "=", count: header.count))

@@ -1,0 +1,194 @@
+// Batch normalisation over the channels of NCHW tensors (Ioffe and Szegedy 2015, "Batch normalization:
+// accelerating deep network training by reducing internal covariate shift", algorithms 1 and 2), with PyTorch's
+// semantics and names (torch.nn.BatchNorm2d), as Inception v2 / v3 / v4 and Inception-ResNet use it.
+//
+// Legend: N batch, C channels, P = H * W, m = N * P values per channel.
+
+/// Normalises each channel with the statistics of the batch in training and with running estimates in inference,
+/// then scales and shifts it:
+///
+///     y = (x - mean) / sqrt(variance + epsilon) * weight + bias
+///
+/// In training, `mean` and `variance` are the batch's (the biased variance, divided by m), and the running
+/// estimates move towards them: `running = (1 - momentum) * running + momentum * batch`, with the unbiased variance
+/// (divided by m - 1) for `runningVar`. In inference the running estimates are used. `momentum` is PyTorch's;
+/// Keras's `momentum` is 1 minus it (0.99 in Keras is 0.01 here).
+///
+/// The running estimates are non-trainable parameters named `running_mean` and `running_var`, beside the trainable
+/// `weight` (gamma) and `bias` (beta), so that checkpoints use torchvision's names; optimizers leave them alone.
+/// (torchvision's `num_batches_tracked` counter is not kept: it only matters for `momentum=None`.)
+public final class BatchNorm2D: Layer, Initializable {
+    public let kind = "BatchNorm2D"
+    public let channels: Int
+    /// Added to the variance before its square root.
+    public let epsilon: Float
+    /// The weight of the batch's statistics in the running estimates (PyTorch's convention).
+    public let momentum: Float
+    /// gamma [C], or nil without `scale` (Keras's `scale=False`: the weight is 1).
+    public let weight: Parameter?
+    /// beta [C], or nil without `center` (Keras's `center=False`: the bias is 0).
+    public let bias: Parameter?
+    /// The running mean [C], used in inference; not trainable.
+    public let runningMean: Parameter
+    /// The running (unbiased) variance [C], used in inference; not trainable.
+    public let runningVar: Parameter
+
+    private var input: Tensor?, output: Tensor?, inputGradient: Tensor?
+    /// Per channel, from the last forward: the mean and 1 / sqrt(variance + epsilon) that it used.
+    private var mean: [Float] = [], inverseDeviation: [Float] = []
+    private var usedBatchStatistics = false
+
+    /// `scale` adds the trainable weight (gamma), `center` the trainable bias (beta).
+    public init(channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1, scale: Bool = true, center: Bool = true) {
+        precondition(channels > 0 && epsilon >= 0 && (0...1).contains(momentum))
+        self.channels = channels
+        self.epsilon = epsilon
+        self.momentum = momentum
+        weight = scale ? Parameter(Tensor(shape: [channels], repeating: 1)) : nil
+        bias = center ? Parameter(Tensor(shape: [channels])) : nil
+        runningMean = Parameter(Tensor(shape: [channels]), trainable: false)
+        runningVar = Parameter(Tensor(shape: [channels], repeating: 1), trainable: false)
+    }
+
+    /// PyTorch's spelling: `affine` is `scale` and `center` together.
+    public convenience init(channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1, affine: Bool) {
+        self.init(channels: channels, epsilon: epsilon, momentum: momentum, scale: affine, center: affine)
+    }
+
+    public var ownParameters: [(name: String, parameter: Parameter)] {
+        var result: [(name: String, parameter: Parameter)] = []
+        if let weight { result.append((name: "weight", parameter: weight)) }
+        if let bias { result.append((name: "bias", parameter: bias)) }
+        return result + [(name: "running_mean", parameter: runningMean), (name: "running_var", parameter: runningVar)]
+    }
+
+    /// PyTorch's `reset_parameters`: weight 1, bias 0, running mean 0, running variance 1 (draws nothing).
+    public func resetParameters(using rng: inout RandomGenerator) {
+        weight?.value.withUnsafeMutableBufferPointer { $0.update(repeating: 1) }
+        bias?.value.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        runningMean.value.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        runningVar.value.withUnsafeMutableBufferPointer { $0.update(repeating: 1) }
+    }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        guard inputShape.count == 4 else {
+            throw ShapeError(layer: kind, "expects an N x C x H x W input, got \(inputShape.shapeText())")
+        }
+        guard inputShape[1] == channels else { throw ShapeError(layer: kind, "expects \(channels) channels, got \(inputShape[1])") }
+        return inputShape
+    }
+
+    /// One multiply-add per value once folded into the preceding layer's weights (inference).
+    public func cost(inputShape: [Int]) -> LayerCost {
+        let values = inputShape.dropFirst().reduce(1, *)
+        return LayerCost(connections: values, multiplyAdds: values)
+    }
+
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        _ = try! outputShape(for: input.shape)
+        let (n, c, p) = (input.shape[0], channels, input.shape[2] * input.shape[3])
+        let m = n * p
+        let y = Tensor.reuse(&output, shape: input.shape)
+        self.input = input
+        usedBatchStatistics = training
+        if mean.count != c {
+            mean = [Float](repeating: 0, count: c)
+            inverseDeviation = [Float](repeating: 0, count: c)
+        }
+        let x = input.data, out = y.data
+        let gamma = weight?.data, beta = bias?.data
+        let runMean = runningMean.data, runVar = runningVar.data
+        if training {
+            precondition(m > 1, "BatchNorm2D needs more than one value per channel in training, got \(input.shape.shapeText())")
+        }
+        let epsilon = self.epsilon, momentum = self.momentum
+        mean.withUnsafeMutableBufferPointer { meanBuffer in
+            inverseDeviation.withUnsafeMutableBufferPointer { inverseBuffer in
+                let mu = meanBuffer.baseAddress!, inv = inverseBuffer.baseAddress!
+                // Channels are independent: each thread takes whole channels, so results do not depend on timing.
+                Parallel.forEachSlice(c, grain: max(1, (1 << 15) / max(m, 1))) { range in
+                    for ch in range {
+                        if training {
+                            // Two passes in double precision: a batch of 1.6 M values per channel is common.
+                            var sum = 0.0
+                            for image in 0..<n {
+                                let row = x + (image * c + ch) * p
+                                for i in 0..<p { sum += Double(row[i]) }
+                            }
+                            let batchMean = sum / Double(m)
+                            var squares = 0.0
+                            for image in 0..<n {
+                                let row = x + (image * c + ch) * p
+                                for i in 0..<p { let d = Double(row[i]) - batchMean; squares += d * d }
+                            }
+                            let variance = squares / Double(m)
+                            mu[ch] = Float(batchMean)
+                            inv[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
+                            runMean[ch] = (1 - momentum) * runMean[ch] + momentum * Float(batchMean)
+                            runVar[ch] = (1 - momentum) * runVar[ch] + momentum * Float(squares / Double(m - 1))
+                        } else {
+                            mu[ch] = runMean[ch]
+                            inv[ch] = 1 / (runVar[ch] + epsilon).squareRoot()
+                        }
+                        // y = x * a + b with a = gamma / deviation, b = beta - mean * a.
+                        let a = (gamma?[ch] ?? 1) * inv[ch]
+                        let b = (beta?[ch] ?? 0) - mu[ch] * a
+                        for image in 0..<n {
+                            let offset = (image * c + ch) * p
+                            let row = x + offset, outRow = out + offset
+                            for i in 0..<p { outRow[i] = row[i] * a + b }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// After a training forward, the full gradient through the batch statistics:
+    /// dx = gamma / deviation * (dy - mean(dy) - xhat * mean(dy * xhat)). After an inference forward, the statistics
+    /// are constants: dx = gamma / deviation * dy (fine-tuning with frozen statistics).
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        guard let input else { fatalError("BatchNorm2D.backward before forward") }
+        let (n, c, p) = (input.shape[0], channels, input.shape[2] * input.shape[3])
+        let m = n * p
+        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let x = input.data, dy = outputGradient.data, d = dx.data
+        let gamma = weight?.data
+        let gammaGradient = weight?.gradient.data, betaGradient = bias?.gradient.data
+        let batch = usedBatchStatistics
+        mean.withUnsafeBufferPointer { meanBuffer in
+            inverseDeviation.withUnsafeBufferPointer { inverseBuffer in
+                let mu = meanBuffer.baseAddress!, inv = inverseBuffer.baseAddress!
+                Parallel.forEachSlice(c, grain: max(1, (1 << 15) / max(m, 1))) { range in
+                    for ch in range {
+                        // sum(dy) and sum(dy * xhat), xhat = (x - mean) / deviation.
+                        var sumDY = 0.0, sumDYXhat = 0.0
+                        for image in 0..<n {
+                            let offset = (image * c + ch) * p
+                            let row = x + offset, g = dy + offset
+                            for i in 0..<p {
+                                sumDY += Double(g[i])
+                                sumDYXhat += Double(g[i]) * Double((row[i] - mu[ch]) * inv[ch])
+                            }
+                        }
+                        gammaGradient?[ch] += Float(sumDYXhat)
+                        betaGradient?[ch] += Float(sumDY)
+                        let a = (gamma?[ch] ?? 1) * inv[ch]
+                        let meanDY = batch ? Float(sumDY / Double(m)) : 0
+                        let meanDYXhat = batch ? Float(sumDYXhat / Double(m)) : 0
+                        for image in 0..<n {
+                            let offset = (image * c + ch) * p
+                            let row = x + offset, g = dy + offset, out = d + offset
+                            for i in 0..<p {
+                                let xhat = (row[i] - mu[ch]) * inv[ch]
+                                out[i] = a * (g[i] - meanDY - xhat * meanDYXhat)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}
