@@ -2,12 +2,17 @@
 import Testing
 @testable import ClassicCNN
 
-@Suite("Model zoo")
+@Suite("Model zoo", .serialized)  // one network at a time: the VGGs hold over a gigabyte each
 struct ModelZooTests {
     /// Trainable parameter counts, pinned.
     static let parameterCounts: [String: Int] = [
         "lenet5": 61_706,
         "lenet5-1998": 60_000,
+        "alexnet": 60_965_224,             // Caffe's bvlc_alexnet
+        "alexnet-cifar": 46_787_978,       // the reference Keras variant, 10 classes
+        "alexnet-torchvision": 61_100_840, // torchvision
+        "vgg11": 132_863_336, "vgg11-lrn": 132_863_336, "vgg13": 133_047_848,
+        "vgg16-c": 133_638_952, "vgg16": 138_357_544, "vgg19": 143_667_240,
     ]
 
     @Test("every registered model: shape, backward, pinned count", arguments: ModelZoo.all.map(\.name))

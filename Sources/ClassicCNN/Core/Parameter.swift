@@ -3,14 +3,14 @@
 public final class Parameter {
     /// The current value.
     public var value: Tensor
-    /// The accumulated gradient of the loss with respect to `value` (same shape).
-    public var gradient: Tensor
+    /// The accumulated gradient of the loss with respect to `value` (same shape). Allocated on first use, so a
+    /// model built only to be counted or run for inference never holds gradient memory.
+    public lazy var gradient = Tensor(shape: value.shape)
     /// False for fixed parameters, such as the RBF centres of LeNet-5 (1998): saved, never updated.
     public let isTrainable: Bool
 
     public init(_ value: Tensor, trainable: Bool = true) {
         self.value = value
-        self.gradient = Tensor(shape: value.shape)
         self.isTrainable = trainable
     }
 

@@ -20,6 +20,11 @@ public enum Initializer: Sendable, Equatable {
     case fanInUniform(scale: Float)
     /// N(0, standardDeviation^2): AlexNet uses 0.01, GoogLeNet-era models similar.
     case normal(standardDeviation: Float)
+    /// U(-1 / sqrt(fanIn), +1 / sqrt(fanIn)): PyTorch's default for Conv2d and Linear weights and biases
+    /// (kaiming_uniform with a = sqrt(5)).
+    case torchDefault
+    /// N(0, 2 / fanOut): torchvision's VGG and GoogLeNet convolutions (kaiming_normal, mode fan_out).
+    case heNormalFanOut
 
     public func fill(_ tensor: inout Tensor, fanIn: Int, fanOut: Int, using rng: inout RandomGenerator) {
         let fanIn = Float(max(fanIn, 1)), fanOut = Float(max(fanOut, 1))
@@ -45,6 +50,10 @@ public enum Initializer: Sendable, Equatable {
                 Self.uniform(values, limit: scale / fanIn, &rng)
             case .normal(let deviation):
                 Self.normal(values, deviation: deviation, &rng)
+            case .torchDefault:
+                Self.uniform(values, limit: 1 / fanIn.squareRoot(), &rng)
+            case .heNormalFanOut:
+                Self.normal(values, deviation: (2 / fanOut).squareRoot(), &rng)
             }
         }
     }

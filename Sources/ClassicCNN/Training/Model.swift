@@ -26,6 +26,14 @@ public struct InputFormat: Codable, Equatable, Sendable {
     public static func unit(channels: Int) -> InputFormat {
         InputFormat(scale: Array(repeating: 1, count: channels), offset: Array(repeating: 0, count: channels))
     }
+
+    /// Per-channel mean and standard deviation normalisation of [0, 1] pixels: (p / 255 - mean) / std.
+    public static func normalized(mean: [Float], standardDeviation: [Float]) -> InputFormat {
+        InputFormat(scale: standardDeviation.map { 1 / $0 }, offset: zip(mean, standardDeviation).map { -$0 / $1 })
+    }
+
+    /// torchvision's ImageNet normalisation.
+    public static let imageNet = normalized(mean: [0.485, 0.456, 0.406], standardDeviation: [0.229, 0.224, 0.225])
 }
 
 public final class Model {

@@ -1,0 +1,93 @@
+// VGG: Simonyan and Zisserman (2015), "Very deep convolutional networks for large-scale image recognition",
+// Table 1: six configurations, A to E, in one table. torchvision's names (`features.N`, `classifier.N`) so that
+// its weights load as they are.
+
+public enum VGG {
+    /// A column entry of Table 1: a 3x3 convolution (stride 1, padding 1) with its maps, a 1x1 convolution
+    /// (configuration C), a 2x2 stride-2 max pool, or LRN (configuration A-LRN).
+    public enum Entry: Sendable, Equatable {
+        case conv(Int)
+        case conv1x1(Int)
+        case maxPool
+        case lrn
+    }
+
+    /// Table 1, one configuration per row. Every convolution is followed by ReLU. At 224x224 the five pools take
+    /// the maps to 112, 56, 28, 14 and 7.
+    public static let configurations: [(name: String, column: String, entries: [Entry])] = [
+        ("vgg11", "A", [.conv(64), .maxPool, .conv(128), .maxPool, .conv(256), .conv(256), .maxPool,
+                        .conv(512), .conv(512), .maxPool, .conv(512), .conv(512), .maxPool]),
+        ("vgg11-lrn", "A-LRN", [.conv(64), .lrn, .maxPool, .conv(128), .maxPool, .conv(256), .conv(256), .maxPool,
+                                .conv(512), .conv(512), .maxPool, .conv(512), .conv(512), .maxPool]),
+        ("vgg13", "B", [.conv(64), .conv(64), .maxPool, .conv(128), .conv(128), .maxPool, .conv(256), .conv(256), .maxPool,
+                        .conv(512), .conv(512), .maxPool, .conv(512), .conv(512), .maxPool]),
+        ("vgg16-c", "C", [.conv(64), .conv(64), .maxPool, .conv(128), .conv(128), .maxPool,
+                          .conv(256), .conv(256), .conv1x1(256), .maxPool, .conv(512), .conv(512), .conv1x1(512), .maxPool,
+                          .conv(512), .conv(512), .conv1x1(512), .maxPool]),
+        ("vgg16", "D", [.conv(64), .conv(64), .maxPool, .conv(128), .conv(128), .maxPool,
+                        .conv(256), .conv(256), .conv(256), .maxPool, .conv(512), .conv(512), .conv(512), .maxPool,
+                        .conv(512), .conv(512), .conv(512), .maxPool]),
+        ("vgg19", "E", [.conv(64), .conv(64), .maxPool, .conv(128), .conv(128), .maxPool,
+                        .conv(256), .conv(256), .conv(256), .conv(256), .maxPool,
+                        .conv(512), .conv(512), .conv(512), .conv(512), .maxPool,
+                        .conv(512), .conv(512), .conv(512), .conv(512), .maxPool]),
+    ]
+
+    /// The fully connected layers: 4096, 4096, then the classes, with dropout 0.5 after the first two.
+    public static let hiddenUnits = [4096, 4096]
+
+    public static let descriptors: [ModelDescriptor] = configurations.map { configuration in
+        ModelDescriptor(
+            name: configuration.name, title: "VGG configuration \(configuration.column) (Table 1)",
+            reference: "Simonyan, Zisserman 2015, Very deep convolutional networks for large-scale image recognition",
+            defaultInputSize: 224, defaultClasses: 1000, inputChannels: 3, defaultDataset: "imagenet",
+            build: { try network($0, name: configuration.name, entries: configuration.entries) })
+    }
+
+    static func network(_ configuration: ModelConfiguration, name: String, entries: [Entry]) throws -> Model {
+        var features: [any Layer] = []
+        var channels = configuration.inputChannels
+        for entry in entries {
+            switch entry {
+            case let .conv(maps), let .conv1x1(maps):
+                let kernel = entry == .conv1x1(maps) ? 1 : 3
+                // torchvision's initialisation: He normal (fan-out) weights, zero biases.
+                features.append(Conv2D(inputChannels: channels, outputChannels: maps, kernelSize: kernel,
+                                       padding: .uniform(kernel / 2), weightInitializer: .heNormalFanOut, biasInitializer: .zeros))
+                features.append(ReLU())
+                channels = maps
+            case .maxPool:
+                features.append(MaxPool2D(kernelSize: 2, stride: 2))
+            case .lrn:
+                // "the same setup as Krizhevsky et al." (section 2.2).
+                features.append(LocalResponseNorm(size: 5, alpha: 1e-4, beta: 0.75, k: 2, alphaIsDividedBySize: false))
+            }
+        }
+        let featureStack = Sequential(features.map { LayerEntry(name: nil, layer: $0) })
+        let size = configuration.inputSize
+        let shape = try featureStack.outputShape(for: [1, configuration.inputChannels, size, size])
+        let flat = shape.dropFirst().reduce(1, *)
+        guard flat <= 1 << 20 else {
+            throw ConfigurationError("\(name): this input size leaves \(flat) features for the classifier; use a smaller --input-size")
+        }
+        // torchvision: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear; weights N(0, 0.01), zero biases.
+        var classifier: [any Layer] = []
+        var inputs = flat
+        for (i, units) in (hiddenUnits + [configuration.classes]).enumerated() {
+            classifier.append(Linear(inputFeatures: inputs, outputFeatures: units,
+                                     weightInitializer: .normal(standardDeviation: 0.01), biasInitializer: .zeros))
+            if i < hiddenUnits.count {
+                classifier.append(ReLU())
+                classifier.append(Dropout(rate: 0.5))
+            }
+            inputs = units
+        }
+        // NOTE: torchvision puts AdaptiveAvgPool2d((7, 7)) between the two; at 224x224 it is the identity, and other
+        // sizes change the classifier's input instead (dense evaluation, section 3.2, is not built yet).
+        let network = Sequential([
+            featureStack.named("features"), Flatten().named("flatten"),
+            Sequential(classifier.map { LayerEntry(name: nil, layer: $0) }).named("classifier"),
+        ])
+        return Model(name: name, configuration: configuration, network: network, loss: SoftmaxCrossEntropy(), inputFormat: .imageNet)
+    }
+}
