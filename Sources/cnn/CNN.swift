@@ -77,14 +77,19 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// Loads the named dataset's split. Only MNIST is wired in so far.
-func loadDataset(_ name: String, split: MNIST.Split, dataDirectory: String?) throws -> ImageDataset {
+enum Split { case train, test }
+
+/// Loads the named dataset's split: mnist or cifar10.
+func loadDataset(_ name: String, split: Split, dataDirectory: String?) throws -> ImageDataset {
     switch name {
     case "mnist":
         let directory = try DataLocator.mnistDirectory(dataDirectory: dataDirectory)
-        return try MNIST.load(split, from: directory)
+        return try MNIST.load(split == .train ? .train : .test, from: directory)
+    case "cifar10":
+        let directory = try DataLocator.cifar10Directory(dataDirectory: dataDirectory)
+        return try CIFAR10.load(split == .train ? .train : .test, from: directory)
     default:
-        throw CommandError(description: "unknown dataset '\(name)'; available: mnist")
+        throw CommandError(description: "unknown dataset '\(name)'; available: mnist, cifar10")
     }
 }
 

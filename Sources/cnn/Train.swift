@@ -11,10 +11,11 @@ struct Train: ParsableCommand {
         abstract: "Train a network; checkpoints go to --checkpoint-dir (last.safetensors, best.safetensors).")
 
     @OptionGroup var network: ModelOptions
-    @Option(help: "The dataset: mnist.") var dataset: String?
+    @Option(help: "The dataset: mnist or cifar10 (default: the network's own).") var dataset: String?
     @Option(help: "Epochs.") var epochs = 5
     @Option(help: "Images per step.") var batchSize = 32
     @Option(help: "Stop each epoch after this many steps (default: the whole training set).") var stepsPerEpoch: Int?
+    @Option(help: "Validate on this many batches of the test set (default: all of it).") var validationSteps: Int?
     @Option(help: "sgd or adam.") var optimizer: OptimizerChoice = .adam
     @Option(help: "Learning rate (default: 0.001 for adam, 0.01 for sgd).") var lr: Float?
     @Option(help: "Momentum for sgd.") var momentum: Float = 0.9
@@ -30,6 +31,7 @@ struct Train: ParsableCommand {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         try validateBatchSize(batchSize)
         if let stepsPerEpoch, stepsPerEpoch < 1 { throw ValidationError("--steps-per-epoch must be at least 1, got \(stepsPerEpoch)") }
+        if let validationSteps, validationSteps < 1 { throw ValidationError("--validation-steps must be at least 1, got \(validationSteps)") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
         if !(weightDecay >= 0) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
@@ -52,6 +54,7 @@ struct Train: ParsableCommand {
         options.epochs = epochs
         options.batchSize = batchSize
         options.stepsPerEpoch = stepsPerEpoch
+        options.validationSteps = validationSteps
         options.seed = seed
         options.checkpointDirectory = checkpointDir
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)

@@ -39,7 +39,7 @@ struct TrainingTests {
 
     @Test func loaderShufflesBySeedAndEpochAndPadsWithTheBackground() throws {
         let data = try Self.mnist(.test).prefix(100)
-        let format = InputFormat(scale: [1.275], offset: [-0.1])
+        let format = InputFormat(scale: [1.275], offset: [-0.1], fitting: .pad)
         func order(seed: UInt64?, epoch: Int) -> [Int] {
             let loader = BatchLoader(dataset: data, batchSize: 32, inputSize: 32, format: format, shuffleSeed: seed, epoch: epoch)
             var indices: [Int] = []

@@ -130,6 +130,21 @@ struct CommandLineTests {
         #expect(first.count == 2 && first[0]["class"] is String && first[0]["index"] is Int && first[0]["probability"] is Double)
     }
 
+    @Test func trainsAVGGOnCIFAR10AtItsNativeSize() throws {
+        let directory = scratch("cifar")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = try cnn(["train", "vgg11", "--dataset", "cifar10", "--input-size", "32", "--classes", "10", "--epochs", "1",
+                           "--steps-per-epoch", "3", "--validation-steps", "1", "--optimizer", "sgd", "--momentum", "0",
+                           "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("val_accuracy"))
+        let evaluate = try cnn(["evaluate", "--checkpoint", directory + "/last.safetensors", "--json", "--data-dir", try dataRoot()])
+        #expect(evaluate.status == 0, "\(evaluate.error)")
+        let report = try #require(try json(evaluate.output) as? [String: Any])
+        #expect(report["dataset"] as? String == "cifar10" && report["images"] as? Int == 10_000)
+        #expect((report["class_names"] as? [String])?.first == "airplane")
+    }
+
     @Test func badOptionsAreUsageErrors() throws {
         expectCleanFailure(try cnn(["train", "lenet5", "--epochs", "0"]), naming: "--epochs")
         expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "rmsprop"]), naming: "rmsprop")

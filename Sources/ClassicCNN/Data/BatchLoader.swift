@@ -126,29 +126,64 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     private static func produce(shared: Shared, dataset: ImageDataset, order: [Int], batchSize: Int, inputSize: Int,
                                 format: InputFormat, batches: Range<Int>) {
         defer { shared.finished.signal() }
+        let rows = Interpolation(from: dataset.height, to: inputSize), columns = Interpolation(from: dataset.width, to: inputSize)
         for batch in batches {
             shared.free.wait()
             if shared.isStopped { return }
             let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)
             let target = slot(shared, batch: batch, batchSize: batchSize, total: order.count)
-            convert(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format, into: target.images)
+            convert(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format, rows: rows,
+                    columns: columns, into: target.images)
             for (i, index) in order[start..<end].enumerated() { target.labels[i] = Int32(dataset.labels[index]) }
             shared.filled.signal()
         }
     }
 
-    /// Converts dataset bytes to input values (scale and offset per channel), centring and padding (or centre
-    /// cropping) to the input size.
-    static func convert(dataset: ImageDataset, indices: ArraySlice<Int>, inputSize s: Int, format: InputFormat, into images: Tensor) {
+    /// Bilinear interpolation along one axis, half-pixel centres: output i reads inputs `low[i]` and `high[i]` with
+    /// weight `fraction[i]` on the second.
+    struct Interpolation {
+        let low: [Int], high: [Int], fraction: [Float]
+        init(from input: Int, to output: Int) {
+            let scale = Float(input) / Float(Swift.max(output, 1))
+            var low: [Int] = [], high: [Int] = [], fraction: [Float] = []
+            for i in 0..<output {
+                let position = Swift.min(Swift.max((Float(i) + 0.5) * scale - 0.5, 0), Float(input - 1))
+                let l = Int(position)
+                low.append(l)
+                high.append(Swift.min(l + 1, input - 1))
+                fraction.append(position - Float(l))
+            }
+            (self.low, self.high, self.fraction) = (low, high, fraction)
+        }
+    }
+
+    /// Converts dataset bytes to input values (scale and offset per channel), fitting each image to the input size
+    /// as the format says: centred and padded (or centre-cropped), or resized bilinearly.
+    static func convert(dataset: ImageDataset, indices: ArraySlice<Int>, inputSize s: Int, format: InputFormat,
+                        rows: Interpolation, columns: Interpolation, into images: Tensor) {
         let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
         let out = images.data
         let top = (s - h) / 2, left = (s - w) / 2
+        let resize = format.fitting == .resize && (h != s || w != s)
         dataset.pixels.withUnsafeBufferPointer { pixels in
             for (i, index) in indices.enumerated() {
                 let source = pixels.baseAddress! + index * dataset.imageSize
                 for channel in 0..<c {
                     let scale = format.scale[channel] / 255, offset = format.offset[channel]
                     let plane = out + (i * c + channel) * s * s
+                    if resize {
+                        let input = source + channel * h * w
+                        for y in 0..<s {
+                            let r0 = input + rows.low[y] * w, r1 = input + rows.high[y] * w, fy = rows.fraction[y]
+                            for x in 0..<s {
+                                let (x0, x1, fx) = (columns.low[x], columns.high[x], columns.fraction[x])
+                                let top = Float(r0[x0]) + fx * (Float(r0[x1]) - Float(r0[x0]))
+                                let bottom = Float(r1[x0]) + fx * (Float(r1[x1]) - Float(r1[x0]))
+                                plane[y * s + x] = (top + fy * (bottom - top)) * scale + offset
+                            }
+                        }
+                        continue
+                    }
                     for y in 0..<s {
                         let sy = y - top
                         for x in 0..<s {

@@ -104,7 +104,7 @@ public enum LeNet5 {
         }
         // Background (white) at -0.1, foreground (black) at 1.175: mean about 0, variance about 1 (section II-B).
         return Model(name: "lenet5-1998", configuration: configuration, network: Sequential(entries),
-                     loss: RBFMaximumAPosteriori(), inputFormat: InputFormat(scale: [1.275], offset: [-0.1]))
+                     loss: RBFMaximumAPosteriori(), inputFormat: InputFormat(scale: [1.275], offset: [-0.1], fitting: .pad))
     }
 
     /// The inputs of the first dense layer, refused when a large --input-size would make its weights enormous.
@@ -146,6 +146,6 @@ public enum LeNet5 {
             Linear(inputFeatures: 84, outputFeatures: configuration.classes).named("fc2"),  // N x 10 (softmax in the loss)
         ])
         return Model(name: "lenet5", configuration: configuration, network: network, loss: SoftmaxCrossEntropy(),
-                     inputFormat: .unit(channels: c))
+                     inputFormat: .unit(channels: c, fitting: .pad))
     }
 }

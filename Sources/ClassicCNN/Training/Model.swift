@@ -13,18 +13,26 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     }
 }
 
-/// How dataset pixels (bytes 0-255) become input values: value = pixel / 255 * scale + offset per channel; an image
-/// smaller than the input is centred and padded with the background (pixel 0), as LeNet-5 pads MNIST to 32x32.
+/// How dataset pixels (bytes 0-255) become input values: value = pixel / 255 * scale + offset per channel, and how an
+/// image of another size fits the input.
 public struct InputFormat: Codable, Equatable, Sendable {
+    public enum Fitting: String, Codable, Sendable {
+        /// Centred, padded with the background (pixel 0) or centre-cropped: LeNet-5 pads MNIST's 28x28 to 32x32.
+        case pad
+        /// Resized bilinearly (half-pixel centres, as PyTorch's align_corners=False and TensorFlow 2's resize).
+        case resize
+    }
     public var scale: [Float]
     public var offset: [Float]
-    public init(scale: [Float], offset: [Float]) {
+    public var fitting: Fitting
+    public init(scale: [Float], offset: [Float], fitting: Fitting = .resize) {
         self.scale = scale
         self.offset = offset
+        self.fitting = fitting
     }
     /// Pixels mapped to [0, 1].
-    public static func unit(channels: Int) -> InputFormat {
-        InputFormat(scale: Array(repeating: 1, count: channels), offset: Array(repeating: 0, count: channels))
+    public static func unit(channels: Int, fitting: Fitting = .resize) -> InputFormat {
+        InputFormat(scale: Array(repeating: 1, count: channels), offset: Array(repeating: 0, count: channels), fitting: fitting)
     }
 
     /// Per-channel mean and standard deviation normalisation of [0, 1] pixels: (p / 255 - mean) / std.

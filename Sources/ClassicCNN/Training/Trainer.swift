@@ -7,6 +7,8 @@ public struct TrainingOptions: Sendable {
     public var batchSize = 32
     /// Stop each epoch after this many steps (nil: the whole training set).
     public var stepsPerEpoch: Int?
+    /// Validate on this many batches (nil: the whole validation set).
+    public var validationSteps: Int?
     public var seed: UInt64 = 0
     /// Where `last.safetensors` and `best.safetensors` go (nil: no checkpoints).
     public var checkpointDirectory: String?
@@ -109,7 +111,9 @@ public final class Trainer {
         var result = EpochResult(epoch: epoch, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
                                  seconds: trainingSeconds, imagesPerSecond: Double(seen) / max(trainingSeconds, 1e-9), steps: step)
         if let validationSet {
-            let report = Evaluation.run(model: model, dataset: validationSet, batchSize: max(options.batchSize, 256))
+            let batchSize = Swift.max(options.batchSize, 256)
+            let limit = options.validationSteps.map { $0 > validationSet.count / batchSize ? validationSet.count : $0 * batchSize }
+            let report = Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit)
             result.validationLoss = report.loss
             result.validationAccuracy = report.accuracy
         }
