@@ -28,7 +28,7 @@ struct Summary: ParsableCommand {
         let total = layers.reduce(0) { $0 + $1.parameters }
         let report = Report(
             model: model, input_shape: built.inputShape, classes: built.configuration.classes, parameters: total,
-            inference_parameters: total, fixed_parameters: layers.reduce(0) { $0 + $1.fixed_parameters },
+            inference_parameters: built.inferenceParameterCount, fixed_parameters: layers.reduce(0) { $0 + $1.fixed_parameters },
             connections: layers.reduce(0) { $0 + $1.connections }, macs: layers.reduce(0) { $0 + $1.macs }, layers: layers)
         if json { return try printJSON(report) }
 
@@ -45,7 +45,8 @@ struct Summary: ParsableCommand {
         }
         print(String(repeating: "=", count: header.count))
         print("Trainable parameters: \(report.parameters.grouped)"
-              + (report.fixed_parameters > 0 ? "  (+ \(report.fixed_parameters.grouped) fixed)" : ""))
+              + (report.fixed_parameters > 0 ? "  (+ \(report.fixed_parameters.grouped) fixed)" : "")
+              + (report.inference_parameters != report.parameters ? "; at inference, without the auxiliary heads: \(report.inference_parameters.grouped)" : ""))
         print("Connections: \(report.connections.grouped)   Multiply-adds per image: \(report.macs.grouped)")
     }
 }

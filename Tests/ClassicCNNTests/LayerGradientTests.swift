@@ -66,6 +66,57 @@ struct LayerGradientTests {
         #expect(layer.forward(x, training: false) == x)
     }
 
+    @Test func adaptiveAveragePooling() {
+        // PyTorch's windows for 14 -> 4: [0, 4), [3, 7), [7, 11), [10, 14).
+        #expect((0..<4).map { AdaptiveAvgPool2D.window($0, size: 14, count: 4) } == [0..<4, 3..<7, 7..<11, 10..<14])
+        #expect(gradientMismatches(AdaptiveAvgPool2D(outputSize: (4, 3)), inputShape: [2, 2, 14, 9]).isEmpty)
+    }
+
+    /// An auxiliary head's loss (times its weight) reaches the shared layers: the gradient of
+    /// L = CE(main) + 0.3 CE(aux) with respect to the first convolution, against finite differences.
+    @Test func auxiliaryClassifierAddsItsWeightedLoss() throws {
+        let conv = Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3)
+        let network = Sequential {
+            conv
+            ReLU()
+            AuxiliaryClassifier(weight: 0.3) { Flatten(); Linear(inputFeatures: 3 * 4 * 4, outputFeatures: 5) }.named("aux")
+            Flatten()
+            Linear(inputFeatures: 3 * 4 * 4, outputFeatures: 5)
+        }
+        let model = Model(name: "tiny", configuration: ModelConfiguration(inputSize: 6, classes: 5, inputChannels: 2),
+                          network: network, loss: SoftmaxCrossEntropy(), inputFormat: .unit(channels: 2))
+        model.initialize(seed: 3)
+        let x = randomTensor([3, 2, 6, 6], seed: 4)
+        let labels: [Int32] = [0, 4, 2]
+        func totalLoss() -> Double {
+            _ = model.network.forward(x, training: true)
+            let main = labels.withUnsafeBufferPointer { model.loss.evaluate(output: model.network.forward(x, training: true), labels: $0, computeGradient: false) }
+            let aux = labels.withUnsafeBufferPointer { model.auxiliaries[0].evaluateLoss(labels: $0) }
+            return Double(main + aux) / 3
+        }
+        #expect(model.auxiliaries.count == 1 && model.parameterCount - model.inferenceParameterCount == 3 * 16 * 5 + 5)
+        for (_, p) in model.parameters { p.zeroGradient() }
+        let output = model.network.forward(x, training: true)
+        _ = labels.withUnsafeBufferPointer { model.loss.evaluate(output: output, labels: $0, computeGradient: true) }
+        _ = labels.withUnsafeBufferPointer { model.auxiliaries[0].evaluateLoss(labels: $0) }
+        _ = model.network.backward(model.loss.gradient)
+        let analytic = Tensor(copying: conv.weight.gradient)
+        let epsilon: Float = 1e-3
+        for i in Swift.stride(from: 0, to: conv.weight.count, by: 7) {
+            let original = conv.weight.value[i]
+            conv.weight.value[i] = original + epsilon
+            let plus = totalLoss()
+            conv.weight.value[i] = original - epsilon
+            let minus = totalLoss()
+            conv.weight.value[i] = original
+            let numeric = (plus - minus) / Double(2 * epsilon)
+            #expect(abs(numeric - Double(analytic[i])) < 2e-3 * max(1, abs(numeric)), "weight[\(i)]: \(analytic[i]) vs \(numeric)")
+        }
+        // At inference the head is skipped and costs nothing.
+        _ = model.forward(x)
+        #expect(model.auxiliaries[0].output == nil)
+    }
+
     @Test func subsampling() {
         #expect(gradientMismatches(Subsampling(channels: 3), inputShape: [2, 3, 6, 8]).isEmpty)
     }

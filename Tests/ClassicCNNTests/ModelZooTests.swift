@@ -13,12 +13,18 @@ struct ModelZooTests {
         "alexnet-torchvision": 61_100_840, // torchvision
         "vgg11": 132_863_336, "vgg11-lrn": 132_863_336, "vgg13": 133_047_848,
         "vgg16-c": 133_638_952, "vgg16": 138_357_544, "vgg19": 143_667_240,
+        "googlenet": 13_378_280,              // with the auxiliary heads; 6,998,552 without (bvlc_googlenet)
+        "googlenet-torchvision": 13_004_888,  // 6,624,904 without
     ]
+
+    /// Trainable parameters at inference (auxiliary heads dropped), where they differ.
+    static let inferenceCounts: [String: Int] = ["googlenet": 6_998_552, "googlenet-torchvision": 6_624_904]
 
     @Test("every registered model: shape, backward, pinned count", arguments: ModelZoo.all.map(\.name))
     func registered(_ name: String) throws {
         let model = try ModelZoo.make(name, seed: 3)
         #expect(model.parameterCount == Self.parameterCounts[name], "\(name) has \(model.parameterCount) parameters")
+        #expect(model.inferenceParameterCount == Self.inferenceCounts[name] ?? Self.parameterCounts[name])
         let batch = randomTensor([2] + model.inputShape, seed: 4)
         let output = model.forward(batch, training: true)
         #expect(output.shape == [2, model.configuration.classes])
@@ -30,7 +36,8 @@ struct ModelZooTests {
         for ((name, parameter), (old, new)) in zip(model.parameters, zip(before, after)) {
             if parameter.isTrainable {
                 #expect(old != new, "\(name) did not change after a step")
-            } else {
+            } else if !name.hasSuffix("running_mean") && !name.hasSuffix("running_var") {
+                // Fixed parameters (LeNet's RBF centres) never change; batch norm's running statistics follow the batch.
                 #expect(old == new, "\(name) is fixed but changed")
             }
         }
@@ -68,6 +75,25 @@ struct ModelZooTests {
         #expect(centres.values.allSatisfy { $0 == 1 || $0 == -1 })
         let rows = (0..<10).map { Array(centres.values[($0 * 84)..<(($0 + 1) * 84)]) }
         #expect(Set(rows.map { $0.description }).count == 10)
+    }
+
+    @Test(arguments: ["googlenet", "googlenet-torchvision"])
+    func googLeNetStagesAreTable1(_ name: String) throws {
+        let rows = try ModelZoo.make(name).summary().filter { $0.kind == "Concat" }
+        // 3a 3b 4a 4b 4c 4d 4e 5a 5b: 28x28x256, 28x28x480, 14x14x512 (three), 14x14x528, 14x14x832, 7x7x832, 7x7x1024.
+        #expect(rows.map { Array($0.outputShape.dropFirst()) } == [
+            [256, 28, 28], [480, 28, 28], [512, 14, 14], [512, 14, 14], [512, 14, 14], [528, 14, 14], [832, 14, 14],
+            [832, 7, 7], [1024, 7, 7],
+        ])
+    }
+
+    @Test func googLeNetUsesTorchvisionNames() throws {
+        let names = Set(try ModelZoo.make("googlenet-torchvision").parameters.map(\.name))
+        for expected in ["conv1.conv.weight", "conv1.bn.running_var", "inception3a.branch1.conv.weight",
+                         "inception3a.branch2.1.bn.bias", "inception4e.branch4.1.conv.weight", "aux1.conv.conv.weight",
+                         "aux2.fc1.weight", "aux2.fc2.bias", "fc.weight"] {
+            #expect(names.contains(expected), "missing \(expected)")
+        }
     }
 
     @Test func kerasLeNetLayerByLayer() throws {

@@ -52,6 +52,8 @@ public final class Model {
     public let inputFormat: InputFormat
     /// Every parameter, named by path (`C1.weight`, `features.0.weight`).
     public let parameters: [(name: String, parameter: Parameter)]
+    /// The auxiliary classifiers on the main path (GoogLeNet's two), trained with their weighted losses.
+    public let auxiliaries: [AuxiliaryClassifier]
 
     public init(name: String, configuration: ModelConfiguration, network: any Layer, loss: any ClassificationLoss,
                 inputFormat: InputFormat) {
@@ -61,6 +63,7 @@ public final class Model {
         self.loss = loss
         self.inputFormat = inputFormat
         self.parameters = network.namedParameters
+        self.auxiliaries = network.allLayers.compactMap { $0 as? AuxiliaryClassifier }
         // Nobody needs the gradient of the image itself.
         switch network.allLayers.first(where: { $0.children.isEmpty }) {
         case let conv as Conv2D: conv.computesInputGradient = false
@@ -72,8 +75,13 @@ public final class Model {
     /// [channels, height, width] of one input image.
     public var inputShape: [Int] { [configuration.inputChannels, configuration.inputSize, configuration.inputSize] }
 
-    /// Trainable parameter count (fixed ones, such as LeNet-5's RBF centres, excluded).
+    /// Trainable parameter count (fixed ones, such as LeNet-5's RBF centres, excluded), auxiliary heads included.
     public var parameterCount: Int { parameters.filter { $0.parameter.isTrainable }.reduce(0) { $0 + $1.parameter.count } }
+
+    /// Trainable parameters used at inference: without the auxiliary heads.
+    public var inferenceParameterCount: Int {
+        parameterCount - auxiliaries.flatMap { $0.namedParameters }.filter { $0.parameter.isTrainable }.reduce(0) { $0 + $1.parameter.count }
+    }
 
     /// Draws every parameter from one generator seeded with `seed`, layer by layer in order, and seeds dropout.
     public func initialize(seed: UInt64) {
@@ -95,7 +103,8 @@ public final class Model {
     public func trainStep(batch: Tensor, labels: UnsafeBufferPointer<Int32>, optimizer: any Optimizer) -> (loss: Float, correct: Int) {
         for (_, parameter) in parameters { parameter.zeroGradient() }
         let output = network.forward(batch, training: true)
-        let loss = self.loss.evaluate(output: output, labels: labels, computeGradient: true)
+        var loss = self.loss.evaluate(output: output, labels: labels, computeGradient: true)
+        for auxiliary in auxiliaries { loss += auxiliary.evaluateLoss(labels: labels) }
         let correct = countCorrect(output, labels)
         _ = network.backward(self.loss.gradient)
         optimizer.step(parameters)
