@@ -23,6 +23,8 @@ struct Train: ParsableCommand {
     @Option(help: "L2 weight decay.") var weightDecay: Float = 0
     @Option(help: "Seed of the weights, the shuffling and dropout.") var seed: UInt64 = 0
     @Option(help: "Where to write last.safetensors and best.safetensors.") var checkpointDir = "checkpoints"
+    @Flag(help: "Continue from CHECKPOINT_DIR/last.safetensors: its weights, optimizer state, epoch and position, batch size and seed.")
+    var resume = false
     @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
     @OptionGroup var data: DataOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -41,15 +43,9 @@ struct Train: ParsableCommand {
         runtime.apply()
         let model = self.network.model
         let descriptor = try self.network.descriptor
-        let network = try self.network.make()
+        var network = try self.network.make()
         network.initialize(seed: seed)
-        let datasetName = dataset ?? descriptor.defaultDataset
-        let trainingSet = try loadDataset(datasetName, split: .train, dataDirectory: data.dataDir)
-        let validationSet = try loadDataset(datasetName, split: .test, dataDirectory: data.dataDir)
-        let chosen: any ClassicCNN.Optimizer = switch optimizer {
-        case .adam: Adam(learningRate: lr ?? 0.001, weightDecay: weightDecay)
-        case .sgd: SGD(learningRate: lr ?? 0.01, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
-        }
+        var datasetName = dataset ?? descriptor.defaultDataset
         var options = TrainingOptions()
         options.epochs = epochs
         options.batchSize = batchSize
@@ -57,6 +53,34 @@ struct Train: ParsableCommand {
         options.validationSteps = validationSteps
         options.seed = seed
         options.checkpointDirectory = checkpointDir
+        var chosen: any ClassicCNN.Optimizer = switch optimizer {
+        case .adam: Adam(learningRate: lr ?? 0.001, weightDecay: weightDecay)
+        case .sgd: SGD(learningRate: lr ?? 0.01, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+        }
+        var resumed: TrainingState?
+        if resume {
+            let path = "\(checkpointDir)/last.safetensors"
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw CommandError(description: "--resume: \(path) does not exist (train without --resume first)")
+            }
+            let (saved, info, optimizerState) = try Checkpoint.load(path: path)
+            guard saved.name == model else { throw CommandError(description: "\(path) holds a \(saved.name), not a \(model)") }
+            guard let state = info.trainingState, let optimizerName = info.optimizer else {
+                throw CommandError(description: "\(path) has no training state to resume from")
+            }
+            network = saved
+            chosen = try makeOptimizer(named: optimizerName, settings: info.optimizerSettings)
+            try chosen.restore(state: optimizerState, settings: info.optimizerSettings, parameters: network.parameters)
+            (options.batchSize, options.seed, options.stepsPerEpoch) = (state.batchSize, state.seed, state.stepsPerEpoch)
+            datasetName = info.dataset
+            resumed = state
+            if !json {
+                let position = state.nextBatch > 0 ? "epoch \(state.epoch), step \(state.nextBatch + 1)" : "epoch \(state.epoch + 1)"
+                print("Resuming \(path) at \(position) (batch size \(state.batchSize), seed \(state.seed), \(optimizerName))")
+            }
+        }
+        let trainingSet = try loadDataset(datasetName, split: .train, dataDirectory: data.dataDir)
+        let validationSet = try loadDataset(datasetName, split: .test, dataDirectory: data.dataDir)
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
         let progress = ProgressBar(json: json)
         trainer.observer = progress
@@ -64,7 +88,48 @@ struct Train: ParsableCommand {
             print("Training \(model) (\(network.parameterCount.grouped) parameters) on \(datasetName): \(trainingSet.count.grouped) images, "
                   + "validating on \(validationSet.count.grouped); \(Parallel.threads) threads")
         }
-        try trainer.fit()
+        let interruption = Interruption()
+        trainer.shouldStop = { interruption.requested }
+        do {
+            try trainer.fit(resumingFrom: resumed)
+        } catch let stopped as TrainingInterrupted {
+            print("")
+            printError("Stopped: \(stopped). Continue with the same command and --resume.")
+            throw ExitCode(130)
+        }
+    }
+}
+
+/// Ctrl-C while training: the first asks the run to stop after the current step (and save `last.safetensors`);
+/// a second exits at once, touching no checkpoint. Handled on a dispatch queue, not inside the signal handler.
+final class Interruption: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private let source: DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [unowned self] in
+            self.lock.lock()
+            self.count += 1
+            let second = self.count >= 2
+            self.lock.unlock()
+            if second { _exit(130) }
+            FileHandle.standardError.write(Data("\nStopping after this step (Ctrl-C again to quit at once)...\n".utf8))
+        }
+        source.resume()
+    }
+
+    deinit {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+
+    var requested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return count > 0
     }
 }
 

@@ -37,6 +37,58 @@ struct TrainingTests {
         #expect(try run() == run())
     }
 
+    /// A run stopped mid-epoch, or finished early, then resumed from its checkpoint by a fresh model, optimizer and
+    /// trainer, ends with the same weights, bit for bit, as the run that was never stopped. Arguments: the call of
+    /// `shouldStop` that answers yes (0: none, the first run just has one epoch), and where the run should then be.
+    @Test(arguments: [(7, 1, 7), (20, 2, 1), (0, 1, 0)])
+    func resumedRunEqualsTheUninterruptedRun(_ stopCall: Int, _ epoch: Int, _ nextBatch: Int) throws {
+        let train = try Self.mnist(.train).prefix(640)  // 20 steps per epoch
+        var options = TrainingOptions()
+        options.epochs = 3
+        options.seed = 11
+        let straight = try ModelZoo.make("lenet5", seed: 2)
+        try Trainer(model: straight, optimizer: Adam(), trainingSet: train, validationSet: nil, options: options).fit()
+
+        options.checkpointDirectory = freshDirectory("resume")
+        var firstOptions = options
+        if stopCall == 0 { firstOptions.epochs = 1 }
+        let trainer = Trainer(model: try ModelZoo.make("lenet5", seed: 2), optimizer: Adam(), trainingSet: train,
+                              validationSet: nil, options: firstOptions)
+        var calls = 0
+        trainer.shouldStop = { calls += 1; return calls == stopCall }
+        if stopCall > 0 {
+            #expect(throws: TrainingInterrupted.self) { try trainer.fit() }
+        } else {
+            try trainer.fit()
+        }
+
+        let (model, info, state) = try Checkpoint.load(path: options.checkpointDirectory! + "/last.safetensors")
+        let saved = try #require(info.trainingState)
+        #expect(saved.epoch == epoch && saved.nextBatch == nextBatch)
+        let optimizer = try makeOptimizer(named: try #require(info.optimizer), settings: info.optimizerSettings)
+        try optimizer.restore(state: state, settings: info.optimizerSettings, parameters: model.parameters)
+        try Trainer(model: model, optimizer: optimizer, trainingSet: train, validationSet: nil, options: options).fit(resumingFrom: saved)
+        #expect(model.parameters.map { $0.parameter.value } == straight.parameters.map { $0.parameter.value })
+
+        // A different batch size cannot resume this run.
+        var other = options
+        other.batchSize = 16
+        #expect(throws: TrainingError.self) {
+            try Trainer(model: model, optimizer: optimizer, trainingSet: train, validationSet: nil, options: other).fit(resumingFrom: saved)
+        }
+    }
+
+    @Test func dropoutGeneratorsAreSavedAndRestored() throws {
+        let model = try ModelZoo.make("googlenet-torchvision", seed: 1)
+        let states = model.randomStates
+        #expect(states.keys.sorted() == ["aux1.dropout", "aux2.dropout", "dropout"])
+        let other = try ModelZoo.make("googlenet-torchvision", seed: 2)
+        #expect(other.randomStates != states)
+        try other.restoreRandomStates(states)
+        #expect(other.randomStates == states)
+        #expect(throws: ConfigurationError.self) { try other.restoreRandomStates([:]) }
+    }
+
     @Test func loaderShufflesBySeedAndEpochAndPadsWithTheBackground() throws {
         let data = try Self.mnist(.test).prefix(100)
         let format = InputFormat(scale: [1.275], offset: [-0.1], fitting: .pad)

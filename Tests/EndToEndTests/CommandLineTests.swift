@@ -145,6 +145,40 @@ struct CommandLineTests {
         #expect((report["class_names"] as? [String])?.first == "airplane")
     }
 
+    /// Ctrl-C: the run stops after the step, saves last.safetensors, says how to resume and exits 130; --resume
+    /// then finishes the run.
+    @Test func interruptedTrainingSavesAndResumes() throws {
+        let directory = scratch("interrupt")
+        let arguments = ["train", "lenet5", "--epochs", "2", "--steps-per-epoch", "1500", "--validation-steps", "2",
+                         "--checkpoint-dir", directory, "--data-dir", try dataRoot()]
+        let process = Process()
+        process.executableURL = try cnnExecutable()
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Wait until training has started (the first epoch's header), then interrupt.
+        var seen = Data()
+        let deadline = Date().addingTimeInterval(60)
+        while !String(decoding: seen, as: UTF8.self).contains("Epoch 1/2"), Date() < deadline, process.isRunning {
+            seen.append(out.fileHandleForReading.availableData)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        process.interrupt()
+        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        _ = rest
+        #expect(process.terminationStatus == 130, "exit \(process.terminationStatus): \(errors)")
+        #expect(errors.contains("--resume"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/last.safetensors"))
+
+        let resumed = try cnn(arguments + ["--resume"])
+        #expect(resumed.status == 0, "\(resumed.error)")
+        #expect(resumed.output.contains("Resuming") && resumed.output.contains("Epoch 2/2"))
+    }
+
     @Test func badOptionsAreUsageErrors() throws {
         expectCleanFailure(try cnn(["train", "lenet5", "--epochs", "0"]), naming: "--epochs")
         expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "rmsprop"]), naming: "rmsprop")

@@ -82,6 +82,13 @@ extension Layer {
     /// Every layer below this one (itself included), depth first.
     public var allLayers: [any Layer] { [self] + children.flatMap { $0.layer.allLayers } }
 
+    /// Every layer below this one with its path (`features.3`), depth first; this layer's path is "".
+    public var namedLayers: [(path: String, layer: any Layer)] {
+        [(path: "", layer: self)] + children.flatMap { name, child in
+            child.namedLayers.map { (path: $0.path.isEmpty ? name : "\(name).\($0.path)", layer: $0.layer) }
+        }
+    }
+
     /// Inference: `forward(input, training: false)`.
     public func callAsFunction(_ input: Tensor) -> Tensor { forward(input, training: false) }
 }

@@ -46,7 +46,10 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         init(slots: [Slot], partial: Slot?) {
             self.slots = slots
             self.partial = partial
-            free = DispatchSemaphore(value: slots.count)
+            // Created at 0 and raised to the slot count: libdispatch traps when a semaphore is released below the
+            // value it was created with, which a loader stopped mid-epoch would otherwise do.
+            free = DispatchSemaphore(value: 0)
+            for _ in slots { free.signal() }
         }
 
         var isStopped: Bool {

@@ -13,6 +13,8 @@ public struct CheckpointInfo: Sendable {
     public var optimizer: String?
     public var optimizerSettings: [String: Double]
     public var seed: UInt64
+    /// Where the run was, for `--resume` (nil in checkpoints written outside a training run).
+    public var trainingState: TrainingState?
 
     public init(model: String, configuration: ModelConfiguration, epoch: Int, dataset: String,
                 metrics: [String: Double] = [:], optimizer: String? = nil, optimizerSettings: [String: Double] = [:], seed: UInt64 = 0) {
@@ -51,6 +53,7 @@ public enum Checkpoint {
             "metrics": json(info.metrics),
             "seed": String(info.seed),
         ]
+        if let state = info.trainingState { metadata["training_state"] = json(state) }
         if let optimizer {
             metadata["optimizer"] = optimizer.name
             metadata["optimizer_settings"] = json(optimizer.settings)
@@ -100,7 +103,14 @@ public enum Checkpoint {
             optimizer: metadata["optimizer"],
             optimizerSettings: decode([String: Double].self, metadata["optimizer_settings"]) ?? [:],
             seed: UInt64(metadata["seed"] ?? "") ?? 0)
-        return (model, info, optimizerState)
+        var result = info
+        if let text = metadata["training_state"] {
+            guard let state = decode(TrainingState.self, text), state.epoch >= 0, state.nextBatch >= 0, state.batchSize > 0 else {
+                throw CheckpointError(path: path, reason: "the metadata's training state is malformed")
+            }
+            result.trainingState = state
+        }
+        return (model, result, optimizerState)
     }
 
     private static func json<T: Encodable>(_ value: T) -> String {

@@ -38,6 +38,23 @@ func setting(_ settings: [String: Double], _ key: String, in range: ClosedRange<
     return value
 }
 
+/// Rebuilds the optimizer a checkpoint names ("sgd" or "adam") with its saved settings (state restored separately).
+public func makeOptimizer(named name: String, settings: [String: Double]) throws -> any Optimizer {
+    let lr = try setting(settings, "learning_rate", in: 0...1e6).map(Float.init)
+    let decay = try setting(settings, "weight_decay", in: 0...1e6).map(Float.init) ?? 0
+    switch name {
+    case "adam":
+        return Adam(learningRate: lr ?? 0.001, beta1: Float(try setting(settings, "beta1", in: 0...1) ?? 0.9),
+                    beta2: Float(try setting(settings, "beta2", in: 0...1) ?? 0.999),
+                    epsilon: Float(try setting(settings, "epsilon", in: 0...1) ?? 1e-7), weightDecay: decay)
+    case "sgd":
+        return SGD(learningRate: lr ?? 0.01, momentum: Float(try setting(settings, "momentum", in: 0...1) ?? 0),
+                   nesterov: (try setting(settings, "nesterov", in: 0...1) ?? 0) != 0, weightDecay: decay)
+    default:
+        throw OptimizerStateError(description: "unknown optimizer '\(name)'")
+    }
+}
+
 /// Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay, as PyTorch defines them:
 /// g = grad + wd * w;  v = mu * v + g;  w -= lr * (nesterov ? g + mu * v : v).
 public final class SGD: Optimizer {

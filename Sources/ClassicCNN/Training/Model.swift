@@ -92,6 +92,24 @@ public final class Model {
         }
     }
 
+    /// The generator state of every dropout layer, by layer path: saved in checkpoints for an exact resume.
+    public var randomStates: [String: [UInt64]] {
+        var states: [String: [UInt64]] = [:]
+        for (path, layer) in network.namedLayers { if let dropout = layer as? Dropout { states[path] = dropout.rng.stateWords } }
+        return states
+    }
+
+    /// Restores states saved by `randomStates`.
+    public func restoreRandomStates(_ states: [String: [UInt64]]) throws {
+        for (path, layer) in network.namedLayers {
+            guard let dropout = layer as? Dropout else { continue }
+            guard let words = states[path], words.count == 4 else {
+                throw ConfigurationError("the checkpoint has no generator state for dropout layer '\(path)'")
+            }
+            dropout.rng = RandomGenerator(state: words)
+        }
+    }
+
     /// The network's raw output for a batch [N, C, H, W] (logits, or RBF penalties for LeNet-5 1998).
     public func forward(_ batch: Tensor, training: Bool = false) -> Tensor {
         network.forward(batch, training: training)

@@ -46,6 +46,34 @@ public struct TrainingError: Error, CustomStringConvertible {
     public let description: String
 }
 
+/// Where a run is, saved in every checkpoint so that `--resume` continues exactly where it stopped: the epoch in
+/// progress (or last finished, when `nextBatch` is 0), the next batch, the running sums of the unfinished epoch,
+/// the best validation score so far, and every dropout layer's generator. (The shuffle is a function of the seed
+/// and the epoch, so it needs no state.)
+public struct TrainingState: Codable, Equatable, Sendable {
+    public var epoch = 0
+    public var nextBatch = 0
+    public var lossSum = 0.0
+    public var correct = 0
+    public var seen = 0
+    public var bestScore: Double?
+    public var randomStates: [String: [UInt64]] = [:]
+    /// The run's options that a resumed run must share.
+    public var batchSize = 0
+    public var seed: UInt64 = 0
+    public var stepsPerEpoch: Int?
+    public init() {}
+}
+
+/// Training stopped on request (Ctrl-C) after a whole step; `last.safetensors` holds the state to resume from.
+public struct TrainingInterrupted: Error, CustomStringConvertible {
+    public let epoch: Int, step: Int
+    public let checkpoint: String?
+    public var description: String {
+        "interrupted at epoch \(epoch), after step \(step)" + (checkpoint.map { "; saved \($0)" } ?? "")
+    }
+}
+
 public final class Trainer {
     public let model: Model
     public let optimizer: any Optimizer
@@ -53,7 +81,10 @@ public final class Trainer {
     public let validationSet: ImageDataset?
     public let options: TrainingOptions
     public weak var observer: (any TrainingObserver)?
-    private var bestValidationLoss = Double.infinity
+    /// Asked after every step; when it returns true the run saves `last.safetensors` and throws `TrainingInterrupted`.
+    public var shouldStop: (() -> Bool)?
+    /// Where the run is.
+    public private(set) var state = TrainingState()
 
     public init(model: Model, optimizer: any Optimizer, trainingSet: ImageDataset, validationSet: ImageDataset?,
                 options: TrainingOptions) {
@@ -64,10 +95,24 @@ public final class Trainer {
         self.options = options
     }
 
+    /// Trains until `options.epochs`, from the start or from a state saved in a checkpoint (which must come from a run
+    /// with the same batch size, seed and steps per epoch).
     @discardableResult
-    public func fit() throws -> [EpochResult] {
+    public func fit(resumingFrom resumed: TrainingState? = nil) throws -> [EpochResult] {
         for dataset in [trainingSet] + (validationSet.map { [$0] } ?? []) {
             try Evaluation.checkLabels(of: dataset, fit: model)
+        }
+        state = TrainingState()
+        state.batchSize = options.batchSize
+        state.seed = options.seed
+        state.stepsPerEpoch = options.stepsPerEpoch
+        if let resumed {
+            guard resumed.batchSize == options.batchSize, resumed.seed == options.seed, resumed.stepsPerEpoch == options.stepsPerEpoch else {
+                throw TrainingError(description: "the checkpoint was trained with batch size \(resumed.batchSize), seed \(resumed.seed) and "
+                    + "\(resumed.stepsPerEpoch.map { "\($0) steps per epoch" } ?? "whole epochs"); resume with the same")
+            }
+            try model.restoreRandomStates(resumed.randomStates)
+            state = resumed
         }
         if let directory = options.checkpointDirectory {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
@@ -75,8 +120,10 @@ public final class Trainer {
             }
         }
         var results: [EpochResult] = []
-        for epoch in 1...options.epochs {
-            let result = try runEpoch(epoch)
+        let first = state.nextBatch > 0 ? state.epoch : state.epoch + 1
+        guard first <= options.epochs else { return results }
+        for epoch in first...options.epochs {
+            let result = try runEpoch(epoch, startBatch: epoch == state.epoch ? state.nextBatch : 0)
             results.append(result)
             observer?.epochFinished(result)
             try saveCheckpoints(after: result)
@@ -84,17 +131,20 @@ public final class Trainer {
         return results
     }
 
-    private func runEpoch(_ epoch: Int) throws -> EpochResult {
+    private func runEpoch(_ epoch: Int, startBatch: Int) throws -> EpochResult {
         // At most the whole training set, whatever --steps-per-epoch says (and without overflowing).
         let limit = options.stepsPerEpoch.map { steps in
             steps > trainingSet.count / Swift.max(options.batchSize, 1) + 1 ? trainingSet.count : steps * options.batchSize
         }
         let loader = BatchLoader(dataset: trainingSet, batchSize: options.batchSize, inputSize: model.configuration.inputSize,
-                                 format: model.inputFormat, shuffleSeed: options.seed, epoch: epoch, limit: limit)
+                                 format: model.inputFormat, shuffleSeed: options.seed, epoch: epoch, startBatch: startBatch, limit: limit)
         defer { loader.stop() }
         observer?.epochStarted(epoch, of: options.epochs, steps: loader.batchCount)
         let start = Date()
-        var lossSum = 0.0, correct = 0, seen = 0, step = 0
+        // A resumed epoch continues its running sums.
+        var lossSum = 0.0, correct = 0, seen = 0, step = startBatch
+        if startBatch > 0 { (lossSum, correct, seen) = (state.lossSum, state.correct, state.seen) }
+        let seenBefore = seen
         while let batch = loader.next() {
             let (loss, right) = model.trainStep(batch: batch.images, labels: batch.labels, optimizer: optimizer)
             guard loss.isFinite else {
@@ -106,10 +156,21 @@ public final class Trainer {
             seen += batch.labels.count
             observer?.stepFinished(step: step, of: loader.batchCount, loss: lossSum / Double(seen),
                                    accuracy: Double(correct) / Double(seen), elapsed: Date().timeIntervalSince(start))
+            if step < loader.batchCount, shouldStop?() == true {
+                (state.epoch, state.nextBatch, state.lossSum, state.correct, state.seen) = (epoch, step, lossSum, correct, seen)
+                state.randomStates = model.randomStates
+                var saved: String?
+                if let directory = options.checkpointDirectory {
+                    saved = "\(directory)/last.safetensors"
+                    try Checkpoint.save(model: model, optimizer: optimizer, info: checkpointInfo(epoch: epoch - 1, metrics: [:]), to: saved!)
+                }
+                throw TrainingInterrupted(epoch: epoch, step: step, checkpoint: saved)
+            }
         }
+        (state.epoch, state.nextBatch, state.lossSum, state.correct, state.seen) = (epoch, 0, 0, 0, 0)
         let trainingSeconds = Date().timeIntervalSince(start)
         var result = EpochResult(epoch: epoch, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
-                                 seconds: trainingSeconds, imagesPerSecond: Double(seen) / max(trainingSeconds, 1e-9), steps: step)
+                                 seconds: trainingSeconds, imagesPerSecond: Double(seen - seenBefore) / max(trainingSeconds, 1e-9), steps: step)
         if let validationSet {
             let batchSize = Swift.max(options.batchSize, 256)
             let limit = options.validationSteps.map { $0 > validationSet.count / batchSize ? validationSet.count : $0 * batchSize }
@@ -120,18 +181,25 @@ public final class Trainer {
         return result
     }
 
-    private func saveCheckpoints(after result: EpochResult) throws {
-        guard let directory = options.checkpointDirectory else { return }
-        let info = CheckpointInfo(model: model.name, configuration: model.configuration, epoch: result.epoch,
+    private func checkpointInfo(epoch: Int, metrics: [String: Double]) -> CheckpointInfo {
+        var info = CheckpointInfo(model: model.name, configuration: model.configuration, epoch: epoch,
                                   dataset: trainingSet.name.components(separatedBy: "-").first ?? trainingSet.name,
-                                  metrics: result.metrics, optimizer: optimizer.name, optimizerSettings: optimizer.settings,
-                                  seed: options.seed)
+                                  metrics: metrics, optimizer: optimizer.name, optimizerSettings: optimizer.settings, seed: options.seed)
+        info.trainingState = state
+        return info
+    }
+
+    private func saveCheckpoints(after result: EpochResult) throws {
+        let score = result.validationLoss ?? result.loss
+        let improved = score < (state.bestScore ?? .infinity)
+        if improved { state.bestScore = score }
+        state.randomStates = model.randomStates
+        guard let directory = options.checkpointDirectory else { return }
+        let info = checkpointInfo(epoch: result.epoch, metrics: result.metrics)
         let last = "\(directory)/last.safetensors"
         try Checkpoint.save(model: model, optimizer: optimizer, info: info, to: last)
         observer?.checkpointSaved(path: last, isBest: false)
-        let score = result.validationLoss ?? result.loss
-        if score < bestValidationLoss {
-            bestValidationLoss = score
+        if improved {
             let best = "\(directory)/best.safetensors"
             try Checkpoint.save(model: model, optimizer: optimizer, info: info, to: best)
             observer?.checkpointSaved(path: best, isBest: true)
