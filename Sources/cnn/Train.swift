@@ -176,6 +176,7 @@ final class ProgressBar: TrainingObserver {
             text += " - val_loss: \(String(format: "%.4f", loss)) - val_accuracy: \(String(format: "%.4f", accuracy))"
         }
         text += " - \(String(format: "%.1f", result.seconds))s - \(Int(result.imagesPerSecond).grouped) img/s"
+        if let peak = result.peakResidentBytes { text += " - peak memory \(peak >> 20) MB" }
         print(text)
     }
 

@@ -15,10 +15,13 @@ struct ModelZooTests {
         "vgg16-c": 133_638_952, "vgg16": 138_357_544, "vgg19": 143_667_240,
         "googlenet": 13_378_280,              // with the auxiliary heads; 6,998,552 without (bvlc_googlenet)
         "googlenet-torchvision": 13_004_888,  // 6,624,904 without
+        "inception-v3": 27_161_264,           // torchvision, with AuxLogits; 23,834,568 without
     ]
 
     /// Trainable parameters at inference (auxiliary heads dropped), where they differ.
-    static let inferenceCounts: [String: Int] = ["googlenet": 6_998_552, "googlenet-torchvision": 6_624_904]
+    static let inferenceCounts: [String: Int] = [
+        "googlenet": 6_998_552, "googlenet-torchvision": 6_624_904, "inception-v3": 23_834_568,
+    ]
 
     @Test("every registered model: shape, backward, pinned count", arguments: ModelZoo.all.map(\.name))
     func registered(_ name: String) throws {

@@ -78,29 +78,6 @@ struct TrainingTests {
         }
     }
 
-    /// Memory is proportional to one batch: after the first epoch, further epochs add no resident memory.
-    @Test func residentMemoryIsFlatAcrossEpochs() throws {
-        func residentKilobytes() -> Int {
-            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-        }
-        let train = try Self.mnist(.train).prefix(3_200), test = try Self.mnist(.test).prefix(1_000)
-        var options = TrainingOptions()
-        options.epochs = 1
-        let model = try ModelZoo.make("lenet5", seed: 1)
-        let optimizer = Adam()
-        var readings: [Int] = []
-        for _ in 0..<6 {
-            try Trainer(model: model, optimizer: optimizer, trainingSet: train, validationSet: test, options: options).fit()
-            readings.append(residentKilobytes())
-        }
-        // Other tests run in this process at the same time, so allow some noise; a leak of one batch's buffers per
-        // epoch would show as a steady climb.
-        let growth = readings.last! - readings[1]
-        #expect(growth < 20_000, "resident memory grew by \(growth) kB over 4 epochs: \(readings)")
-    }
-
     @Test func divergenceStopsTrainingAndKeepsTheGoodCheckpoints() throws {
         let train = try Self.mnist(.train).prefix(640)
         var options = TrainingOptions()

@@ -179,6 +179,23 @@ struct CommandLineTests {
         #expect(resumed.output.contains("Resuming") && resumed.output.contains("Epoch 2/2"))
     }
 
+    /// Memory is proportional to one batch: after the first epoch, later epochs add no resident memory.
+    @Test func residentMemoryIsFlatAcrossEpochs() throws {
+        let directory = scratch("memory")
+        let run = try cnn(["train", "lenet5", "--epochs", "6", "--steps-per-epoch", "150", "--validation-steps", "4", "--json",
+                           "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
+        #expect(run.status == 0, "\(run.error)")
+        // One pretty-printed JSON object per epoch.
+        let objects = run.output.components(separatedBy: "\n}").compactMap { chunk -> [String: Any]? in
+            let text = chunk.trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : (try? json(text + "}")) as? [String: Any]
+        }
+        let resident = objects.compactMap { $0["residentBytes"] as? Int }
+        try #require(resident.count == 6, "epochs reported: \(objects.count)")
+        let growth = resident.last! - resident[1]
+        #expect(growth < 4 << 20, "resident memory grew by \(growth >> 10) kB from epoch 2 to 6: \(resident.map { $0 >> 10 })")
+    }
+
     @Test func badOptionsAreUsageErrors() throws {
         expectCleanFailure(try cnn(["train", "lenet5", "--epochs", "0"]), naming: "--epochs")
         expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "rmsprop"]), naming: "rmsprop")

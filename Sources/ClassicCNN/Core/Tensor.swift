@@ -25,21 +25,23 @@ public struct Tensor {
     public private(set) var shape: [Int]
     @usableFromInline var storage: TensorStorage
 
-    /// The number of elements.
-    @inlinable public var count: Int { storage.count }
+    /// The number of elements (the storage may hold more: see `reuse`).
+    public private(set) var count: Int
 
     /// A tensor of zeros (or of `value`).
     public init(shape: [Int], repeating value: Float = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
-        storage = TensorStorage(count: shape.reduce(1, *))
-        if value != 0 { storage.pointer.update(repeating: value, count: storage.count) }
+        count = shape.reduce(1, *)
+        storage = TensorStorage(count: count)
+        if value != 0 { storage.pointer.update(repeating: value, count: count) }
     }
 
     /// A tensor holding `values` in row-major order.
     public init(shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) needs \(shape.reduce(1, *)) values, got \(values.count)")
         self.shape = shape
+        count = values.count
         storage = TensorStorage(count: values.count)
         values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
     }
@@ -88,10 +90,21 @@ public struct Tensor {
 }
 
 extension Tensor {
-    /// Returns `buffer` if it already has `shape`, otherwise a new zeroed tensor: the idiom by which layers keep
-    /// their buffers from step to step, so that a step allocates nothing once shapes are stable.
+    /// Returns `buffer` with `shape`, reusing its storage whenever it is large enough (a smaller last batch, or a
+    /// return to the full batch, allocates nothing), otherwise a new zeroed tensor: the idiom by which layers keep
+    /// their buffers from step to step, so that training allocates nothing once the largest batch has been seen.
     static func reuse(_ buffer: inout Tensor?, shape: [Int]) -> Tensor {
-        if let existing = buffer, existing.shape == shape { return existing }
+        if let existing = buffer {
+            if existing.shape == shape { return existing }
+            let needed = shape.reduce(1, *)
+            if existing.storage.count >= needed {
+                var reshaped = existing
+                reshaped.shape = shape
+                reshaped.count = needed
+                buffer = reshaped
+                return reshaped
+            }
+        }
         let fresh = Tensor(shape: shape)
         buffer = fresh
         return fresh

@@ -25,6 +25,9 @@ public struct EpochResult: Codable, Sendable {
     public var seconds: Double
     public var imagesPerSecond: Double
     public var steps: Int
+    /// Resident and peak resident memory of the process at the end of the epoch, in bytes (Linux).
+    public var residentBytes: Int?
+    public var peakResidentBytes: Int?
 
     var metrics: [String: Double] {
         var m = ["loss": loss, "accuracy": accuracy, "seconds": seconds, "images_per_second": imagesPerSecond]
@@ -172,12 +175,15 @@ public final class Trainer {
         var result = EpochResult(epoch: epoch, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
                                  seconds: trainingSeconds, imagesPerSecond: Double(seen - seenBefore) / max(trainingSeconds, 1e-9), steps: step)
         if let validationSet {
-            let batchSize = Swift.max(options.batchSize, 256)
+            // The training batch size, as Keras does: a larger one would grow every activation buffer (for VGG at 224,
+            // by gigabytes).
+            let batchSize = options.batchSize
             let limit = options.validationSteps.map { $0 > validationSet.count / batchSize ? validationSet.count : $0 * batchSize }
             let report = Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit)
             result.validationLoss = report.loss
             result.validationAccuracy = report.accuracy
         }
+        if let memory = ResidentMemory.current() { (result.residentBytes, result.peakResidentBytes) = (memory.resident, memory.peak) }
         return result
     }
 
