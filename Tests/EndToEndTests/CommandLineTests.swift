@@ -221,20 +221,20 @@ struct CommandLineTests {
         let data = scratch("baddata")
         let checkpoints = scratch("keep")
         let marker = Data("previous run".utf8)
-        FileManager.default.createFile(atPath: checkpoints + "/last.safetensors", contents: marker)
+        #expect(FileManager.default.createFile(atPath: checkpoints + "/last.safetensors", contents: marker))
         // A truncated training-images file beside good others.
         for name in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
             try FileManager.default.copyItem(atPath: "\(root)/mnist/\(name)", toPath: "\(data)/\(name)")
         }
         let images = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mnist/train-images-idx3-ubyte.gz"))
-        FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte.gz", contents: images.prefix(images.count / 3))
+        #expect(FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte.gz", contents: images.prefix(images.count / 3)))
         let run = try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints])
         expectCleanFailure(run, naming: "train-images-idx3-ubyte.gz")
         #expect(FileManager.default.contents(atPath: checkpoints + "/last.safetensors") == marker)
 
         // Wrong magic: an uncompressed file that is not IDX.
         try FileManager.default.removeItem(atPath: "\(data)/train-images-idx3-ubyte.gz")
-        FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte", contents: Data("%PDF-1.4 not mnist".utf8))
+        #expect(FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte", contents: Data("%PDF-1.4 not mnist".utf8)))
         expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints]), naming: "wrong magic")
 
         // A folder without MNIST.
@@ -249,7 +249,7 @@ struct CommandLineTests {
 
         // A truncated labels file (raw IDX, cut short).
         let labels = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mnist/t10k-labels-idx1-ubyte.gz"))
-        FileManager.default.createFile(atPath: "\(partial)/t10k-labels-idx1-ubyte.gz", contents: labels.prefix(labels.count - 100))
+        #expect(FileManager.default.createFile(atPath: "\(partial)/t10k-labels-idx1-ubyte.gz", contents: labels.prefix(labels.count - 100)))
         expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", partial, "--checkpoint-dir", checkpoints]), naming: "t10k-labels-idx1-ubyte.gz")
         #expect(FileManager.default.contents(atPath: checkpoints + "/last.safetensors") == marker)
     }
@@ -258,7 +258,7 @@ struct CommandLineTests {
         let directory = scratch("badckpt")
         let root = try dataRoot()
         let truncated = directory + "/truncated.safetensors"
-        FileManager.default.createFile(atPath: truncated, contents: Data([0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7B]))
+        #expect(FileManager.default.createFile(atPath: truncated, contents: Data([0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7B])))
         expectCleanFailure(try cnn(["evaluate", "--checkpoint", truncated]), naming: truncated)
         let missing = directory + "/missing.safetensors"
         expectCleanFailure(try cnn(["predict", "--checkpoint", missing, root + "/samples/mnist-test-0000-label7.png"]), naming: missing)
@@ -267,7 +267,7 @@ struct CommandLineTests {
         let train = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "2", "--checkpoint-dir", directory, "--data-dir", root])
         #expect(train.status == 0)
         let notImage = directory + "/notes.png"
-        FileManager.default.createFile(atPath: notImage, contents: Data("just text".utf8))
+        #expect(FileManager.default.createFile(atPath: notImage, contents: Data("just text".utf8)))
         let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", notImage])
         expectCleanFailure(predict, naming: notImage)
         #expect(predict.error.contains("not a PNG or JPEG"))
@@ -275,14 +275,14 @@ struct CommandLineTests {
         // A truncated PNG, and a foreign safetensors file given as a checkpoint.
         let png = try Data(contentsOf: URL(fileURLWithPath: root + "/samples/cifar-test-0001-dog.png"))
         let cut = directory + "/cut.png"
-        FileManager.default.createFile(atPath: cut, contents: png.prefix(png.count / 2))
+        #expect(FileManager.default.createFile(atPath: cut, contents: png.prefix(png.count / 2)))
         expectCleanFailure(try cnn(["predict", "--checkpoint", directory + "/last.safetensors", cut]), naming: cut)
         let foreign = directory + "/foreign.safetensors"
         let header = Data(#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.utf8)
         var bytes = Data(withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) })
         bytes.append(header)
         bytes.append(Data([0, 0, 128, 63]))
-        FileManager.default.createFile(atPath: foreign, contents: bytes)
+        #expect(FileManager.default.createFile(atPath: foreign, contents: bytes))
         expectCleanFailure(try cnn(["evaluate", "--checkpoint", foreign, "--data-dir", root]), naming: "not a ClassicCNN checkpoint")
 
         // Evaluating and predicting write nothing.

@@ -1,7 +1,32 @@
 // Max and average pooling over NCHW tensors; overlapping windows (AlexNet's 3x3 stride 2) and padding allowed.
 import CNNKernels
 
-public final class MaxPool2D: Layer {
+/// What max and average pooling share: a window sliding over each plane, and the shapes and costs it gives.
+protocol SlidingWindowPool: Layer {
+    var kernelSize: (Int, Int) { get }
+    var stride: (Int, Int) { get }
+    var padding: Padding { get }
+    var ceilMode: Bool { get }
+}
+
+extension SlidingWindowPool {
+    func geometry(_ shape: [Int]) throws -> WindowGeometry {
+        try WindowGeometry(layer: kind, inputShape: shape, kernel: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode)
+    }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        let g = try geometry(inputShape)
+        return [inputShape[0], inputShape[1], g.outputHeight, g.outputWidth]
+    }
+
+    /// One connection per window position and element; pooling has no multiply-adds.
+    public func cost(inputShape: [Int]) -> LayerCost {
+        guard let out = try? outputShape(for: inputShape) else { return LayerCost() }
+        return LayerCost(connections: out.dropFirst().reduce(1, *) * kernelSize.0 * kernelSize.1)
+    }
+}
+
+public final class MaxPool2D: SlidingWindowPool {
     public let kind = "MaxPool2D"
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool
     private var inputShape: [Int] = []
@@ -14,20 +39,6 @@ public final class MaxPool2D: Layer {
         self.stride = (stride ?? kernelSize, stride ?? kernelSize)
         self.padding = padding
         self.ceilMode = ceilMode
-    }
-
-    private func geometry(_ shape: [Int]) throws -> WindowGeometry {
-        try WindowGeometry(layer: kind, inputShape: shape, kernel: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode)
-    }
-
-    public func outputShape(for inputShape: [Int]) throws -> [Int] {
-        let g = try geometry(inputShape)
-        return [inputShape[0], inputShape[1], g.outputHeight, g.outputWidth]
-    }
-
-    public func cost(inputShape: [Int]) -> LayerCost {
-        guard let out = try? outputShape(for: inputShape) else { return LayerCost() }
-        return LayerCost(connections: out.dropFirst().reduce(1, *) * kernelSize.0 * kernelSize.1)
     }
 
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
@@ -66,7 +77,7 @@ public final class MaxPool2D: Layer {
     }
 }
 
-public final class AvgPool2D: Layer {
+public final class AvgPool2D: SlidingWindowPool {
     public let kind = "AvgPool2D"
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool
     /// Whether padded positions count in the divisor (PyTorch's default: true).
@@ -81,20 +92,6 @@ public final class AvgPool2D: Layer {
         self.padding = padding
         self.ceilMode = ceilMode
         self.countIncludesPadding = countIncludesPadding
-    }
-
-    private func geometry(_ shape: [Int]) throws -> WindowGeometry {
-        try WindowGeometry(layer: kind, inputShape: shape, kernel: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode)
-    }
-
-    public func outputShape(for inputShape: [Int]) throws -> [Int] {
-        let g = try geometry(inputShape)
-        return [inputShape[0], inputShape[1], g.outputHeight, g.outputWidth]
-    }
-
-    public func cost(inputShape: [Int]) -> LayerCost {
-        guard let out = try? outputShape(for: inputShape) else { return LayerCost() }
-        return LayerCost(connections: out.dropFirst().reduce(1, *) * kernelSize.0 * kernelSize.1)
     }
 
     public func forward(_ input: Tensor, training: Bool) -> Tensor {

@@ -16,10 +16,25 @@ public protocol ClassificationLoss: AnyObject {
     func predictedClass(output: Tensor, row: Int) -> Int
 }
 
+/// A loss on scores where larger means likelier (logits): probabilities by softmax, the prediction by argmax.
+public protocol LogitLoss: ClassificationLoss {}
+
+extension LogitLoss {
+    public func probabilities(output: Tensor) -> [[Float]] {
+        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
+        return (0..<n).map { row in softmax(Array(UnsafeBufferPointer(start: output.data + row * classes, count: classes))) }
+    }
+
+    public func predictedClass(output: Tensor, row: Int) -> Int {
+        let classes = output.count / output.shape[0]
+        return argmax(output.data + row * classes, classes)
+    }
+}
+
 /// Softmax followed by cross-entropy, fused and numerically stable (log-sum-exp with the maximum subtracted).
 /// Optional label smoothing (Szegedy et al. 2015): the target puts `1 - epsilon` on the class and spreads `epsilon`
 /// uniformly over all classes.
-public final class SoftmaxCrossEntropy: ClassificationLoss {
+public final class SoftmaxCrossEntropy: LogitLoss {
     public let name = "softmax_cross_entropy"
     public let labelSmoothing: Float
     private var buffer: Tensor?
@@ -54,19 +69,10 @@ public final class SoftmaxCrossEntropy: ClassificationLoss {
         return Float(total)
     }
 
-    public func probabilities(output: Tensor) -> [[Float]] {
-        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
-        return (0..<n).map { row in softmax(Array(UnsafeBufferPointer(start: output.data + row * classes, count: classes))) }
-    }
-
-    public func predictedClass(output: Tensor, row: Int) -> Int {
-        let classes = output.count / output.shape[0]
-        return argmax(output.data + row * classes, classes)
-    }
 }
 
 /// Mean squared error against one-hot targets: the mean over classes of (output - onehot)^2.
-public final class MeanSquaredError: ClassificationLoss {
+public final class MeanSquaredError: LogitLoss {
     public let name = "mean_squared_error"
     private var buffer: Tensor?
     public init() {}
@@ -89,15 +95,6 @@ public final class MeanSquaredError: ClassificationLoss {
         return Float(total)
     }
 
-    public func probabilities(output: Tensor) -> [[Float]] {
-        let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
-        return (0..<n).map { row in softmax(Array(UnsafeBufferPointer(start: output.data + row * classes, count: classes))) }
-    }
-
-    public func predictedClass(output: Tensor, row: Int) -> Int {
-        let classes = output.count / output.shape[0]
-        return argmax(output.data + row * classes, classes)
-    }
 }
 
 /// The loss LeNet-5 is trained with (LeCun et al. 1998, equation 9), on the outputs y_i of the RBF layer
