@@ -129,6 +129,22 @@ public final class Model {
         return (loss, correct)
     }
 
+    /// The first top-level layer whose output has a non-finite value for this batch (a diagnosis after divergence:
+    /// runs the batch through the layers one at a time, in training mode).
+    public func firstNonFiniteLayer(for batch: Tensor) -> String? {
+        func finite(_ t: Tensor) -> Bool { t.withUnsafeBufferPointer { $0.allSatisfy { $0.isFinite } } }
+        if !finite(batch) { return "the input batch" }
+        if !parameters.allSatisfy({ finite($0.parameter.value) }) {
+            return parameters.first { !finite($0.parameter.value) }.map { "parameter \($0.name)" }
+        }
+        var x = batch
+        for (name, layer) in network.children {
+            x = layer.forward(x, training: true)
+            if !finite(x) { return name }
+        }
+        return nil
+    }
+
     /// Summed loss and correct predictions for a batch, without training.
     public func evaluate(batch: Tensor, labels: UnsafeBufferPointer<Int32>) -> (loss: Float, correct: Int, output: Tensor) {
         let output = network.forward(batch, training: false)

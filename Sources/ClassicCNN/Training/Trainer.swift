@@ -151,7 +151,9 @@ public final class Trainer {
         while let batch = loader.next() {
             let (loss, right) = model.trainStep(batch: batch.images, labels: batch.labels, optimizer: optimizer)
             guard loss.isFinite else {
-                throw TrainingError(description: "training diverged: the loss became \(loss) at epoch \(epoch), step \(step + 1); try a lower --lr")
+                let layer = model.firstNonFiniteLayer(for: batch.images).map { "; first non-finite: \($0)" } ?? ""
+                throw TrainingError(description: "training diverged: the loss became \(loss) at epoch \(epoch), step \(step + 1)\(layer); "
+                    + "try a lower --lr. The checkpoints of earlier epochs are untouched")
             }
             step += 1
             lossSum += Double(loss)
