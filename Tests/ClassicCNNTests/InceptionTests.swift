@@ -1,6 +1,9 @@
 // Inception v3 (torchvision's layout): the grid of Table 1 stage by stage, and torchvision's state_dict keys.
 // Its logits were checked against torchvision 0.29.2 with Scripts/reference/inception_v3_torch.py (a 110 MB
-// fixture, not committed).
+// fixture, not committed). Inception-v4 (timm's layout) likewise: Figure 9 stage by stage and timm's state_dict keys;
+// its logits were checked against timm 1.0.31 with Scripts/reference/inception_v4_timm.py (a 171 MB fixture, not
+// committed). Inception-ResNet-v2 (timm's layout) the same way, with Scripts/reference/inception_resnet_v2_timm.py
+// (225 MB).
 import Testing
 @testable import ClassicCNN
 
@@ -51,5 +54,111 @@ struct InceptionTests {
             .map { $0.split(separator: ".")[1] })).sorted()
         #expect(blocks == ["branch1x1", "branch3x3_1", "branch3x3_2a", "branch3x3_2b", "branch3x3dbl_1", "branch3x3dbl_2",
                            "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool"])
+    }
+
+    @Test func inceptionV4StagesAreFigure9() throws {
+        let model = try ModelZoo.descriptor(named: "inception-v4").make()
+        #expect(model.parameterCount == ModelZooTests.parameterCounts["inception-v4"])
+        #expect(model.parameterCount == 42_679_816)
+        let rows = try model.summary()
+        let stages = (3...21).map { "features.\($0)" }
+        let shapes = Dictionary(uniqueKeysWithValues: rows.filter { stages.contains($0.name) }
+            .map { ($0.name, Array($0.outputShape.dropFirst())) })
+        #expect(shapes.count == stages.count)
+        // Figure 3's stem ends at 35x35x384 (Mixed5a), Figure 7 gives 17x17x1024, Figure 8 gives 8x8x1536.
+        #expect(shapes["features.3"] == [160, 73, 73])
+        #expect(shapes["features.4"] == [192, 71, 71])
+        #expect(shapes["features.5"] == [384, 35, 35])
+        for index in 6...9 { #expect(shapes["features.\(index)"] == [384, 35, 35]) }
+        #expect(shapes["features.10"] == [1024, 17, 17])
+        for index in 11...17 { #expect(shapes["features.\(index)"] == [1024, 17, 17]) }
+        #expect(shapes["features.18"] == [1536, 8, 8])
+        for index in 19...21 { #expect(shapes["features.\(index)"] == [1536, 8, 8]) }
+        #expect(rows.last.map { Array($0.outputShape.dropFirst()) } == [1000])
+    }
+
+    @Test func inceptionV4UsesTimmStateDictKeys() throws {
+        let model = try ModelZoo.descriptor(named: "inception-v4").make()
+        let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.parameter.value.shape) })
+        // timm's state_dict has 747 tensors besides the 149 num_batches_tracked counters.
+        #expect(shapes.count == 747)
+        let expected: [String: [Int]] = [
+            "features.0.conv.weight": [32, 3, 3, 3],
+            "features.2.bn.running_var": [64],
+            "features.3.conv.conv.weight": [96, 64, 3, 3],
+            "features.4.branch1.1.conv.weight": [64, 64, 1, 7],
+            "features.4.branch1.3.bn.bias": [96],
+            "features.5.conv.bn.running_mean": [192],
+            "features.6.branch3.1.conv.weight": [96, 384, 1, 1],
+            "features.10.branch1.2.conv.weight": [256, 224, 3, 3],
+            "features.17.branch2.4.conv.weight": [256, 224, 1, 7],
+            "features.18.branch1.3.bn.weight": [320],
+            "features.21.branch1_1b.conv.weight": [256, 384, 3, 1],
+            "features.21.branch2_3a.bn.running_var": [256],
+            "last_linear.weight": [1000, 1536],
+            "last_linear.bias": [1000],
+        ]
+        for (name, shape) in expected {
+            #expect(shapes[name] == shape, "\(name): \(shapes[name].map { "\($0)" } ?? "missing")")
+        }
+        // InceptionC's blocks sit side by side under the module, as timm's attributes do.
+        let blocks = Array(Set(model.parameters.map(\.name).filter { $0.hasPrefix("features.19.") }
+            .map { $0.split(separator: ".")[2] })).sorted()
+        #expect(blocks == ["branch0", "branch1_0", "branch1_1a", "branch1_1b", "branch2_0", "branch2_1", "branch2_2",
+                           "branch2_3a", "branch2_3b", "branch3"])
+    }
+
+    @Test func inceptionResNetV2StagesAreFigure15() throws {
+        let model = try ModelZoo.descriptor(named: "inception-resnet-v2").make()
+        #expect(model.parameterCount == ModelZooTests.parameterCounts["inception-resnet-v2"])
+        #expect(model.parameterCount == 55_843_464)
+        let rows = try model.summary()
+        func shape(_ name: String, kind: String) -> [[Int]] {
+            rows.filter { $0.name == name && $0.kind == kind }.map { Array($0.outputShape.dropFirst()) }
+        }
+        #expect(shape("maxpool_5a", kind: "MaxPool2D") == [[192, 35, 35]])
+        #expect(shape("mixed_5b", kind: "Concat") == [[320, 35, 35]])
+        #expect(shape("mixed_6a", kind: "Concat") == [[1088, 17, 17]])
+        #expect(shape("mixed_7a", kind: "Concat") == [[2080, 8, 8]])
+        // Residual sums: 10 at 35x35 (scale 0.17), 20 at 17x17 (0.10), 9 + 1 at 8x8 (0.20, then 1 without ReLU).
+        let sums = rows.filter { $0.kind == "Residual" }
+        #expect(sums.count == 40)
+        #expect(sums.map { Array($0.outputShape.dropFirst()) }
+            == Array(repeating: [320, 35, 35], count: 10) + Array(repeating: [1088, 17, 17], count: 20)
+            + Array(repeating: [2080, 8, 8], count: 10))
+        // Each block is a Module whose wiring is Residual (then ReLU): its children are timm's flat attributes.
+        let residuals = model.network.allLayers.compactMap { ($0 as? InceptionV4.Module)?.body.children.first?.layer as? Residual }
+        #expect(residuals.map(\.scale) == Array(repeating: 0.17, count: 10) + Array(repeating: 0.10, count: 20)
+            + Array(repeating: 0.20, count: 9) + [1])
+        #expect(rows.last.map { Array($0.outputShape.dropFirst()) } == [1000])
+    }
+
+    @Test func inceptionResNetV2UsesTimmStateDictKeys() throws {
+        let model = try ModelZoo.descriptor(named: "inception-resnet-v2").make()
+        let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.parameter.value.shape) })
+        // timm's state_dict has 1102 tensors besides the 204 num_batches_tracked counters.
+        #expect(shapes.count == 1102)
+        let expected: [String: [Int]] = [
+            "conv2d_1a.conv.weight": [32, 3, 3, 3],
+            "conv2d_4a.bn.running_var": [192],
+            "mixed_5b.branch1.1.conv.weight": [64, 48, 5, 5],
+            "mixed_5b.branch3.1.conv.weight": [64, 192, 1, 1],
+            "repeat.0.branch2.2.conv.weight": [64, 48, 3, 3],
+            "repeat.9.conv2d.weight": [320, 128, 1, 1],
+            "repeat.9.conv2d.bias": [320],
+            "mixed_6a.branch1.2.bn.bias": [384],
+            "repeat_1.19.branch1.1.conv.weight": [160, 128, 1, 7],
+            "repeat_1.0.conv2d.weight": [1088, 384, 1, 1],
+            "mixed_7a.branch2.2.conv.weight": [320, 288, 3, 3],
+            "repeat_2.8.branch1.2.conv.weight": [256, 224, 3, 1],
+            "block8.conv2d.weight": [2080, 448, 1, 1],
+            "block8.conv2d.bias": [2080],
+            "conv2d_7b.conv.weight": [1536, 2080, 1, 1],
+            "classif.weight": [1000, 1536],
+            "classif.bias": [1000],
+        ]
+        for (name, shape) in expected {
+            #expect(shapes[name] == shape, "\(name): \(shapes[name].map { "\($0)" } ?? "missing")")
+        }
     }
 }

@@ -16,6 +16,8 @@ struct ModelZooTests {
         "googlenet": 13_378_280,              // with the auxiliary heads; 6,998,552 without (bvlc_googlenet)
         "googlenet-torchvision": 13_004_888,  // 6,624,904 without
         "inception-v3": 27_161_264,           // torchvision, with AuxLogits; 23,834,568 without
+        "inception-v4": 42_679_816,           // timm
+        "inception-resnet-v2": 55_843_464,    // timm
     ]
 
     /// Trainable parameters at inference (auxiliary heads dropped), where they differ.
