@@ -196,6 +196,50 @@ struct CommandLineTests {
         #expect(growth < 4 << 20, "resident memory grew by \(growth >> 10) kB from epoch 2 to 6: \(resident.map { $0 >> 10 })")
     }
 
+    /// A safetensors file of float32 tensors, written by hand (the format is an 8-byte header length, a JSON header
+    /// and the data), so that this test needs neither the library nor Python.
+    func safetensors(_ tensors: [(String, [Int], [Float])], at path: String) throws {
+        var entries: [String] = [], data = Data(), offset = 0
+        for (name, shape, values) in tensors {
+            entries.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + 4 * values.count)]}")
+            values.forEach { withUnsafeBytes(of: $0.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+            offset += 4 * values.count
+        }
+        var header = "{" + entries.joined(separator: ",") + "}"
+        while header.utf8.count % 8 != 0 { header += " " }
+        var file = Data(withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) })
+        file.append(Data(header.utf8))
+        file.append(data)
+        try file.write(to: URL(fileURLWithPath: path))
+    }
+
+    /// `cnn forward` with hand-made weights: LeNet-5 with every weight 0.01 and zero biases, on an all-ones input,
+    /// gives 25 * 0.01 = 0.25 after conv1 (and its pool), 150 * 0.01 * 0.25 = 0.375 after conv2, 1.5 after conv3,
+    /// 1.8 after fc1 and 84 * 0.01 * 1.8 = 1.512 for every class.
+    @Test func forwardRunsGivenWeightsOnAGivenTensor() throws {
+        let directory = scratch("forward")
+        let shapes: [(String, [Int])] = [("conv1.weight", [6, 1, 5, 5]), ("conv1.bias", [6]), ("conv2.weight", [16, 6, 5, 5]),
+                                         ("conv2.bias", [16]), ("conv3.weight", [120, 16, 5, 5]), ("conv3.bias", [120]),
+                                         ("fc1.weight", [84, 120]), ("fc1.bias", [84]), ("fc2.weight", [10, 84]), ("fc2.bias", [10])]
+        let tensors = shapes.map { name, shape in (name, shape, [Float](repeating: name.hasSuffix("bias") ? 0 : 0.01, count: shape.reduce(1, *))) }
+        try safetensors(tensors, at: directory + "/weights.safetensors")
+        try safetensors([("input", [2, 1, 32, 32], [Float](repeating: 1, count: 2048))], at: directory + "/input.safetensors")
+        let run = try cnn(["forward", "--model", "lenet5", "--weights", directory + "/weights.safetensors",
+                           "--input", directory + "/input.safetensors", "--output", directory + "/output.safetensors"])
+        #expect(run.status == 0, "\(run.error)")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/output.safetensors"))
+        let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.load(as: UInt64.self) })
+        let header = String(decoding: bytes[8..<(8 + headerLength)], as: UTF8.self)
+        #expect(header.contains("\"output\"") && header.contains("[2,10]"))
+        let values = (0..<20).map { i in Float(bitPattern: bytes[(8 + headerLength + 4 * i)...].prefix(4).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }) }
+        #expect(values.allSatisfy { abs($0 - 1.512) < 1e-4 }, "\(values)")
+
+        // A state dict missing a parameter is refused, naming it.
+        try safetensors(Array(tensors.dropLast()), at: directory + "/partial.safetensors")
+        expectCleanFailure(try cnn(["forward", "--model", "lenet5", "--weights", directory + "/partial.safetensors",
+                                    "--input", directory + "/input.safetensors", "--output", directory + "/o.safetensors"]), naming: "fc2.bias")
+    }
+
     @Test func badOptionsAreUsageErrors() throws {
         expectCleanFailure(try cnn(["train", "lenet5", "--epochs", "0"]), naming: "--epochs")
         expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "rmsprop"]), naming: "rmsprop")

@@ -81,16 +81,8 @@ public enum Checkpoint {
         do { model = try descriptor.make(inputSize: configuration.inputSize, classes: configuration.classes) } catch {
             throw CheckpointError(path: path, reason: "cannot rebuild \(name): \(error)")
         }
-        var byName: [String: NamedTensor] = [:]
-        for tensor in file.tensors { byName[tensor.name] = tensor }
-        for (parameterName, parameter) in model.parameters {
-            guard let stored = byName[parameterName] else {
-                throw CheckpointError(path: path, reason: "parameter '\(parameterName)' of \(name) is missing")
-            }
-            guard stored.shape == parameter.shape else {
-                throw CheckpointError(path: path, reason: "parameter '\(parameterName)' has shape \(stored.shape), \(name) needs \(parameter.shape)")
-            }
-            parameter.value = Tensor(shape: stored.shape, values: stored.values)
+        do { try model.loadParameters(file.tensors.filter { !$0.name.hasPrefix(optimizerPrefix) }) } catch {
+            throw CheckpointError(path: path, reason: "\(error)")
         }
         var optimizerState: [String: Tensor] = [:]
         for tensor in file.tensors where tensor.name.hasPrefix(optimizerPrefix) {

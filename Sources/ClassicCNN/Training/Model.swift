@@ -129,6 +129,26 @@ public final class Model {
         return (loss, correct)
     }
 
+    /// Sets every parameter from tensors named as `parameters` names them (torchvision's state-dict names for the
+    /// networks built in its layout). Every parameter must be present with its shape; tensors the model does not have
+    /// are an error too, except PyTorch's integer bookkeeping (`num_batches_tracked`).
+    public func loadParameters(_ tensors: [NamedTensor]) throws {
+        var byName: [String: NamedTensor] = [:]
+        for tensor in tensors where !tensor.name.hasSuffix("num_batches_tracked") { byName[tensor.name] = tensor }
+        for (name, parameter) in parameters {
+            guard let stored = byName.removeValue(forKey: name) else {
+                throw ConfigurationError("parameter '\(name)' of \(self.name) is missing")
+            }
+            guard stored.shape == parameter.shape else {
+                throw ConfigurationError("parameter '\(name)' has shape \(stored.shape), \(self.name) needs \(parameter.shape)")
+            }
+            parameter.value = Tensor(shape: stored.shape, values: stored.values)
+        }
+        if let extra = byName.keys.sorted().first {
+            throw ConfigurationError("'\(extra)' is not a parameter of \(self.name)\(byName.count > 1 ? " (nor \(byName.count - 1) more)" : "")")
+        }
+    }
+
     /// The first top-level layer whose output has a non-finite value for this batch (a diagnosis after divergence:
     /// runs the batch through the layers one at a time, in training mode).
     public func firstNonFiniteLayer(for batch: Tensor) -> String? {

@@ -1,0 +1,48 @@
+import ArgumentParser
+import ClassicCNN
+import Foundation
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a network on a tensor: weights and input from safetensors files, logits to a safetensors file.",
+        discussion: """
+        The weights are a state dict with the model's parameter names (torchvision's for the networks built in its \
+        layout; `num_batches_tracked` entries are ignored), for example from safetensors.torch.save_file. The input \
+        is the float32 N x C x H x W tensor named `input`, already preprocessed; the logits are written as `output`.
+        """)
+
+    @Option(help: "A model name (see `cnn models`).") var model: String
+    @Option(help: "Number of classes (default: the network's own).") var classes: Int?
+    @Option(help: "A safetensors file of parameters.") var weights: String
+    @Option(help: "A safetensors file holding the tensor `input` [N, C, H, W].") var input: String
+    @Option(help: "Where to write the logits, as the tensor `output` [N, classes].") var output: String
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        do { _ = try ModelZoo.descriptor(named: model) } catch { throw ValidationError("\(error)") }
+        if let classes, !(1...ModelDescriptor.maximumClasses).contains(classes) {
+            throw ValidationError("--classes must be in 1...\(ModelDescriptor.maximumClasses), got \(classes)")
+        }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let file = try SafeTensors.read(path: input)
+        guard let tensor = file.tensors.first(where: { $0.name == "input" }) else {
+            throw CommandError(description: "\(input): no tensor named 'input' (found: \(file.tensors.map(\.name).joined(separator: ", ")))")
+        }
+        guard tensor.shape.count == 4, tensor.shape[2] == tensor.shape[3], tensor.shape[0] > 0 else {
+            throw CommandError(description: "\(input): 'input' has shape \(tensor.shape); expected [N, C, S, S]")
+        }
+        let network = try ModelZoo.descriptor(named: model).make(inputSize: tensor.shape[2], classes: classes)
+        guard tensor.shape[1] == network.configuration.inputChannels else {
+            throw CommandError(description: "\(input): 'input' has \(tensor.shape[1]) channels, \(model) takes \(network.configuration.inputChannels)")
+        }
+        do { try network.loadParameters(try SafeTensors.read(path: weights).tensors) } catch let error as ConfigurationError {
+            throw CommandError(description: "\(weights): \(error)")
+        }
+        let logits = network.forward(Tensor(shape: tensor.shape, values: tensor.values))
+        try SafeTensors.write([NamedTensor(name: "output", shape: logits.shape, values: logits.values)],
+                              metadata: ["model": model], to: output)
+    }
+}
