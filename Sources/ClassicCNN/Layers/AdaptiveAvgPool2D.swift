@@ -23,41 +23,44 @@ public final class AdaptiveAvgPool2D: Layer {
         (i * size / count)..<(((i + 1) * size + count - 1) / count)
     }
 
-    public func forward(_ input: Tensor, training: Bool) -> Tensor {
-        let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+    /// Calls `body(output, rows, columns)` for every output position of every plane of an [N, C, H, W] input: the
+    /// output's flat index, and the flat index of each input row's start (row-major planes) with the window's columns.
+    private func forEachWindow(_ shape: [Int], _ body: (Int, StrideTo<Int>, Range<Int>) -> Void) {
+        let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3])
         let (oh, ow) = outputSize
-        let y = Tensor.reuse(&output, shape: [n, c, oh, ow])
-        inputShape = input.shape
-        let x = input.data, out = y.data
-        for plane in 0..<(n * c) {
+        for plane in 0..<planes {
             for i in 0..<oh {
                 let rows = Self.window(i, size: h, count: oh)
+                let rowStarts = Swift.stride(from: (plane * h + rows.lowerBound) * w, to: (plane * h + rows.upperBound) * w, by: w)
                 for j in 0..<ow {
-                    let columns = Self.window(j, size: w, count: ow)
-                    var sum: Float = 0
-                    for r in rows { for q in columns { sum += x[(plane * h + r) * w + q] } }
-                    out[(plane * oh + i) * ow + j] = sum / Float(rows.count * columns.count)
+                    body((plane * oh + i) * ow + j, rowStarts, Self.window(j, size: w, count: ow))
                 }
             }
+        }
+    }
+
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        let y = Tensor.reuse(&output, shape: [input.shape[0], input.shape[1], outputSize.height, outputSize.width])
+        inputShape = input.shape
+        let x = input.data, out = y.data
+        forEachWindow(input.shape) { o, rowStarts, columns in
+            var sum: Float = 0, area = 0
+            for start in rowStarts {
+                for q in columns { sum += x[start + q] }
+                area += columns.count
+            }
+            out[o] = sum / Float(area)
         }
         return y
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
-        let (oh, ow) = outputSize
         let dx = Tensor.reuse(&inputGradient, shape: inputShape)
         dx.zero()
         let dy = outputGradient.data, d = dx.data
-        for plane in 0..<(n * c) {
-            for i in 0..<oh {
-                let rows = Self.window(i, size: h, count: oh)
-                for j in 0..<ow {
-                    let columns = Self.window(j, size: w, count: ow)
-                    let g = dy[(plane * oh + i) * ow + j] / Float(rows.count * columns.count)
-                    for r in rows { for q in columns { d[(plane * h + r) * w + q] += g } }
-                }
-            }
+        forEachWindow(inputShape) { o, rowStarts, columns in
+            let g = dy[o] / Float(rowStarts.reduce(0) { count, _ in count + columns.count })
+            for start in rowStarts { for q in columns { d[start + q] += g } }
         }
         return dx
     }

@@ -176,6 +176,22 @@ public final class Conv2D: Layer, Initializable {
         return (chunks, gemmThreads, span)
     }
 
+    /// The column matrix [K, count * P] of images `first ..< first + count` in `group`, the images side by side:
+    /// the input itself for a 1x1 stride-1 kernel (no `buffer`), otherwise im2col of each image into `buffer`.
+    private func columnMatrix(_ x: UnsafeMutablePointer<Float>, shape: [Int], geometry g: WindowGeometry, images first: Int,
+                              count: Int, group: Int, buffer: Tensor?) -> UnsafeMutablePointer<Float> {
+        let (c, h, w) = (shape[1], shape[2], shape[3])
+        let cg = c / groups, p = g.outputHeight * g.outputWidth
+        guard let buffer else { return x + (first * c + group * cg) * h * w }
+        let col = buffer.data
+        for i in 0..<count {
+            cnn_im2col(x + ((first + i) * c + group * cg) * h * w, Int32(cg), Int32(h), Int32(w), Int32(kernelSize.height),
+                       Int32(kernelSize.width), Int32(stride.height), Int32(stride.width), Int32(g.padTop), Int32(g.padLeft),
+                       Int32(g.outputHeight), Int32(g.outputWidth), col + i * p, Int32(count * p))
+        }
+        return col
+    }
+
     private func buffers(_ list: inout [Tensor], count: Int, shape: [Int]) {
         if list.count != count || list.first?.shape != shape { list = (0..<count).map { _ in Tensor(shape: shape) } }
     }
@@ -208,15 +224,8 @@ public final class Conv2D: Layer, Initializable {
             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
                 let count = Swift.min(span, images.upperBound - first), ld = count * p
                 for group in 0..<groups {
-                    // The column matrix [K, count * P]: the input itself for a 1x1 stride-1 kernel.
-                    let col = pointwise ? x + (first * c + group * cg) * h * w : columns[chunk].data
-                    if !pointwise {
-                        for i in 0..<count {
-                            cnn_im2col(x + ((first + i) * c + group * cg) * h * w, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw),
-                                       Int32(stride.height), Int32(stride.width), Int32(g.padTop), Int32(g.padLeft),
-                                       Int32(oh), Int32(ow), col + i * p, Int32(ld))
-                        }
-                    }
+                    let col = columnMatrix(x, shape: input.shape, geometry: g, images: first, count: count, group: group,
+                                           buffer: pointwise ? nil : columns[chunk])
                     // Y_g [cog, count * P] = W_g [cog, K] x col; written straight into y for one image.
                     let target = count == 1 ? out + (first * co + group * cog) * p : scratch[chunk].data
                     Gemm.multiply(m: cog, n: ld, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: ld,
@@ -283,14 +292,8 @@ public final class Conv2D: Layer, Initializable {
                         }
                         dyg = gathered
                     }
-                    let col = pointwise ? x + (first * c + group * cg) * h * w : columns[chunk].data
-                    if !pointwise {
-                        for i in 0..<count {
-                            cnn_im2col(x + ((first + i) * c + group * cg) * h * w, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw),
-                                       Int32(stride.height), Int32(stride.width), Int32(g.padTop), Int32(g.padLeft),
-                                       Int32(oh), Int32(ow), col + i * p, Int32(ld))
-                        }
-                    }
+                    let col = columnMatrix(x, shape: input.shape, geometry: g, images: first, count: count, group: group,
+                                           buffer: pointwise ? nil : columns[chunk])
                     // dW_g += dY_g [cog, count * P] x col^T [count * P, K] (unless the direct kernel did it)
                     if !direct {
                         Gemm.multiply(transposeB: true, m: cog, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld,
