@@ -1,7 +1,7 @@
 // Kernel benchmark: GFLOP/s of the GEMM at square sizes and at the GEMM shapes that the classic networks' layers
 // produce, forward and backward, on 1 and 2 threads. Medians of repeated runs; `--json` for scripts.
 //
-//     swift run -c release kernel-bench [--json] [--quick]
+//     swift run -c release kernel-bench [--json] [--quick] [--isa portable|avx2|avx512]
 import CNNKernels
 import ClassicCNN
 import Foundation
@@ -24,6 +24,15 @@ func convolution(_ name: String, cout: Int, p: Int, k: Int, images: Int = 1) -> 
 let arguments = CommandLine.arguments
 let json = arguments.contains("--json")
 let quick = arguments.contains("--quick")
+// --isa measures a slower instruction set on this CPU (clamped to what it supports).
+if let flag = arguments.firstIndex(of: "--isa"), flag + 1 < arguments.count {
+    let names: [String: cnn_isa] = ["portable": CNN_ISA_PORTABLE, "avx2": CNN_ISA_AVX2, "avx512": CNN_ISA_AVX512]
+    guard let isa = names[arguments[flag + 1]] else {
+        FileHandle.standardError.write(Data("--isa must be portable, avx2 or avx512\n".utf8))
+        exit(64)
+    }
+    cnn_isa_select(isa)
+}
 
 var shapes: [Shape] = [512, 1024, 2048].map { Shape(name: "square \($0)", m: $0, n: $0, k: $0, transposeA: false, transposeB: false) }
 // LeNet-5 at batch 32, 16 images per thread, as Conv2D batches them (13, 16 and 16 images per GEMM).
