@@ -2,6 +2,7 @@
 // `restrict` pointers, branch-free, so that the compiler vectorises them for the baseline instruction set.
 //
 // Legend: n = element count; planes = N * C; P = elements per plane (H * W); C = channels.
+#include <stdint.h>
 #include "cnn_kernels.h"
 #include <math.h>
 
@@ -41,6 +42,21 @@ void cnn_accumulate_channel_sums(const float *restrict dy, float *restrict sums,
 
 void cnn_add(float *restrict target, const float *restrict source, size_t n) {
     for (size_t i = 0; i < n; i++) target[i] += source[i];
+}
+
+int cnn_all_finite(const float *restrict x, size_t n) {
+    // A float is NaN or infinite exactly when its exponent bits are all ones. An OR over the masked exponents
+    // vectorises (a float comparison reduction would not, without -ffast-math).
+    const uint32_t *bits = (const uint32_t *)x;
+    uint32_t seen = 0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint32_t block = 0;
+        for (size_t j = 0; j < 64; j++) block |= ((bits[i + j] & 0x7f800000u) == 0x7f800000u);
+        if (block) return 0;
+    }
+    for (; i < n; i++) seen |= ((bits[i] & 0x7f800000u) == 0x7f800000u);
+    return !seen;
 }
 
 void cnn_sgd_update(float *restrict w, const float *restrict g, float *restrict velocity, size_t n,

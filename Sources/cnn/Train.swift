@@ -41,6 +41,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         runtime.apply()
+        // Past the file-size limit (ulimit -f), a write should fail with EFBIG and be reported, not kill the process.
+        signal(SIGXFSZ, SIG_IGN)
         let model = self.network.model
         let descriptor = try self.network.descriptor
         var network = try self.network.make()

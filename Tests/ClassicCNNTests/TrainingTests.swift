@@ -40,7 +40,9 @@ struct TrainingTests {
     /// A run stopped mid-epoch, or finished early, then resumed from its checkpoint by a fresh model, optimizer and
     /// trainer, ends with the same weights, bit for bit, as the run that was never stopped. Arguments: the call of
     /// `shouldStop` that answers yes (0: none, the first run just has one epoch), and where the run should then be.
-    @Test(arguments: [(7, 1, 7), (20, 2, 1), (0, 1, 0)])
+    /// It is asked after each of steps 1 to 19 of an epoch and once more after the epoch's checkpoint, so call 20 stops
+    /// at the end of epoch 1 and call 21 after the first step of epoch 2.
+    @Test(arguments: [(7, 1, 7), (20, 1, 0), (21, 2, 1), (0, 1, 0)])
     func resumedRunEqualsTheUninterruptedRun(_ stopCall: Int, _ epoch: Int, _ nextBatch: Int) throws {
         let train = try Self.mnist(.train).prefix(640)  // 20 steps per epoch
         var options = TrainingOptions()
@@ -92,10 +94,116 @@ struct TrainingTests {
         // Now a learning rate that makes the loss explode.
         optimizer.learningRate = 1e12
         #expect { try trainer.fit() } throws: {
-            "\($0)".contains("diverged") && "\($0)".contains("step") && "\($0)".contains("first non-finite: parameter")
+            "\($0)".contains("diverged") && "\($0)".contains("step") && "\($0)".contains("first non-finite: ")
         }
         let after = try Data(contentsOf: URL(fileURLWithPath: options.checkpointDirectory! + "/best.safetensors"))
         #expect(after == best, "the best checkpoint must not be replaced by a diverged one")
+    }
+
+    /// A layer that passes values through and, once armed, puts an infinity into the gradient it sends back.
+    final class PoisonedGradient: Layer {
+        let kind = "PoisonedGradient"
+        var armed = false
+        func outputShape(for inputShape: [Int]) throws -> [Int] { inputShape }
+        func forward(_ input: Tensor, training: Bool) -> Tensor { input }
+        func backward(_ outputGradient: Tensor) -> Tensor {
+            guard armed else { return outputGradient }
+            var poisoned = Tensor(copying: outputGradient)
+            poisoned[poisoned.count / 2] = .infinity
+            return poisoned
+        }
+    }
+
+    @Test func aNonFiniteGradientStopsTrainingBeforeTheWeightsChange() throws {
+        let base = try ModelZoo.make("lenet5", seed: 1)
+        let poison = PoisonedGradient()
+        // Between the first and the second convolution: conv1's gradient goes bad while the loss stays finite.
+        let layers = base.network.children
+        let network = Sequential([LayerEntry(name: layers[0].name, layer: layers[0].layer),
+                                  LayerEntry(name: "poison", layer: poison)]
+                                 + layers.dropFirst().map { LayerEntry(name: $0.name, layer: $0.layer) })
+        let model = Model(name: "lenet5", configuration: base.configuration, network: network, loss: base.loss,
+                          inputFormat: base.inputFormat)
+        let train = try Self.mnist(.train).prefix(320)
+        var options = TrainingOptions()
+        options.epochs = 1
+        options.checkpointDirectory = freshDirectory("gradient")
+        let optimizer = Adam(learningRate: 1e-3)
+        try Trainer(model: model, optimizer: optimizer, trainingSet: train, validationSet: nil, options: options).fit()
+        let last = try Data(contentsOf: URL(fileURLWithPath: options.checkpointDirectory! + "/last.safetensors"))
+        let weights = model.parameters.map { $0.parameter.value }
+
+        poison.armed = true
+        options.epochs = 2
+        let trainer = Trainer(model: model, optimizer: optimizer, trainingSet: train, validationSet: nil, options: options)
+        #expect { try trainer.fit() } throws: {
+            "\($0)".contains("gradient of") && "\($0)".contains("step 1") && "\($0)".contains("not applied")
+        }
+        #expect(model.nonFiniteGradient != nil)
+        #expect(model.parameters.map { $0.parameter.value } == weights, "a step with a non-finite gradient must not touch the weights")
+        #expect(model.firstNonFiniteParameter == nil)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: options.checkpointDirectory! + "/last.safetensors")) == last)
+    }
+
+    @Test func nonFiniteWeightsAreNeverSaved() throws {
+        let model = try ModelZoo.make("lenet5", seed: 1)
+        let train = try Self.mnist(.train).prefix(64)
+        var options = TrainingOptions()
+        options.epochs = 1
+        options.checkpointDirectory = freshDirectory("nonfinite-weights")
+        // A NaN that reaches a weight between the last step and the save (the loss guard cannot see it) stops the save.
+        final class Planter: TrainingObserver {
+            let model: Model
+            init(model: Model) { self.model = model }
+            func epochStarted(_ epoch: Int, of epochs: Int, steps: Int) {}
+            func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double) {}
+            func epochFinished(_ result: EpochResult) {
+                let parameter = model.parameters.last!.parameter
+                parameter.value[0] = .nan
+            }
+            func checkpointSaved(path: String, isBest: Bool) {}
+        }
+        let planter = Planter(model: model)
+        let trainer = Trainer(model: model, optimizer: SGD(learningRate: 0), trainingSet: train, validationSet: nil, options: options)
+        trainer.observer = planter
+        #expect { try trainer.fit() } throws: { "\($0)".contains(model.parameters.last!.name) && "\($0)".contains("nothing was saved") }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: options.checkpointDirectory!).isEmpty)
+    }
+
+    @Test func allFiniteSeesEveryKindOfNonFiniteValueAnywhere() {
+        for count in [0, 1, 63, 64, 65, 1000] {
+            var tensor = Tensor(shape: [count])
+            #expect(tensor.isFinite)
+            for position in Set([0, count / 2, count - 1]) where position >= 0 && position < count {
+                for bad in [Float.nan, .infinity, -.infinity, Float(bitPattern: 0x7fa0_0001)] {
+                    tensor[position] = bad
+                    #expect(!tensor.isFinite, "\(bad) at \(position) of \(count)")
+                    tensor[position] = .greatestFiniteMagnitude
+                    #expect(tensor.isFinite)
+                }
+            }
+        }
+    }
+
+    @Test func abandonedTemporaryFilesAreRemovedAndLiveOnesKept() throws {
+        let directory = freshDirectory("abandoned")
+        // A process that has exited: its pid is free (and not reused within this test in practice).
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let dead = SafeTensors.temporaryPath(for: directory + "/last.safetensors", processID: finished.processIdentifier)
+        let live = SafeTensors.temporaryPath(for: directory + "/best.safetensors")
+        let other = directory + "/notes.txt.tmp-\(finished.processIdentifier)"
+        for path in [dead, live, other, directory + "/last.safetensors"] {
+            _ = FileManager.default.createFile(atPath: path, contents: Data([1]))
+        }
+        Checkpoint.removeAbandonedTemporaryFiles(in: directory)
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(left == ["best.safetensors.tmp-\(getpid())", "last.safetensors", "notes.txt.tmp-\(finished.processIdentifier)"])
+        #expect(Checkpoint.writeProblem(in: directory) == nil)
+        #expect(Checkpoint.writeProblem(in: directory + "/missing") != nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).count == 3, "the probe is removed")
     }
 
     @Test func dropoutGeneratorsAreSavedAndRestored() throws {

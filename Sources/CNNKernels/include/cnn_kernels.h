@@ -110,6 +110,8 @@ void cnn_add_channel_bias(float *y, const float *bias, int images, int C, int P)
 void cnn_accumulate_channel_sums(const float *dy, float *sums, int images, int C, int P);
 /// target += source.
 void cnn_add(float *target, const float *source, size_t n);
+/// 1 when none of the n values is NaN or infinite, else 0.
+int cnn_all_finite(const float *x, size_t n);
 /// PyTorch's SGD: g = grad + wd * w; v = momentum * v + g; w -= lr * (nesterov ? g + momentum * v : v).
 /// velocity may be NULL when momentum is 0.
 void cnn_sgd_update(float *w, const float *g, float *velocity, size_t n, float lr, float momentum,

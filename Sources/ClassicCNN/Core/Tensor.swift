@@ -4,6 +4,9 @@
 // tensor returned by `forward` or `backward` is valid until the next call on the same layer. Copy it
 // (`Tensor(copying:)`) to keep it longer.
 
+import CNNKernels
+import Foundation
+
 /// 64-byte aligned storage shared by tensors until one of them writes through the public API.
 @usableFromInline
 final class TensorStorage {
@@ -72,6 +75,9 @@ public struct Tensor {
         try body(UnsafeBufferPointer(start: storage.pointer, count: count))
     }
 
+    /// True when no value is NaN or infinite.
+    public var isFinite: Bool { cnn_all_finite(storage.pointer, count) != 0 }
+
     public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         makeUnique()
         return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
@@ -135,4 +141,3 @@ extension Tensor: Equatable {
     }
 }
 
-import Foundation

@@ -61,6 +61,30 @@ public enum Checkpoint {
         try SafeTensors.write(tensors, metadata: metadata, to: path)
     }
 
+    /// Why files cannot be created in `directory` (read-only file system, permissions, not a folder), or nil if a
+    /// probe file can be created, written and removed there.
+    public static func writeProblem(in directory: String) -> String? {
+        let probe = "\(directory)/.write-probe-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
+        var byte: UInt8 = 0
+        let written = write(fd, &byte, 1)
+        let problem = written == 1 ? nil : String(cString: strerror(errno))
+        close(fd)
+        unlink(probe)
+        return problem
+    }
+
+    /// Removes the temporary files that a killed run left behind (`last.safetensors.tmp-<pid>` whose process is gone).
+    /// A run that is still writing keeps its own.
+    public static func removeAbandonedTemporaryFiles(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names {
+            guard let range = name.range(of: ".safetensors.tmp-"), let pid = Int32(name[range.upperBound...]) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink("\(directory)/\(name)") }
+        }
+    }
+
     /// Reads a checkpoint, rebuilds its model and loads the weights. The optimizer state is returned by name (without
     /// the "optimizer." prefix) for `Optimizer.restore`.
     public static func load(path: String) throws -> (model: Model, info: CheckpointInfo, optimizerState: [String: Tensor]) {

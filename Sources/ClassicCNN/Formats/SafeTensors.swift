@@ -88,7 +88,7 @@ public enum SafeTensors {
         withUnsafeBytes(of: &length) { prefix.append(contentsOf: $0) }
         prefix.append(contentsOf: header)
 
-        let tempPath = "\(path).tmp-\(getpid())"
+        let tempPath = temporaryPath(for: path)
         let fd = open(tempPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw SafeTensorsError(path: path, reason: "cannot create temp file \(tempPath): \(errnoDescription())")
@@ -116,6 +116,9 @@ public enum SafeTensors {
         }
         syncFolder(of: path)
     }
+
+    /// Where `write` puts the file before renaming it over `path`: `"<path>.tmp-<pid>"`.
+    public static func temporaryPath(for path: String, processID: Int32 = getpid()) -> String { "\(path).tmp-\(processID)" }
 
     /// Builds the space-padded JSON header for `write`, validating the tensors.
     static func makeHeader(_ tensors: [NamedTensor], metadata: [String: String], path: String) throws -> [UInt8] {

@@ -125,9 +125,18 @@ public final class Model {
         for auxiliary in auxiliaries { loss += auxiliary.evaluateLoss(labels: labels) }
         let correct = countCorrect(output, labels)
         _ = network.backward(self.loss.gradient)
-        optimizer.step(parameters)
+        // A NaN or infinite gradient would poison every weight it touches: leave the weights as they are and say where.
+        nonFiniteGradient = parameters.first { !$0.parameter.gradient.isFinite }?.name
+        if nonFiniteGradient == nil { optimizer.step(parameters) }
         return (loss, correct)
     }
+
+    /// After `trainStep`: the first parameter whose gradient held a NaN or an infinity, in which case the step left
+    /// every weight unchanged; nil after a sound step.
+    public private(set) var nonFiniteGradient: String?
+
+    /// The first parameter holding a NaN or an infinity, if any.
+    public var firstNonFiniteParameter: String? { parameters.first { !$0.parameter.value.isFinite }?.name }
 
     /// Sets every parameter from tensors named as `parameters` names them (torchvision's state-dict names for the
     /// networks built in its layout). Every parameter must be present with its shape; tensors the model does not have
@@ -152,15 +161,12 @@ public final class Model {
     /// The first top-level layer whose output has a non-finite value for this batch (a diagnosis after divergence:
     /// runs the batch through the layers one at a time, in training mode).
     public func firstNonFiniteLayer(for batch: Tensor) -> String? {
-        func finite(_ t: Tensor) -> Bool { t.withUnsafeBufferPointer { $0.allSatisfy { $0.isFinite } } }
-        if !finite(batch) { return "the input batch" }
-        if !parameters.allSatisfy({ finite($0.parameter.value) }) {
-            return parameters.first { !finite($0.parameter.value) }.map { "parameter \($0.name)" }
-        }
+        if !batch.isFinite { return "the input batch" }
+        if let name = firstNonFiniteParameter { return "parameter \(name)" }
         var x = batch
         for (name, layer) in network.children {
             x = layer.forward(x, training: true)
-            if !finite(x) { return name }
+            if !x.isFinite { return name }
         }
         return nil
     }

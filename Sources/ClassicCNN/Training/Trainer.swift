@@ -121,6 +121,11 @@ public final class Trainer {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
                 throw TrainingError(description: "\(directory): cannot create the checkpoint folder (\(error.localizedDescription))")
             }
+            // Find out now, not after the first epoch, that checkpoints cannot be written there.
+            if let problem = Checkpoint.writeProblem(in: directory) {
+                throw TrainingError(description: "\(directory): checkpoints cannot be written in this folder (\(problem))")
+            }
+            Checkpoint.removeAbandonedTemporaryFiles(in: directory)
         }
         var results: [EpochResult] = []
         let first = state.nextBatch > 0 ? state.epoch : state.epoch + 1
@@ -130,6 +135,12 @@ public final class Trainer {
             results.append(result)
             observer?.epochFinished(result)
             try saveCheckpoints(after: result)
+            // A stop asked for during the epoch's last step or its validation: the epoch's checkpoint is the place to
+            // resume from.
+            if epoch < options.epochs, shouldStop?() == true {
+                throw TrainingInterrupted(epoch: epoch, step: result.steps,
+                                          checkpoint: options.checkpointDirectory.map { "\($0)/last.safetensors" })
+            }
         }
         return results
     }
@@ -154,6 +165,11 @@ public final class Trainer {
                 let layer = model.firstNonFiniteLayer(for: batch.images).map { "; first non-finite: \($0)" } ?? ""
                 throw TrainingError(description: "training diverged: the loss became \(loss) at epoch \(epoch), step \(step + 1)\(layer); "
                     + "try a lower --lr. The checkpoints of earlier epochs are untouched")
+            }
+            if let parameter = model.nonFiniteGradient {
+                throw TrainingError(description: "training diverged: the gradient of \(parameter) became non-finite at epoch \(epoch), "
+                    + "step \(step + 1) (the loss was \(loss)); the step was not applied. Try a lower --lr. "
+                    + "The checkpoints of earlier epochs are untouched")
             }
             step += 1
             lossSum += Double(loss)
@@ -203,6 +219,12 @@ public final class Trainer {
         if improved { state.bestScore = score }
         state.randomStates = model.randomStates
         guard let directory = options.checkpointDirectory else { return }
+        // Weights that are no longer numbers never reach a checkpoint (they can appear without a non-finite loss, for
+        // example when only the validation pass overflows).
+        if let parameter = model.firstNonFiniteParameter {
+            throw TrainingError(description: "training diverged: \(parameter) holds a NaN or an infinity after epoch \(result.epoch); "
+                + "nothing was saved for this epoch and the checkpoints of earlier epochs are untouched. Try a lower --lr")
+        }
         let info = checkpointInfo(epoch: result.epoch, metrics: result.metrics)
         let last = "\(directory)/last.safetensors"
         try Checkpoint.save(model: model, optimizer: optimizer, info: info, to: last)
