@@ -13,14 +13,32 @@ final class TensorStorage {
     @usableFromInline let pointer: UnsafeMutablePointer<Float>
     @usableFromInline let count: Int
 
+    /// Buffers from this size up are mapped from the kernel, whose pages are zero and cost no memory until written:
+    /// building a network that a checkpoint's header describes commits nothing before its tensors are checked.
+    static let mappedBytes = 1 << 20
+    private let mappedLength: Int
+
     init(count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if bytes >= Self.mappedBytes {
+            let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let raw, raw != MAP_FAILED else {
+                fatalError("cannot allocate \(bytes >> 20) MB for a tensor of \(count) values: \(String(cString: strerror(errno)))")
+            }
+            mappedLength = bytes
+            pointer = raw.bindMemory(to: Float.self, capacity: count)
+        } else {
+            mappedLength = 0
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+            pointer.initialize(repeating: 0, count: max(count, 1))
+        }
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        if mappedLength > 0 { munmap(pointer, mappedLength) } else { UnsafeMutableRawPointer(pointer).deallocate() }
+    }
 }
 
 public struct Tensor {

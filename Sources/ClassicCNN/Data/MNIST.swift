@@ -49,6 +49,9 @@ public enum MNIST {
         guard images.dimensions.count == 3 else {
             throw DataError(path: imagePath, reason: "expected 3 dimensions (images, rows, columns), found \(images.dimensions.count)")
         }
+        guard images.dimensions[1] > 0, images.dimensions[2] > 0 else {
+            throw DataError(path: imagePath, reason: "images of \(images.dimensions[1])x\(images.dimensions[2]) pixels: a side is zero")
+        }
         let labels = try readIDX(path: labelPath)
         guard labels.dimensions.count == 1 else {
             throw DataError(path: labelPath, reason: "expected 1 dimension (labels), found \(labels.dimensions.count)")
