@@ -124,7 +124,9 @@ public enum GoogLeNet {
                 layers.append(inception(channels, row, torchvision: torchvision).named(name))
                 channels = row.outputs
             case let .maxPool(name):
-                layers.append(MaxPool2D(kernelSize: 3, stride: 2, ceilMode: true).named(name))
+                // NOTE: torchvision pools 4e's 14x14 output with a 2x2 window where Table 1 has 3x3 (same 7x7 output).
+                let kernel = torchvision && name == "maxpool4" ? 2 : 3
+                layers.append(MaxPool2D(kernelSize: kernel, stride: 2, ceilMode: true).named(name))
             case let .auxiliary(name):
                 layers.append(auxiliary(channels, classes: configuration.classes, torchvision: torchvision).named(name))
             }
