@@ -33,14 +33,17 @@ struct Summary: ParsableCommand {
         if json { return try printJSON(report) }
 
         print("Model: \(model)  input \(built.inputShape.map(String.init).joined(separator: "x")), \(built.configuration.classes) classes")
-        let header = "Layer".rightPad(20) + "Type".rightPad(16) + "Output shape".rightPad(20)
+        // Columns as wide as their longest entry (Inception's layer paths run to 40 characters), plus a space.
+        let nameWidth = max(20, (layers.map(\.name.count).max() ?? 0) + 1)
+        let typeWidth = max(16, (layers.map(\.type.count).max() ?? 0) + 1)
+        let header = "Layer".rightPad(nameWidth) + "Type".rightPad(typeWidth) + "Output shape".rightPad(20)
             + "Params".leftPad(20) + "Connections".leftPad(15) + "MACs".leftPad(15)
         print(header)
         print(String(repeating: "=", count: header.count))
         for layer in layers {
             let shape = "[N, " + layer.output_shape.dropFirst().map(String.init).joined(separator: ", ") + "]"
             let params = layer.parameters.grouped + (layer.fixed_parameters > 0 ? " (+\(layer.fixed_parameters.grouped) fixed)" : "")
-            print(layer.name.rightPad(20) + layer.type.rightPad(16) + shape.rightPad(20) + params.leftPad(20)
+            print(layer.name.rightPad(nameWidth) + layer.type.rightPad(typeWidth) + shape.rightPad(20) + params.leftPad(20)
                   + layer.connections.grouped.leftPad(15) + layer.macs.grouped.leftPad(15))
         }
         print(String(repeating: "=", count: header.count))

@@ -48,6 +48,43 @@ struct ModelZooTests {
         }
     }
 
+    /// Trainable parameters (with auxiliary heads) at CIFAR-10's 32x32 and 10 classes: the heads sized to what is left.
+    static let cifarCounts: [String: Int] = [
+        "alexnet": 20_209_034, "alexnet-cifar": 21_622_154, "alexnet-torchvision": 20_344_650,
+        "vgg11": 28_144_010, "vgg11-lrn": 28_144_010, "vgg13": 28_328_522, "vgg16-c": 28_919_626, "vgg16": 33_638_218,
+        "vgg19": 38_947_914, "googlenet": 6_401_870, "googlenet-torchvision": 9_960_638, "inception-v3": 24_371_444,
+        "inception-v4": 41_158_186, "inception-resnet-v2": 54_321_834,
+    ]
+
+    @Test("every network trains at CIFAR-10's 32x32", arguments: ModelZoo.all.filter { $0.defaultInputSize > 32 }.map(\.name))
+    func cifarSized(_ name: String) throws {
+        let model = try ModelZoo.make(name, inputSize: 32, classes: 10, seed: 3)
+        #expect(model.parameterCount == Self.cifarCounts[name], "\(name) has \(model.parameterCount) parameters at 32x32")
+        let batch = randomTensor([2, 3, 32, 32], seed: 4)
+        #expect(model.forward(batch, training: false).shape == [2, 10])
+        let (loss, _) = model.trainStep(batch: batch, labels: [1, 7], optimizer: SGD(learningRate: 0.01))
+        #expect(loss.isFinite)
+        #expect(model.nonFiniteGradient == nil)
+        // Only windows that do not fit are padded: a network at its own size adapts nothing.
+        let adapting = model.network.allLayers.filter { ($0 as? Conv2D)?.adaptsToSmallInputs ?? ($0 as? MaxPool2D)?.adaptsToSmallInputs ?? false }
+        #expect(!adapting.isEmpty)
+        let native = try ModelZoo.descriptor(named: name).make()
+        #expect(native.network.allLayers.allSatisfy { !(($0 as? Conv2D)?.adaptsToSmallInputs ?? false) })
+    }
+
+    @Test func aWindowThatDoesNotFitIsPaddedAsSameAndOnlyThen() throws {
+        let shapes: [([Int], [Int])] = [([1, 1, 1, 1], [1, 1, 1, 1]), ([1, 1, 2, 2], [1, 1, 1, 1]), ([1, 1, 5, 5], [1, 1, 2, 2])]
+        for (input, expected) in shapes {
+            let pool = SmallInputs.$adapting.withValue(true) { MaxPool2D(kernelSize: 3, stride: 2) }
+            #expect(try pool.outputShape(for: input) == expected, "\(input)")
+        }
+        #expect(throws: ShapeError.self) { try MaxPool2D(kernelSize: 3, stride: 2).outputShape(for: [1, 1, 2, 2]) }
+        // A 1x1 input through a padded 3x3 convolution sees only the centre tap.
+        let conv = SmallInputs.$adapting.withValue(true) { Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, stride: 2, bias: false) }
+        conv.weight.value = Tensor(shape: [1, 1, 3, 3], values: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(conv.forward(Tensor(shape: [1, 1, 1, 1], values: [2]), training: false).values == [10])
+    }
+
     @Test func everyNameIsUnique() throws {
         let names = ModelZoo.all.map(\.name)
         #expect(Set(names).count == names.count)

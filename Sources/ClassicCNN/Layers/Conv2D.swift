@@ -37,17 +37,31 @@ public enum Padding: Sendable, Equatable {
     }
 }
 
+/// Networks built for a smaller input than their own (CIFAR's 32x32 for a 224 network) adapt as Keras's applications
+/// do: a convolution or pooling window keeps its stride wherever it fits, and where its window would not fit the
+/// (padded) input, it is padded as TensorFlow's "same" instead, giving ceil(input / stride). Layers read this when
+/// they are made; `ModelDescriptor.make` sets it for inputs smaller than the network's own.
+public enum SmallInputs {
+    @TaskLocal public static var adapting = false
+}
+
 /// The output geometry of a window sliding over an image.
 struct WindowGeometry {
     var outputHeight: Int, outputWidth: Int
     var padTop: Int, padLeft: Int
 
-    init(layer: String, inputShape: [Int], kernel: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool = false) throws {
+    init(layer: String, inputShape: [Int], kernel: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool = false,
+         adapting: Bool = false) throws {
         guard inputShape.count == 4 else {
             throw ShapeError(layer: layer, "expects an N x C x H x W input, got \(inputShape.shapeText())")
         }
         let h = inputShape[2], w = inputShape[3]
-        let (top, left, bottom, right) = padding.amounts(height: h, width: w, kernel: kernel, stride: stride)
+        var (top, left, bottom, right) = padding.amounts(height: h, width: w, kernel: kernel, stride: stride)
+        if adapting {
+            let same = Padding.same.amounts(height: h, width: w, kernel: kernel, stride: stride)
+            if h + top + bottom < kernel.0 { (top, bottom) = (same.0, same.2) }
+            if w + left + right < kernel.1 { (left, right) = (same.1, same.3) }
+        }
         guard [top, left, bottom, right].allSatisfy({ $0 >= 0 }), max(top, bottom) < kernel.0, max(left, right) < kernel.1 else {
             throw ShapeError(layer: layer, "padding (\(top), \(left), \(bottom), \(right)) must be non-negative and smaller than the \(kernel.0)x\(kernel.1) window")
         }
@@ -85,6 +99,8 @@ public final class Conv2D: Layer, Initializable {
     public var computesInputGradient = true
     /// Whether the direct kernels may serve this layer (tests turn them off to compare with the lowered path).
     var allowsDirectKernels = true
+    /// Pads as "same" where the window would not fit the input (see `SmallInputs`).
+    public let adaptsToSmallInputs = SmallInputs.adapting
 
     private var input: Tensor?
     private var output: Tensor?, inputGradient: Tensor?
@@ -130,7 +146,8 @@ public final class Conv2D: Layer, Initializable {
     }
 
     private func geometry(_ inputShape: [Int]) throws -> WindowGeometry {
-        let geometry = try WindowGeometry(layer: kind, inputShape: inputShape, kernel: kernelSize, stride: stride, padding: padding)
+        let geometry = try WindowGeometry(layer: kind, inputShape: inputShape, kernel: kernelSize, stride: stride, padding: padding,
+                                          adapting: adaptsToSmallInputs)
         guard inputShape[1] == inputChannels else {
             throw ShapeError(layer: kind, "expects \(inputChannels) input channels, got \(inputShape[1])")
         }

@@ -7,11 +7,13 @@ protocol SlidingWindowPool: Layer {
     var stride: (Int, Int) { get }
     var padding: Padding { get }
     var ceilMode: Bool { get }
+    var adaptsToSmallInputs: Bool { get }
 }
 
 extension SlidingWindowPool {
     func geometry(_ shape: [Int]) throws -> WindowGeometry {
-        try WindowGeometry(layer: kind, inputShape: shape, kernel: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode)
+        try WindowGeometry(layer: kind, inputShape: shape, kernel: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode,
+                           adapting: adaptsToSmallInputs)
     }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
@@ -29,6 +31,8 @@ extension SlidingWindowPool {
 public final class MaxPool2D: SlidingWindowPool {
     public let kind = "MaxPool2D"
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool
+    /// Pads as "same" where the window would not fit the input (see `SmallInputs`).
+    public let adaptsToSmallInputs = SmallInputs.adapting
     private var inputShape: [Int] = []
     private var output: Tensor?, inputGradient: Tensor?
     private var argmax: [Int32] = []
@@ -80,6 +84,8 @@ public final class MaxPool2D: SlidingWindowPool {
 public final class AvgPool2D: SlidingWindowPool {
     public let kind = "AvgPool2D"
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool
+    /// Pads as "same" where the window would not fit the input (see `SmallInputs`).
+    public let adaptsToSmallInputs = SmallInputs.adapting
     /// Whether padded positions count in the divisor (PyTorch's default: true).
     public let countIncludesPadding: Bool
     private var inputShape: [Int] = []

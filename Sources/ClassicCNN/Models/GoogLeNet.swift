@@ -88,13 +88,14 @@ public enum GoogLeNet {
     }
 
     /// Section 5: average pooling 5x5 stride 3 (torchvision: adaptive to 4x4), a 1x1 convolution of 128, a fully
-    /// connected layer of 1024 with ReLU, dropout 0.7, and the classifier.
-    static func auxiliary(_ inputs: Int, classes: Int, torchvision: Bool) -> AuxiliaryClassifier {
+    /// connected layer of 1024 with ReLU, dropout 0.7, and the classifier. `side` is the pooled grid: 4 from 4a's and
+    /// 4d's 14x14, less for a smaller input (the head sized to what is left).
+    static func auxiliary(_ inputs: Int, side: Int, classes: Int, torchvision: Bool) -> AuxiliaryClassifier {
         AuxiliaryClassifier(weight: 0.3) {
             if torchvision { AdaptiveAvgPool2D(outputSize: (4, 4)).named("pool") } else { AvgPool2D(kernelSize: 5, stride: 3).named("pool") }
             convolution(inputs, 128, kernel: 1, torchvision: torchvision).named("conv")
             Flatten().named("flatten")
-            Linear(inputFeatures: 128 * 4 * 4, outputFeatures: 1024, weightInitializer: torchvision ? .normal(standardDeviation: 0.01) : .glorotUniform,
+            Linear(inputFeatures: 128 * side * side, outputFeatures: 1024, weightInitializer: torchvision ? .normal(standardDeviation: 0.01) : .glorotUniform,
                    biasInitializer: torchvision ? .zeros : .constant(0.2)).named("fc1")
             ReLU().named("relu")
             Dropout(rate: 0.7).named("dropout")
@@ -128,7 +129,10 @@ public enum GoogLeNet {
                 let kernel = torchvision && name == "maxpool4" ? 2 : 3
                 layers.append(MaxPool2D(kernelSize: kernel, stride: 2, ceilMode: true).named(name))
             case let .auxiliary(name):
-                layers.append(auxiliary(channels, classes: configuration.classes, torchvision: torchvision).named(name))
+                // The 5x5/3 pooling of the grid reached here (adaptive in torchvision's, always 4x4).
+                let grid = try Sequential(layers).outputShape(for: [1, c, configuration.inputSize, configuration.inputSize])[2]
+                let side = torchvision ? 4 : try AvgPool2D(kernelSize: 5, stride: 3).outputShape(for: [1, 1, grid, grid])[2]
+                layers.append(auxiliary(channels, side: side, classes: configuration.classes, torchvision: torchvision).named(name))
             }
         }
         layers += [

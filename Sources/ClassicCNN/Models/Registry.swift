@@ -39,7 +39,8 @@ public struct ModelDescriptor: Sendable {
         guard (1...Self.maximumClasses).contains(configuration.classes) else {
             throw ConfigurationError("\(name): \(configuration.classes) classes is outside 1...\(Self.maximumClasses)")
         }
-        return try build(configuration)
+        // Smaller than the network's own input: windows that would not fit are padded to fit (see `SmallInputs`).
+        return try SmallInputs.$adapting.withValue(configuration.inputSize < defaultInputSize) { try build(configuration) }
     }
 }
 
