@@ -10,11 +10,14 @@ struct Evaluate: ParsableCommand {
     @Option(help: "The dataset (default: the one the checkpoint was trained on).") var dataset: String?
     @Option(help: "Images per batch.") var batchSize = 256
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "VGG only: evaluate densely (section 3.2), the classifier as convolutions over the whole image.") var dense = false
+    @Option(help: "With --dense: the image size (default: the checkpoint's).") var inputSize: Int?
     @OptionGroup var data: DataOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
         try validateBatchSize(batchSize)
+        if inputSize != nil && !dense { throw ValidationError("--input-size is for --dense evaluation") }
     }
 
     struct Report: Encodable {
@@ -27,7 +30,12 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let (model, info, _) = try Checkpoint.load(path: checkpoint)
+        var (model, info, _) = try Checkpoint.load(path: checkpoint)
+        if dense {
+            do { model = try VGG.denseEvaluation(of: model, inputSize: inputSize ?? model.configuration.inputSize) } catch let error as ConfigurationError {
+                throw CommandError(description: "--dense: \(error)")
+            }
+        }
         let name = dataset ?? info.dataset
         let testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
         try Evaluation.checkLabels(of: testSet, fit: model)

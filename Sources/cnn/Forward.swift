@@ -16,6 +16,8 @@ struct Forward: ParsableCommand {
     @Option(help: "A safetensors file of parameters.") var weights: String
     @Option(help: "A safetensors file holding the tensor `input` [N, C, H, W].") var input: String
     @Option(help: "Where to write the logits, as the tensor `output` [N, classes].") var output: String
+    @Flag(help: "VGG only: weights for the network's own 224 input, run densely on a larger input (section 3.2).")
+    var dense = false
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -34,12 +36,18 @@ struct Forward: ParsableCommand {
         guard tensor.shape.count == 4, tensor.shape[2] == tensor.shape[3], tensor.shape[0] > 0 else {
             throw CommandError(description: "\(input): 'input' has shape \(tensor.shape); expected [N, C, S, S]")
         }
-        let network = try ModelZoo.descriptor(named: model).make(inputSize: tensor.shape[2], classes: classes)
+        let descriptor = try ModelZoo.descriptor(named: model)
+        var network = try descriptor.make(inputSize: dense ? nil : tensor.shape[2], classes: classes)
         guard tensor.shape[1] == network.configuration.inputChannels else {
             throw CommandError(description: "\(input): 'input' has \(tensor.shape[1]) channels, \(model) takes \(network.configuration.inputChannels)")
         }
         do { try network.loadParameters(try SafeTensors.read(path: weights).tensors) } catch let error as ConfigurationError {
             throw CommandError(description: "\(weights): \(error)")
+        }
+        if dense {
+            do { network = try VGG.denseEvaluation(of: network, inputSize: tensor.shape[2]) } catch let error as ConfigurationError {
+                throw CommandError(description: "--dense: \(error)")
+            }
         }
         let logits = network.forward(Tensor(shape: tensor.shape, values: tensor.values))
         try SafeTensors.write([NamedTensor(name: "output", shape: logits.shape, values: logits.values)],

@@ -159,3 +159,42 @@ struct ModelZooTests {
         #expect(a.parameters.map { $0.parameter.value } != c.parameters.map { $0.parameter.value })
     }
 }
+
+@Suite("VGG dense evaluation (section 3.2)", .serialized)
+struct DenseEvaluationTests {
+    static func copy(_ t: Tensor) -> Tensor { Tensor(copying: t) }
+
+    @Test func atTheTrainedSizeItIsThePlainNetwork() throws {
+        let model = try ModelZoo.make("vgg11", classes: 10, seed: 5)
+        let x = randomTensor([2, 3, 224, 224], seed: 6)
+        let plain = Self.copy(model.forward(x))
+        let dense = try VGG.denseEvaluation(of: model, inputSize: 224)
+        #expect(dense.parameters.first { $0.name == "classifier.0.weight" }?.parameter.shape == [4096, 512, 7, 7])
+        #expect(dense.parameters.map(\.name) == model.parameters.map(\.name))
+        let scores = dense.forward(x)
+        #expect(scores.shape == [2, 10])
+        let scale = plain.values.map(abs).max()!
+        #expect(zip(plain.values, scores.values).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+    }
+
+    /// At 256 the 8x8 feature map gives a 2x2 score map: the mean of the classifier on its four 7x7 windows.
+    @Test func aLargerImageAveragesTheScoreMap() throws {
+        let model = try ModelZoo.make("vgg11", classes: 10, seed: 5)
+        let x = randomTensor([1, 3, 256, 256], seed: 7)
+        let parts = Dictionary(model.network.children.map { ($0.name, $0.layer) }, uniquingKeysWith: { a, _ in a })
+        let map = Self.copy(parts["features"]!.forward(x, training: false))
+        #expect(map.shape == [1, 512, 8, 8])
+        var expected = [Float](repeating: 0, count: 10)
+        for (top, left) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            var window = [Float]()
+            for c in 0..<512 { for y in 0..<7 { for x in 0..<7 { window.append(map[(c * 8 + top + y) * 8 + left + x]) } } }
+            let logits = parts["classifier"]!.forward(Tensor(shape: [1, 512 * 49], values: window), training: false).values
+            for k in 0..<10 { expected[k] += logits[k] / 4 }
+        }
+        let scores = try VGG.denseEvaluation(of: model, inputSize: 256).forward(x).values
+        let scale = expected.map(abs).max()!
+        #expect(zip(expected, scores).allSatisfy { abs($0 - $1) <= 1e-5 * scale }, "\(expected) vs \(scores)")
+        #expect(throws: ConfigurationError.self) { try VGG.denseEvaluation(of: model, inputSize: 200) }
+        #expect(throws: ConfigurationError.self) { try VGG.denseEvaluation(of: try ModelZoo.make("lenet5"), inputSize: 32) }
+    }
+}

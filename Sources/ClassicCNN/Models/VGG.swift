@@ -44,6 +44,49 @@ public enum VGG {
             build: { try network($0, name: configuration.name, entries: configuration.entries) })
     }
 
+    /// Section 3.2's dense evaluation: "the fully-connected layers are first converted to convolutional layers (the
+    /// first FC layer to a 7x7 conv. layer, the last two FC layers to 1x1 conv. layers). The resulting fully-convolutional
+    /// net is then applied to the whole (uncropped) image. The result is a class score map ... spatially averaged".
+    ///
+    /// Returns that network for images of `inputSize` (at least the size `model` was built for), sharing the trained
+    /// model's convolutions and holding its FC weights as convolutions: `classifier.0.weight` becomes
+    /// [4096, 512, 7, 7] (the same values: the FC input is the flattened 512 x 7 x 7 map). The class scores (logits)
+    /// are averaged over the score map; at the model's own size the map is 1 x 1 and the outputs equal the model's.
+    public static func denseEvaluation(of model: Model, inputSize: Int) throws -> Model {
+        let parts = Dictionary(model.network.children.map { ($0.name, $0.layer) }, uniquingKeysWith: { first, _ in first })
+        guard model.name.hasPrefix("vgg"), let features = parts["features"], let classifier = parts["classifier"] else {
+            throw ConfigurationError("dense evaluation is for the VGG networks, not \(model.name)")
+        }
+        let own = model.configuration
+        guard inputSize >= own.inputSize, inputSize <= ModelDescriptor.maximumInputSize else {
+            throw ConfigurationError("dense evaluation of \(model.name), built for \(own.inputSize)x\(own.inputSize), needs an input "
+                + "of at least that size (and at most \(ModelDescriptor.maximumInputSize)), not \(inputSize)")
+        }
+        let map = try features.outputShape(for: [1, own.inputChannels, own.inputSize, own.inputSize])
+        let (channels, side) = (map[1], map[2])
+        var layers: [LayerEntry] = []
+        var inputs = channels, kernel = side
+        for (name, layer) in classifier.children {
+            guard let linear = layer as? Linear else {
+                layers.append(LayerEntry(name: name, layer: layer))
+                continue
+            }
+            let conv = Conv2D(inputChannels: inputs, outputChannels: linear.outputFeatures, kernelSize: kernel)
+            conv.weight.value = linear.weight.value.reshaped(conv.weight.shape)
+            if let bias = conv.bias, let linearBias = linear.bias { bias.value = linearBias.value }
+            layers.append(LayerEntry(name: name, layer: conv))
+            (inputs, kernel) = (linear.outputFeatures, 1)
+        }
+        let network = Sequential([
+            LayerEntry(name: "features", layer: features),
+            LayerEntry(name: "classifier", layer: Sequential(layers)),
+            GlobalAvgPool2D().named("average"),
+        ])
+        _ = try network.outputShape(for: [1, own.inputChannels, inputSize, inputSize])
+        let configuration = ModelConfiguration(inputSize: inputSize, classes: own.classes, inputChannels: own.inputChannels)
+        return Model(name: model.name, configuration: configuration, network: network, loss: model.loss, inputFormat: model.inputFormat)
+    }
+
     static func network(_ configuration: ModelConfiguration, name: String, entries: [Entry]) throws -> Model {
         var features: [any Layer] = []
         var channels = configuration.inputChannels
@@ -83,7 +126,7 @@ public enum VGG {
             inputs = units
         }
         // NOTE: torchvision puts AdaptiveAvgPool2d((7, 7)) between the two; at 224x224 it is the identity, and other
-        // sizes change the classifier's input instead (dense evaluation, section 3.2, is not built yet).
+        // sizes change the classifier's input instead. For the paper's way with larger images see `denseEvaluation`.
         let network = Sequential([
             featureStack.named("features"), Flatten().named("flatten"),
             Sequential(classifier.map { LayerEntry(name: nil, layer: $0) }).named("classifier"),
