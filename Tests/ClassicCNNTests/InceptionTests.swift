@@ -3,7 +3,8 @@
 // fixture, not committed). Inception-v4 (timm's layout) likewise: Figure 9 stage by stage and timm's state_dict keys;
 // its logits were checked against timm 1.0.31 with Scripts/reference/inception_v4_timm.py (a 171 MB fixture, not
 // committed). Inception-ResNet-v2 (timm's layout) the same way, with Scripts/reference/inception_resnet_v2_timm.py
-// (225 MB).
+// (225 MB). Inception v2 (Table 1 with v3's widths) has no reference implementation: its stages, counts and names are
+// pinned here.
 import Testing
 @testable import ClassicCNN
 
@@ -160,5 +161,49 @@ struct InceptionTests {
         for (name, shape) in expected {
             #expect(shapes[name] == shape, "\(name): \(shapes[name].map { "\($0)" } ?? "missing")")
         }
+    }
+
+    @Test func inceptionV2StagesAreTable1() throws {
+        let model = try ModelZoo.descriptor(named: "inception-v2").make()
+        #expect(model.parameterCount == 29_280_176)
+        #expect(model.inferenceParameterCount == 25_954_248)
+        let rows = try model.summary()
+        // Table 1's stem: 149, 147, 147, 73 (pool), 71 (conv 3x3, 80), 35 (conv 3x3/2, 192), 35 (conv 3x3 padded, 288).
+        let stem = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_3x3", "Conv2d_4a_3x3",
+                    "Conv2d_4b_3x3"].map { name in
+            rows.last { $0.name == name || $0.name.hasPrefix(name + ".") }.map { Array($0.outputShape.dropFirst()) }
+        }
+        #expect(stem == [[32, 149, 149], [32, 147, 147], [64, 147, 147], [64, 73, 73], [80, 71, 71], [192, 35, 35],
+                         [288, 35, 35]])
+        let modules = rows.filter { $0.kind == "Concat" && !$0.name.contains(".") }
+        #expect(modules.map(\.name) == ["Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                                        "Mixed_6e", "Mixed_6f", "Mixed_7a", "Mixed_7b", "Mixed_7c"])
+        // 3 x Figure 5 at 35x35x288, a reduction to 17x17x768, 5 x Figure 6, a reduction to 8x8x1280, 2 x Figure 7.
+        #expect(modules.map { Array($0.outputShape.dropFirst()) } == [
+            [288, 35, 35], [288, 35, 35], [288, 35, 35],
+            [768, 17, 17], [768, 17, 17], [768, 17, 17], [768, 17, 17], [768, 17, 17], [768, 17, 17],
+            [1280, 8, 8], [2048, 8, 8], [2048, 8, 8],
+        ])
+        let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.parameter.value.shape) })
+        let expected: [String: [Int]] = [
+            "Conv2d_4b_3x3.conv.weight": [288, 192, 3, 3],
+            "Mixed_5b.branch3x3_2.conv.weight": [64, 48, 3, 3],   // Figure 5: a 3x3 where v3 has a 5x5
+            "Mixed_5b.branch_pool.conv.weight": [64, 288, 1, 1],
+            "Mixed_6e.branch7x7_2.conv.weight": [160, 160, 1, 7],
+            "Mixed_6f.branch7x7dbl_5.conv.weight": [192, 192, 1, 7],
+            "AuxLogits.conv0.bn.weight": [128],
+            "AuxLogits.conv1.conv.weight": [768, 128, 5, 5],
+            "AuxLogits.conv1.conv.bias": [768],
+            "AuxLogits.fc.weight": [1000, 768],
+            "fc.weight": [1000, 2048],
+        ]
+        for (name, shape) in expected {
+            #expect(shapes[name] == shape, "\(name): \(shapes[name].map { "\($0)" } ?? "missing")")
+        }
+        // Figure 8 without BN-auxiliary: no batch norm in the auxiliary head's fully connected layer; its weight is 0.3.
+        #expect(!shapes.keys.contains { $0.hasPrefix("AuxLogits.conv1.bn") })
+        #expect(model.network.allLayers.compactMap { ($0 as? AuxiliaryClassifier)?.weight } == [0.3])
+        #expect(!shapes.keys.contains { $0.contains("branch5x5") })
+        #expect(rows.last.map { Array($0.outputShape.dropFirst()) } == [1000])
     }
 }

@@ -16,6 +16,7 @@ struct ModelZooTests {
         "googlenet": 13_378_280,              // with the auxiliary heads; 6,998,552 without (bvlc_googlenet)
         "googlenet-torchvision": 13_004_888,  // 6,624,904 without
         "inception-v3": 27_161_264,           // torchvision, with AuxLogits; 23,834,568 without
+        "inception-v2": 29_280_176,           // Table 1 with v3's widths, with AuxLogits; 25,954,248 without
         "inception-v4": 42_679_816,           // timm
         "inception-resnet-v2": 55_843_464,    // timm
     ]
@@ -23,6 +24,7 @@ struct ModelZooTests {
     /// Trainable parameters at inference (auxiliary heads dropped), where they differ.
     static let inferenceCounts: [String: Int] = [
         "googlenet": 6_998_552, "googlenet-torchvision": 6_624_904, "inception-v3": 23_834_568,
+        "inception-v2": 25_954_248,
     ]
 
     @Test("every registered model: shape, backward, pinned count", arguments: ModelZoo.all.map(\.name))

@@ -54,7 +54,7 @@ public struct UnknownModelError: Error, CustomStringConvertible {
 public enum ModelZoo {
     /// Every registered network, in the order `cnn models` lists them.
     public static let all: [ModelDescriptor] = [LeNet5.keras, LeNet5.paper, AlexNet.paper, AlexNet.kerasCIFAR, AlexNet.torchvision]
-        + VGG.descriptors + [GoogLeNet.paper, GoogLeNet.torchvision, InceptionV3.torchvision]
+        + VGG.descriptors + [GoogLeNet.paper, GoogLeNet.torchvision, InceptionV3.torchvision, InceptionV2.paper]
         + [InceptionV4.timm, InceptionResNetV2.timm]
 
     public static func descriptor(named name: String) throws -> ModelDescriptor {
