@@ -4,7 +4,9 @@
 // its logits were checked against timm 1.0.31 with Scripts/reference/inception_v4_timm.py (a 171 MB fixture, not
 // committed). Inception-ResNet-v2 (timm's layout) the same way, with Scripts/reference/inception_resnet_v2_timm.py
 // (225 MB). Inception v2 (Table 1 with v3's widths) has no reference implementation: its stages, counts and names are
-// pinned here.
+// pinned here. Inception-ResNet-v1 (Figure 15, facenet-pytorch's names) likewise; its logits were checked once against
+// facenet-pytorch 2.6.0's model cut to Figure 15 (4 + 1 Block8, a linear head `logits`): 577 tensors loaded by name,
+// logits within 6.2e-7 relative.
 import Testing
 @testable import ClassicCNN
 
@@ -205,5 +207,60 @@ struct InceptionTests {
         #expect(model.network.allLayers.compactMap { ($0 as? AuxiliaryClassifier)?.weight } == [0.3])
         #expect(!shapes.keys.contains { $0.contains("branch5x5") })
         #expect(rows.last.map { Array($0.outputShape.dropFirst()) } == [1000])
+    }
+
+    @Test func inceptionResNetV1StagesAreFigure15() throws {
+        let model = try ModelZoo.descriptor(named: "inception-resnet-v1").make()
+        #expect(model.parameterCount == ModelZooTests.parameterCounts["inception-resnet-v1"])
+        #expect(model.parameterCount == 22_756_328)
+        let rows = try model.summary()
+        func shape(_ name: String) -> [Int]? { rows.last { $0.name == name }.map { Array($0.outputShape.dropFirst()) } }
+        // Figure 14's stem ends at 35x35x256, Figure 7 (192, 192, 256, 384) gives 17x17x896, Figure 12 gives 8x8x1792.
+        #expect(shape("maxpool_3a") == [64, 73, 73])
+        #expect(shape("conv2d_4a.act") == [192, 71, 71])
+        #expect(shape("conv2d_4b.act") == [256, 35, 35])
+        #expect(shape("mixed_6a") == [896, 17, 17])
+        #expect(shape("mixed_7a") == [1792, 8, 8])
+        // Residual sums: 5 at 35x35 (scale 0.17), 10 at 17x17 (0.10), 4 + 1 at 8x8 (0.20, then 1 without ReLU).
+        let sums = rows.filter { $0.kind == "Residual" }
+        #expect(sums.map { Array($0.outputShape.dropFirst()) }
+            == Array(repeating: [256, 35, 35], count: 5) + Array(repeating: [896, 17, 17], count: 10)
+            + Array(repeating: [1792, 8, 8], count: 5))
+        let residuals = model.network.allLayers.compactMap { ($0 as? InceptionV4.Module)?.body.children.first?.layer as? Residual }
+        #expect(residuals.map(\.scale) == Array(repeating: 0.17, count: 5) + Array(repeating: 0.10, count: 10)
+            + Array(repeating: 0.20, count: 4) + [1])
+        let blocks = model.network.allLayers.compactMap { $0 as? InceptionV4.Module }
+        #expect(blocks.map { $0.body.children.count } == Array(repeating: 2, count: 19) + [1])  // the last has no ReLU
+        #expect(rows.last.map { Array($0.outputShape.dropFirst()) } == [1000])
+    }
+
+    @Test func inceptionResNetV1UsesFacenetPytorchStateDictKeys() throws {
+        let model = try ModelZoo.descriptor(named: "inception-resnet-v1").make()
+        let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.parameter.value.shape) })
+        // facenet-pytorch's state_dict before `last_linear` has 597 tensors besides the num_batches_tracked counters,
+        // 22 of them in the Block8 (repeat_3.4) that Figure 15 does not have; then our head, `logits`.
+        #expect(shapes.count == 597 - 22 + 2)
+        let expected: [String: [Int]] = [
+            "conv2d_1a.conv.weight": [32, 3, 3, 3],
+            "conv2d_4b.conv.weight": [256, 192, 3, 3],
+            "conv2d_4b.bn.running_var": [256],
+            "repeat_1.4.branch2.2.conv.weight": [32, 32, 3, 3],
+            "repeat_1.0.conv2d.weight": [256, 96, 1, 1],
+            "repeat_1.0.conv2d.bias": [256],
+            "mixed_6a.branch0.conv.weight": [384, 256, 3, 3],
+            "mixed_6a.branch1.2.conv.weight": [256, 192, 3, 3],
+            "repeat_2.9.branch1.1.conv.weight": [128, 128, 1, 7],
+            "repeat_2.9.conv2d.weight": [896, 256, 1, 1],
+            "mixed_7a.branch0.1.conv.weight": [384, 256, 3, 3],
+            "mixed_7a.branch2.2.bn.running_mean": [256],
+            "repeat_3.3.branch1.2.conv.weight": [192, 192, 3, 1],
+            "block8.conv2d.weight": [1792, 384, 1, 1],
+            "logits.weight": [1000, 1792],
+            "logits.bias": [1000],
+        ]
+        for (name, shape) in expected {
+            #expect(shapes[name] == shape, "\(name): \(shapes[name].map { "\($0)" } ?? "missing")")
+        }
+        #expect(shapes["repeat_3.4.conv2d.weight"] == nil)
     }
 }

@@ -19,6 +19,7 @@ struct ModelZooTests {
         "inception-v2": 29_280_176,           // Table 1 with v3's widths, with AuxLogits; 25,954,248 without
         "inception-v4": 42_679_816,           // timm
         "inception-resnet-v2": 55_843_464,    // timm
+        "inception-resnet-v1": 22_756_328,    // Figure 15; facenet-pytorch's backbone is one Block8 (1,600,768) larger
     ]
 
     /// Trainable parameters at inference (auxiliary heads dropped), where they differ.

@@ -55,7 +55,7 @@ public enum ModelZoo {
     /// Every registered network, in the order `cnn models` lists them.
     public static let all: [ModelDescriptor] = [LeNet5.keras, LeNet5.paper, AlexNet.paper, AlexNet.kerasCIFAR, AlexNet.torchvision]
         + VGG.descriptors + [GoogLeNet.paper, GoogLeNet.torchvision, InceptionV3.torchvision, InceptionV2.paper]
-        + [InceptionV4.timm, InceptionResNetV2.timm]
+        + [InceptionV4.timm, InceptionResNetV2.timm, InceptionResNetV1.paper]
 
     public static func descriptor(named name: String) throws -> ModelDescriptor {
         guard let descriptor = all.first(where: { $0.name == name }) else { throw UnknownModelError(name: name) }
