@@ -143,6 +143,36 @@ struct CommandLineTests {
         let report = try #require(try json(evaluate.output) as? [String: Any])
         #expect(report["dataset"] as? String == "cifar10" && report["images"] as? Int == 10_000)
         #expect((report["class_names"] as? [String])?.first == "airplane")
+
+        // predict on a colour picture of any size: CIFAR-10's class names, probabilities summing to at most 1.
+        let picture = try dataRoot() + "/samples/cifar-test-0002-deer.jpg"
+        let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", "--top", "10", "--json", picture])
+        #expect(predict.status == 0, "\(predict.error)")
+        let results = try #require(try json(predict.output) as? [[String: Any]])
+        let predictions = try #require(results.first?["predictions"] as? [[String: Any]])
+        #expect(Set(predictions.compactMap { $0["class"] as? String }) == Set(["airplane", "automobile", "bird", "cat", "deer",
+                                                                              "dog", "frog", "horse", "ship", "truck"]))
+        let total = predictions.compactMap { $0["probability"] as? Double }.reduce(0, +)
+        #expect(abs(total - 1) < 1e-4)
+    }
+
+    /// A 1000-class network names ImageNet's classes; --model with --weights takes a plain state dict.
+    @Test func predictNamesImageNetClasses() throws {
+        let directory = scratch("imagenet-names")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = try cnn(["train", "googlenet-torchvision", "--dataset", "cifar10", "--input-size", "32", "--epochs", "1",
+                           "--steps-per-epoch", "1", "--validation-steps", "1", "--batch-size", "4",
+                           "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
+        #expect(run.status == 0, "\(run.error)")
+        let picture = try dataRoot() + "/samples/cifar-test-0001-dog.png"
+        let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", "--top", "1000", "--json", picture])
+        #expect(predict.status == 0, "\(predict.error)")
+        let results = try #require(try json(predict.output) as? [[String: Any]])
+        let names = try #require(results.first?["predictions"] as? [[String: Any]]).compactMap { $0["class"] as? String }
+        #expect(names.count == 1000 && names.contains("tench") && names.contains("toilet tissue"))
+        expectCleanFailure(try cnn(["predict", "--model", "googlenet-torchvision", picture]), naming: "--weights")
+        expectCleanFailure(try cnn(["predict", "--model", "googlenet-torchvision", "--weights", directory + "/last.safetensors", picture]),
+                           naming: "optimizer.")
     }
 
     /// Ctrl-C: the run stops after the step, saves last.safetensors, says how to resume and exits 130; --resume
