@@ -140,10 +140,13 @@ public final class Model {
 
     /// Sets every parameter from tensors named as `parameters` names them (torchvision's state-dict names for the
     /// networks built in its layout). Every parameter must be present with its shape; tensors the model does not have
-    /// are an error too, except PyTorch's integer bookkeeping (`num_batches_tracked`).
+    /// are an error too, except PyTorch's integer bookkeeping (`num_batches_tracked`) and a checkpoint's optimizer
+    /// state (`optimizer.*`), so a checkpoint serves as a state dict.
     public func loadParameters(_ tensors: [NamedTensor]) throws {
         var byName: [String: NamedTensor] = [:]
-        for tensor in tensors where !tensor.name.hasSuffix("num_batches_tracked") { byName[tensor.name] = tensor }
+        for tensor in tensors where !tensor.name.hasSuffix("num_batches_tracked") && !tensor.name.hasPrefix(Checkpoint.optimizerPrefix) {
+            byName[tensor.name] = tensor
+        }
         for (name, parameter) in parameters {
             guard let stored = byName.removeValue(forKey: name) else {
                 throw ConfigurationError("parameter '\(name)' of \(self.name) is missing")
