@@ -137,20 +137,24 @@ struct ResamplingTaps {
     let first: [Int]
     let weights: [[Float]]
 
+    /// In float32, in PyTorch's order of operations (`_compute_index_ranges_weights` in UpSampleKernel.cpp), so that
+    /// the windows and weights are the same to the last bit or two. Without antialiasing the weights are TensorFlow's
+    /// `1 - lerp, lerp` with `lerp = (i + 0.5) * scale - 0.5 - floor(...)` in float32, as `ResizeBilinear` computes.
     init(from input: Int, to output: Int, antialias: Bool) {
-        let scale = Double(input) / Double(output)
-        let support = antialias ? Swift.max(scale, 1) : 1
+        let scale = Float(input) / Float(output)
+        let support: Float = antialias ? Swift.max(scale, 1) : 1
+        let inverseSupport = 1 / support
         var first: [Int] = [], weights: [[Float]] = []
         for i in 0 ..< output {
-            let centre = scale * (Double(i) + 0.5)
-            // Int() truncates towards zero, as the C++ cast does in PyTorch.
+            let centre = scale * (Float(i) + 0.5)
+            // Int() truncates towards zero, as the C++ cast does.
             let low = Swift.max(Int(centre - support + 0.5), 0)
             let high = Swift.min(Int(centre + support + 0.5), input)
-            var taps = (low ..< high).map { j in Swift.max(0, 1 - abs((Double(j) + 0.5 - centre) / support)) }
+            var taps = (0 ..< high - low).map { j in Swift.max(0, 1 - abs((Float(j + low) - centre + 0.5) * inverseSupport)) }
             let total = taps.reduce(0, +)
             if total > 0 { taps = taps.map { $0 / total } }
             first.append(low)
-            weights.append(taps.map(Float.init))
+            weights.append(taps)
         }
         (self.first, self.weights) = (first, weights)
     }
