@@ -40,7 +40,8 @@ extension Image {
     /// The image scaled to fit in `width` x `height` with its aspect ratio kept, then centred on a black (zero)
     /// background, with TensorFlow's semantics: `tf.image.resize_with_pad(image, height, width, method="bilinear",
     /// antialias=False)`. Sizes and offsets are computed in float32 as TensorFlow does (the scaled size and the
-    /// padding rounded down), so they come out the same even where float32 rounding decides.
+    /// padding rounded down), so they come out the same even where float32 rounding decides. TensorFlow returns
+    /// floats; here they are rounded to whole levels.
     /// - Throws: ``TransformError`` if a size is not positive, the image is empty, or it is so elongated that one
     ///   side would scale to zero pixels.
     public func resizedWithPad(width: Int, height: Int) throws -> Image {
@@ -444,7 +445,8 @@ func jacobiEigenDecomposition(_ matrix: [[Double]]) -> (values: [Double], vector
 /// the requested size. Sizes scale with the output: the papers' 256 at 224 becomes `outputSize * 256 / 224`
 /// rounded at other sizes, and their 512 twice that.
 public enum Augmentation: Equatable, Sendable {
-    /// Resized to the output size (antialiased when shrinking), aspect ratio not kept: what the loader does today.
+    /// Resized to the output size, aspect ratio not kept: what the loader does today when enlarging (CIFAR-10 to
+    /// 224); when shrinking this one is antialiased and the loader's is not.
     case none
     /// As ``none``, then mirrored with probability 1/2.
     case flip
