@@ -16,6 +16,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Instead of --checkpoint: a model name, with --weights.") var model: String?
     @Option(help: "With --model: a safetensors state dict (torchvision's names for the networks in its layout).") var weights: String?
     @Option(help: "With --model: the number of classes (default: the network's own).") var classes: Int?
+    @Option(help: "With --model: the input size (default: the network's own).") var inputSize: Int?
     @Option(help: "How many classes to show per image.") var top = 3
     @Flag(help: "Print JSON.") var json = false
     @Argument(help: "Image files.") var images: [String]
@@ -41,7 +42,7 @@ struct Predict: ParsableCommand {
             return (model, info.dataset)
         }
         let descriptor = try ModelZoo.descriptor(named: model!)
-        let network = try descriptor.make(classes: classes)
+        let network = try descriptor.make(inputSize: inputSize, classes: classes)
         do { try network.loadParameters(try SafeTensors.read(path: weights!).tensors) } catch let error as ConfigurationError {
             throw CommandError(description: "\(weights!): \(error)")
         }

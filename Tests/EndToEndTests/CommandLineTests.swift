@@ -173,7 +173,7 @@ struct CommandLineTests {
         expectCleanFailure(try cnn(["predict", "--model", "googlenet-torchvision", picture]), naming: "--weights")
         // A checkpoint serves as a state dict (its optimizer state is ignored): the same predictions.
         let plain = try cnn(["predict", "--model", "googlenet-torchvision", "--weights", directory + "/last.safetensors",
-                             "--top", "1000", "--json", picture])
+                             "--input-size", "32", "--top", "1000", "--json", picture])
         #expect(plain.status == 0, "\(plain.error)")
         #expect(plain.output == predict.output)
     }
