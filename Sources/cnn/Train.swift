@@ -26,6 +26,8 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from CHECKPOINT_DIR/last.safetensors: its weights, optimizer state, epoch and position, batch size and seed.")
     var resume = false
     @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
+    @Option(help: "Log TensorBoard event files (scalars every 20 steps and every epoch) and metrics.csv (one row per epoch) here.")
+    var logDir: String?
     @OptionGroup var data: DataOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -85,7 +87,12 @@ struct Train: ParsableCommand {
         let validationSet = try loadDataset(datasetName, split: .test, dataDirectory: data.dataDir)
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
         let progress = ProgressBar(json: json)
-        trainer.observer = progress
+        let log = try logDir.map { directory in
+            try TrainingLog(directory: directory, batchSize: options.batchSize) { [optimizer = trainer.optimizer] in Double(optimizer.learningRate) }
+        }
+        log?.onFailure = { printError("\nWarning: logging stopped: \($0). Training goes on and checkpoints are still saved.") }
+        let observers = TrainingObservers([progress] + (log.map { [$0] } ?? []))
+        trainer.observer = observers
         if !json {
             print("Training \(model) (\(network.parameterCount.grouped) parameters) on \(datasetName): \(trainingSet.count.grouped) images, "
                   + "validating on \(validationSet.count.grouped); \(Parallel.threads) threads")
@@ -93,11 +100,15 @@ struct Train: ParsableCommand {
         let interruption = Interruption()
         trainer.shouldStop = { interruption.requested }
         do {
-            try trainer.fit(resumingFrom: resumed)
+            try withExtendedLifetime(observers) { _ = try trainer.fit(resumingFrom: resumed) }
         } catch let stopped as TrainingInterrupted {
+            try? log?.close()
             print("")
             printError("Stopped: \(stopped). Continue with the same command and --resume.")
             throw ExitCode(130)
+        }
+        do { try log?.close() } catch {
+            throw CommandError(description: "training finished and its checkpoints are saved, but the log is incomplete: \(error)")
         }
     }
 }
