@@ -31,7 +31,7 @@ let package = Package(
         // Benchmarks, kept apart from the library.
         .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "CNNKernels"], path: "Benchmarks/KernelBench"),
         .testTarget(name: "ClassicCNNTests", dependencies: ["ClassicCNN", "CNNKernels"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["cnn"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["cnn", "ClassicCNN"]),
     ],
     swiftLanguageModes: [.v5]
 )
