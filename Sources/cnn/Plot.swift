@@ -25,8 +25,8 @@ struct Plot: ParsableCommand {
         if format == nil {
             throw ValidationError("--output \(output): unknown extension '.\((output as NSString).pathExtension)'; use .png or .svg")
         }
-        if !(200...8000).contains(width) || !(150...8000).contains(height) {
-            throw ValidationError("--width must be in 200...8000 and --height in 150...8000, got \(width)x\(height)")
+        if !(480...8000).contains(width) || !(240...8000).contains(height) {
+            throw ValidationError("--width must be in 480...8000 and --height in 240...8000, got \(width)x\(height)")
         }
     }
 

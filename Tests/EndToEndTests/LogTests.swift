@@ -105,6 +105,7 @@ struct LogTests {
         expectCleanFailure(try cnn(["plot", directory, "--output", directory + "/curves.png"]), naming: directory + "/metrics.csv")
         try "epoch,loss,accuracy\n1,0.5,0.8\n".write(toFile: directory + "/metrics.csv", atomically: true, encoding: .utf8)
         expectCleanFailure(try cnn(["plot", directory, "--output", directory + "/curves.jpg"]), naming: directory + "/curves.jpg")
+        expectCleanFailure(try cnn(["plot", directory, "--output", directory + "/c.png", "--width", "100"]), naming: "--width")
         expectCleanFailure(try cnn(["plot", directory, "--output", directory + "/missing/curves.png"]), naming: directory + "/missing/curves.png")
         expectCleanFailure(try cnn(["plot", directory, "--output", directory + "/missing/curves.svg"]), naming: directory + "/missing/curves.svg")
         // A log folder that cannot be written is refused before training starts.

@@ -26,7 +26,7 @@ public enum PlotShape: Sendable {
 }
 
 /// Loss and accuracy for training and validation against the epoch: two panels side by side, each with its axes,
-/// ticks, labels, grid and a legend.
+/// ticks, labels and grid, under one legend.
 public struct TrainingCurves {
     public let epochs: [EpochMetrics]
     public init(epochs: [EpochMetrics]) { self.epochs = epochs.sorted { $0.epoch < $1.epoch } }
@@ -46,16 +46,33 @@ public struct TrainingCurves {
                                                                ("validation", PlotColor.validation, validation)],
                                  left: Double(index) * panelWidth, width: panelWidth, height: Double(height))
         }
+        // One legend for both panels, centred on the top line: a line sample and the name of each series drawn.
+        var legend: [(name: String, color: PlotColor)] = [("train", .training)]
+        if epochs.contains(where: { $0.validationLoss != nil || $0.validationAccuracy != nil }) { legend.append(("validation", .validation)) }
+        let scale = 2, glyphHeight = Double(BitmapFont.height * scale), sample = 20.0, gap = 6.0, spacing = 24.0
+        let legendWidth = legend.map { sample + gap + Double(BitmapFont.textWidth($0.name) * scale) }.reduce(0, +)
+            + spacing * Double(legend.count - 1)
+        var x = ((Double(width) - legendWidth) / 2).rounded()
+        for (name, color) in legend {
+            shapes.append(.line(x0: x, y0: Self.legendTop + glyphHeight / 2, x1: x + sample, y1: Self.legendTop + glyphHeight / 2,
+                                color: color, width: 2))
+            x += sample + gap
+            shapes.append(.text(name, x: x, y: Self.legendTop, anchor: .start, scale: scale, color: .black))
+            x += Double(BitmapFont.textWidth(name) * scale) + spacing
+        }
         return shapes
     }
+
+    /// The legend's line, then the panel titles' line.
+    private static let legendTop = 8.0, titleTop = 34.0
 
     private func panel(title: String, series: [(name: String, color: PlotColor, points: [(Double, Double)])],
                        left: Double, width: Double, height: Double) -> [PlotShape] {
         let scale = 2, glyphHeight = Double(BitmapFont.height * scale), cell = Double(BitmapFont.advance * scale)
-        // The plotting area inside the panel: room for the y tick labels on the left, the title and legend above,
+        // The plotting area inside the panel: room for the y tick labels on the left, the legend and title above,
         // the x tick labels and the axis label below.
         let plotLeft = left + 14 + 7 * cell, plotRight = left + width - 16
-        let plotTop = 16 + glyphHeight + 14, plotBottom = height - 2 * glyphHeight - 30
+        let plotTop = Self.titleTop + glyphHeight + 14, plotBottom = height - 2 * glyphHeight - 30
         guard plotRight - plotLeft > 20, plotBottom - plotTop > 20 else { return [] }
         var shapes: [PlotShape] = []
         let drawn = series.filter { !$0.points.isEmpty }
@@ -82,7 +99,7 @@ public struct TrainingCurves {
         shapes.append(.line(x0: plotLeft, y0: plotBottom, x1: plotRight, y1: plotBottom, color: .black, width: 1))
         shapes.append(.text("epoch", x: (plotLeft + plotRight) / 2, y: plotBottom + 17 + glyphHeight, anchor: .middle, scale: scale,
                             color: .black))
-        shapes.append(.text(title, x: plotLeft, y: 12, anchor: .start, scale: scale, color: .black))
+        shapes.append(.text(title, x: plotLeft, y: Self.titleTop, anchor: .start, scale: scale, color: .black))
 
         // The curves, with a square marker at each epoch (so that a single epoch shows).
         for (_, color, points) in drawn {
@@ -91,15 +108,6 @@ public struct TrainingCurves {
             for point in pixels { shapes.append(.rectangle(x: point.x - 3, y: point.y - 3, width: 6, height: 6, color: color)) }
         }
 
-        // The legend, right-aligned above the plot: a line sample and the name of each series drawn.
-        var x = plotRight
-        for (name, color, _) in drawn.reversed() {
-            let textWidth = Double(BitmapFont.textWidth(name) * scale)
-            shapes.append(.text(name, x: x, y: 12, anchor: .end, scale: scale, color: .black))
-            x -= textWidth + 6
-            shapes.append(.line(x0: x - 20, y0: 12 + glyphHeight / 2, x1: x, y1: 12 + glyphHeight / 2, color: color, width: 2))
-            x -= 20 + cell * 1.5
-        }
         return shapes
     }
 
