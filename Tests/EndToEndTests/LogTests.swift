@@ -1,21 +1,12 @@
 // End to end: `cnn train --log-dir` read back by TensorBoard's own reader (Scripts/tensorboard_read.py, in a Python
-// with tensorboard: $CNN_TEST_PYTHON, else .venv-ci/bin/python, as .ci/run makes it), resumed into the same folder,
+// with tensorboard: $CNN_TEST_PYTHON, else .venv-ci/bin/python, made on first use), resumed into the same folder,
 // then drawn by `cnn plot`.
 import ClassicCNN
 import Foundation
 import Testing
 
-/// A Python that can import tensorboard; the test fails, saying how to get one, when there is none.
-func tensorBoardPython() throws -> String {
-    // $CNN_TEST_PYTHON if set (and then only it), else the venv .ci/run makes.
-    let chosen = ProcessInfo.processInfo.environment["CNN_TEST_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
-    let candidates = chosen.map { [$0] } ?? [FileManager.default.currentDirectoryPath + "/.venv-ci/bin/python"]
-    guard let python = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-        throw MissingTool(description: "no Python with tensorboard: set CNN_TEST_PYTHON to one (.ci/run makes .venv-ci with "
-            + "`pip install tensorboard`); tried \(candidates)")
-    }
-    return python
-}
+/// A Python that can import tensorboard (see `testPython`).
+func tensorBoardPython() throws -> String { try testPython() }
 
 /// The scalars TensorBoard reads from `directory`: tag -> [(step, value)].
 func tensorBoardScalars(_ directory: String) throws -> [String: [(step: Int, value: Double)]] {
