@@ -247,3 +247,72 @@ int ccodecs_decode_image(const uint8_t *data, size_t length, size_t max_pixels,
     snprintf(error, error_capacity, "not a PNG or JPEG image (starts with bytes %s)", shown);
     return 1;
 }
+
+// MARK: - Header only
+
+/// Whether a JPEG's last bytes hold its end-of-image marker (FF D9), allowing a little trailing padding.
+/// Entropy-coded data never contains FF D9, so a file cut off in its scan data lacks it.
+static int jpeg_reaches_end(const uint8_t *data, size_t length) {
+    size_t window = length < 4096 ? length : 4096;
+    for (size_t i = length - window; i + 1 < length; i++)
+        if (data[i] == 0xFF && data[i + 1] == 0xD9) return 1;
+    return 0;
+}
+
+int ccodecs_image_info(const uint8_t *data, size_t length, size_t max_pixels,
+                       int *width, int *height, int *channels, char *error, size_t error_capacity) {
+    *width = *height = *channels = 0;
+    if (length >= sizeof png_signature && memcmp(data, png_signature, sizeof png_signature) == 0) {
+        if (!png_reaches_end(data, length)) {
+            snprintf(error, error_capacity, "invalid PNG: truncated (the data ends before the IEND chunk)");
+            return 1;
+        }
+        png_image image;
+        memset(&image, 0, sizeof image);
+        image.version = PNG_IMAGE_VERSION;
+        if (!png_image_begin_read_from_memory(&image, data, length)) {
+            snprintf(error, error_capacity, "invalid PNG: %s", image.message);
+            png_image_free(&image);
+            return 1;
+        }
+        png_image_free(&image);
+        if (check_dimensions(image.width, image.height, max_pixels, error, error_capacity)) return 1;
+        *width = (int)image.width;
+        *height = (int)image.height;
+        *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
+        return 0;
+    }
+    if (length >= sizeof jpeg_signature && memcmp(data, jpeg_signature, sizeof jpeg_signature) == 0) {
+        if (!jpeg_reaches_end(data, length)) {
+            snprintf(error, error_capacity, "invalid JPEG: truncated (no end-of-image marker at the end of the file)");
+            return 1;
+        }
+        struct jpeg_decompress_struct cinfo;
+        struct jpeg_failure failure;
+        memset(&cinfo, 0, sizeof cinfo);
+        cinfo.err = jpeg_std_error(&failure.manager);
+        failure.manager.error_exit = jpeg_fail;
+        failure.manager.emit_message = jpeg_emit;
+        failure.manager.output_message = jpeg_silence;
+        if (setjmp(failure.jump)) {
+            snprintf(error, error_capacity, "invalid JPEG: %s", failure.message);
+            jpeg_destroy_decompress(&cinfo);
+            return 1;
+        }
+        jpeg_create_decompress(&cinfo);
+        jpeg_mem_src(&cinfo, data, (unsigned long)length);
+        jpeg_read_header(&cinfo, TRUE);
+        int failed = check_dimensions(cinfo.image_width, cinfo.image_height, max_pixels, error, error_capacity);
+        *width = (int)cinfo.image_width;
+        *height = (int)cinfo.image_height;
+        *channels = cinfo.jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
+        jpeg_destroy_decompress(&cinfo);
+        if (failed) *width = *height = *channels = 0;
+        return failed;
+    }
+    // Neither: the decoder's own message names what the bytes are (it stops at the signature).
+    uint8_t *pixels = NULL;
+    int status = ccodecs_decode_image(data, length, max_pixels, &pixels, width, height, channels, error, error_capacity);
+    free(pixels);
+    return status ? status : 1;
+}

@@ -16,6 +16,13 @@ int ccodecs_decode_image(const uint8_t *data, size_t length, size_t max_pixels,
                          uint8_t **pixels, int *width, int *height, int *channels,
                          char *error, size_t error_capacity);
 
+/// Checks a PNG or JPEG without decoding its pixels: the signature, the header (through libpng and libjpeg),
+/// the dimensions against `max_pixels`, and that the file is not cut short (a PNG reaches its IEND chunk, a
+/// JPEG ends with its end-of-image marker). Sets the size and the channels a decode would give (1 or 3).
+/// Corrupt compressed data in the middle of a file is only found by decoding it.
+int ccodecs_image_info(const uint8_t *data, size_t length, size_t max_pixels,
+                       int *width, int *height, int *channels, char *error, size_t error_capacity);
+
 /// Encodes 8-bit interleaved pixels (`channels` 1 = grey or 3 = RGB, rows top to bottom, no padding)
 /// as a PNG in memory. On success `*output` is malloc'ed and owned by the caller (free()).
 int ccodecs_encode_png(const uint8_t *pixels, int width, int height, int channels,

@@ -83,6 +83,23 @@ extension Image {
                      pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
     }
 
+    /// The size and channels of a PNG or JPEG file, checked without decoding its pixels: the header, the
+    /// dimensions, and that the file is not cut short. Cheap enough to run on every file of a large folder;
+    /// corrupt compressed data inside a whole file is found only by ``load(path:)``.
+    ///
+    /// - Throws: ``ImageError`` naming `path`, as ``load(path:)`` would for a bad header.
+    public static func info(path: String) throws -> (width: Int, height: Int, channels: Int) {
+        let bytes = try readFile(path)
+        var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
+        let failure = callingC { error, capacity in
+            bytes.withUnsafeBufferPointer { data in
+                ccodecs_image_info(data.baseAddress, data.count, maximumPixels, &width, &height, &channels, error, capacity)
+            }
+        }
+        if let failure { throw ImageError(path: path, reason: failure) }
+        return (Int(width), Int(height), Int(channels))
+    }
+
     /// The image encoded as a PNG file.
     ///
     /// - Throws: ``ImageError`` if the image is empty or encoding fails.
