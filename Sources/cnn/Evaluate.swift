@@ -39,7 +39,7 @@ struct Evaluate: ParsableCommand {
         let name = dataset ?? info.dataset
         let testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
         try Evaluation.checkLabels(of: testSet, fit: model)
-        let result = Evaluation.run(model: model, dataset: testSet, batchSize: batchSize)
+        let result = try Evaluation.run(model: model, dataset: testSet, batchSize: batchSize)
         let report = Report(
             model: model.name, checkpoint: checkpoint, dataset: name, epoch: info.epoch, images: result.count,
             loss: result.loss, accuracy: result.accuracy,

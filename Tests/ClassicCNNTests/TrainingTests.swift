@@ -13,7 +13,7 @@ struct TrainingTests {
     func aShortRealRunLowersTheLossAndLearns(_ name: String) throws {
         let model = try ModelZoo.make(name, seed: 1)
         let train = try Self.mnist(.train).prefix(6_400), test = try Self.mnist(.test).prefix(1_000)
-        let before = Evaluation.run(model: model, dataset: test)
+        let before = try Evaluation.run(model: model, dataset: test)
         var options = TrainingOptions()
         options.epochs = 1
         options.batchSize = 32

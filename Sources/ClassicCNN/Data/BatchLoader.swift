@@ -1,6 +1,6 @@
 // Batches for training and evaluation: a seeded shuffle per epoch, images converted to the model's input on a
 // background thread one batch ahead, into a small ring of preallocated slots (memory: a few batches, whatever
-// the dataset's size).
+// the dataset's size). A dataset read on demand (an image folder) is decoded on that thread too, image by image.
 import Foundation
 
 /// One batch: images [N, C, S, S] and labels. Valid until the loader hands out the slot again.
@@ -42,6 +42,7 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         let finished = DispatchSemaphore(value: 0)
         private let lock = NSLock()
         private var stopRequested = false
+        private var producerFailure: (batch: Int, error: any Error)?
 
         init(slots: [Slot], partial: Slot?) {
             self.slots = slots
@@ -58,6 +59,20 @@ public final class BatchLoader: Sequence, IteratorProtocol {
             return stopRequested
         }
 
+        /// The batch whose image could not be read, and the error; the producer stops there.
+        var failure: (batch: Int, error: any Error)? {
+            get {
+                lock.lock()
+                defer { lock.unlock() }
+                return producerFailure
+            }
+            set {
+                lock.lock()
+                defer { lock.unlock() }
+                producerFailure = newValue
+            }
+        }
+
         /// Marks the loader stopped; true the first time.
         func requestStop() -> Bool {
             lock.lock()
@@ -69,6 +84,9 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     }
 
     private let shared: Shared
+    /// Why the loader ended early: an image of an on-demand dataset that could not be read. `next()` returns nil
+    /// from the batch that needed it on; a caller that ran out of batches checks this.
+    public var failure: (any Error)? { shared.failure?.error }
     private var nextToConsume: Int
     private let firstBatch: Int
 
@@ -129,15 +147,21 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     private static func produce(shared: Shared, dataset: ImageDataset, order: [Int], batchSize: Int, inputSize: Int,
                                 format: InputFormat, batches: Range<Int>) {
         defer { shared.finished.signal() }
-        let rows = Interpolation(from: dataset.height, to: inputSize), columns = Interpolation(from: dataset.width, to: inputSize)
+        var interpolations = Interpolations(outputSize: inputSize)
         for batch in batches {
             shared.free.wait()
             if shared.isStopped { return }
             let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)
             let target = slot(shared, batch: batch, batchSize: batchSize, total: order.count)
-            convert(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format, rows: rows,
-                    columns: columns, into: target.images)
-            for (i, index) in order[start..<end].enumerated() { target.labels[i] = Int32(dataset.labels[index]) }
+            do {
+                try convert(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format,
+                            interpolations: &interpolations, into: target.images)
+            } catch {
+                shared.failure = (batch, error)
+                shared.filled.signal()
+                return
+            }
+            for (i, index) in order[start..<end].enumerated() { target.labels[i] = dataset.labels[index] }
             shared.filled.signal()
         }
     }
@@ -160,43 +184,74 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         }
     }
 
-    /// Converts dataset bytes to input values (scale and offset per channel), fitting each image to the input size
-    /// as the format says: centred and padded (or centre-cropped), or resized bilinearly.
+    /// The interpolations of the last image size seen (every image of an in-memory dataset, most of a folder's).
+    struct Interpolations {
+        let outputSize: Int
+        private var height = -1, width = -1
+        private(set) var rows = Interpolation(from: 1, to: 0), columns = Interpolation(from: 1, to: 0)
+        init(outputSize: Int) { self.outputSize = outputSize }
+        mutating func prepare(height: Int, width: Int) {
+            if height != self.height { (self.height, rows) = (height, Interpolation(from: height, to: outputSize)) }
+            if width != self.width { (self.width, columns) = (width, Interpolation(from: width, to: outputSize)) }
+        }
+    }
+
+    /// Converts the images at `indices` to input values into `images`, from the dataset's bytes or, for an on-demand
+    /// dataset, from its source (the first image that cannot be read stops the conversion with its error).
     static func convert(dataset: ImageDataset, indices: ArraySlice<Int>, inputSize s: Int, format: InputFormat,
-                        rows: Interpolation, columns: Interpolation, into images: Tensor) {
-        let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
-        let out = images.data
+                        interpolations: inout Interpolations, into images: Tensor) throws {
+        let c = dataset.channels
+        for (i, index) in indices.enumerated() {
+            let plane = images.data + i * c * s * s
+            if let source = dataset.source {
+                let image = try source.image(at: index)
+                precondition(image.pixels.count == c * image.height * image.width, "an image source gave the wrong number of bytes")
+                interpolations.prepare(height: image.height, width: image.width)
+                image.pixels.withUnsafeBufferPointer { pixels in
+                    fit(pixels.baseAddress!, channels: c, height: image.height, width: image.width, inputSize: s, format: format,
+                        interpolations: interpolations, into: plane)
+                }
+            } else {
+                interpolations.prepare(height: dataset.height, width: dataset.width)
+                dataset.pixels.withUnsafeBufferPointer { pixels in
+                    fit(pixels.baseAddress! + index * dataset.imageSize, channels: c, height: dataset.height, width: dataset.width,
+                        inputSize: s, format: format, interpolations: interpolations, into: plane)
+                }
+            }
+        }
+    }
+
+    /// Converts one image's bytes to input values (scale and offset per channel), fitting it to the input size as the
+    /// format says: centred and padded (or centre-cropped), or resized bilinearly.
+    static func fit(_ source: UnsafePointer<UInt8>, channels c: Int, height h: Int, width w: Int, inputSize s: Int,
+                    format: InputFormat, interpolations: Interpolations, into out: UnsafeMutablePointer<Float>) {
+        let (rows, columns) = (interpolations.rows, interpolations.columns)
         let top = (s - h) / 2, left = (s - w) / 2
         let resize = format.fitting == .resize && (h != s || w != s)
-        dataset.pixels.withUnsafeBufferPointer { pixels in
-            for (i, index) in indices.enumerated() {
-                let source = pixels.baseAddress! + index * dataset.imageSize
-                for channel in 0..<c {
-                    let scale = format.scale[channel] / 255, offset = format.offset[channel]
-                    let plane = out + (i * c + channel) * s * s
-                    if resize {
-                        let input = source + channel * h * w
-                        for y in 0..<s {
-                            let r0 = input + rows.low[y] * w, r1 = input + rows.high[y] * w, fy = rows.fraction[y]
-                            for x in 0..<s {
-                                let (x0, x1, fx) = (columns.low[x], columns.high[x], columns.fraction[x])
-                                let top = Float(r0[x0]) + fx * (Float(r0[x1]) - Float(r0[x0]))
-                                let bottom = Float(r1[x0]) + fx * (Float(r1[x1]) - Float(r1[x0]))
-                                plane[y * s + x] = (top + fy * (bottom - top)) * scale + offset
-                            }
-                        }
-                        continue
+        for channel in 0..<c {
+            let scale = format.scale[channel] / 255, offset = format.offset[channel]
+            let plane = out + channel * s * s
+            if resize {
+                let input = source + channel * h * w
+                for y in 0..<s {
+                    let r0 = input + rows.low[y] * w, r1 = input + rows.high[y] * w, fy = rows.fraction[y]
+                    for x in 0..<s {
+                        let (x0, x1, fx) = (columns.low[x], columns.high[x], columns.fraction[x])
+                        let top = Float(r0[x0]) + fx * (Float(r0[x1]) - Float(r0[x0]))
+                        let bottom = Float(r1[x0]) + fx * (Float(r1[x1]) - Float(r1[x0]))
+                        plane[y * s + x] = (top + fy * (bottom - top)) * scale + offset
                     }
-                    for y in 0..<s {
-                        let sy = y - top
-                        for x in 0..<s {
-                            let sx = x - left
-                            if sy >= 0 && sy < h && sx >= 0 && sx < w {
-                                plane[y * s + x] = Float(source[(channel * h + sy) * w + sx]) * scale + offset
-                            } else {
-                                plane[y * s + x] = offset
-                            }
-                        }
+                }
+                continue
+            }
+            for y in 0..<s {
+                let sy = y - top
+                for x in 0..<s {
+                    let sx = x - left
+                    if sy >= 0 && sy < h && sx >= 0 && sx < w {
+                        plane[y * s + x] = Float(source[(channel * h + sy) * w + sx]) * scale + offset
+                    } else {
+                        plane[y * s + x] = offset
                     }
                 }
             }
@@ -205,9 +260,11 @@ public final class BatchLoader: Sequence, IteratorProtocol {
 
     public func next() -> Batch? {
         guard nextToConsume < batchCount, !shared.isStopped else { return nil }
+        if let failed = shared.failure?.batch, failed <= nextToConsume { return nil }
         // The slot handed out before this one may now be refilled.
         if nextToConsume > firstBatch { shared.free.signal() }
         shared.filled.wait()
+        if shared.failure?.batch == nextToConsume { return nil }
         let batch = nextToConsume
         nextToConsume += 1
         let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)

@@ -22,7 +22,7 @@ public enum CIFAR10 {
 
     /// Loads one split, checking each file's size (a whole number of 3,073-byte records) and every label.
     public static func load(_ split: Split, from directory: String) throws -> ImageDataset {
-        var pixels: [UInt8] = [], labels: [UInt8] = []
+        var pixels: [UInt8] = [], labels: [Int32] = []
         for name in split.files {
             let path = "\(directory)/\(name)"
             var info = stat()
@@ -45,7 +45,7 @@ public enum CIFAR10 {
                     guard bytes[base] < 10 else {
                         throw DataError(path: path, reason: "record \(record) has label \(bytes[base]), not 0-9")
                     }
-                    labels.append(bytes[base])
+                    labels.append(Int32(bytes[base]))
                     pixels.append(contentsOf: bytes[(base + 1)..<(base + recordSize)])
                 }
             }

@@ -1,5 +1,6 @@
-// Labelled image sets held as bytes (a dataset in memory costs one byte per pixel, never a float), and the
-// errors that readers report.
+// Labelled image sets: held as bytes (a dataset in memory costs one byte per pixel, never a float), or read one
+// image at a time from their files (an image folder, which may be far larger than memory); and the errors that
+// readers report.
 
 /// A dataset file that cannot be used: the file and the reason.
 public struct DataError: Error, CustomStringConvertible {
@@ -12,15 +13,25 @@ public struct DataError: Error, CustomStringConvertible {
     public var description: String { "\(path): \(reason)" }
 }
 
-/// Images as bytes, [count, channels, height, width] (planar per image), with one label per image.
+/// Images produced on demand, one at a time, by the loader's background thread: nothing is held between batches.
+public protocol ImageSource: Sendable {
+    /// Image `index` as planar bytes [channels, height, width], in the dataset's channel count, at its own size.
+    func image(at index: Int) throws -> (height: Int, width: Int, pixels: [UInt8])
+}
+
+/// Images with one label per image: either in memory as bytes, [count, channels, height, width] (planar per image),
+/// or read on demand from a `source` (then `pixels` is empty and `height` and `width` are 0: each image has its own
+/// size, and the loader resizes each to the model's input).
 public struct ImageDataset: Sendable {
     public let name: String
     public let channels: Int, height: Int, width: Int
     public let pixels: [UInt8]
-    public let labels: [UInt8]
+    public let labels: [Int32]
     public let classNames: [String]
+    /// Where images come from when they are not in `pixels`.
+    public let source: (any ImageSource)?
 
-    public init(name: String, channels: Int, height: Int, width: Int, pixels: [UInt8], labels: [UInt8], classNames: [String]) {
+    public init(name: String, channels: Int, height: Int, width: Int, pixels: [UInt8], labels: [Int32], classNames: [String]) {
         precondition(pixels.count == labels.count * channels * height * width)
         self.name = name
         self.channels = channels
@@ -29,6 +40,18 @@ public struct ImageDataset: Sendable {
         self.pixels = pixels
         self.labels = labels
         self.classNames = classNames
+        self.source = nil
+    }
+
+    /// A dataset whose image i is `source.image(at: i)`, decoded only when a batch needs it.
+    public init(name: String, channels: Int, labels: [Int32], classNames: [String], source: any ImageSource) {
+        self.name = name
+        self.channels = channels
+        (height, width) = (0, 0)
+        pixels = []
+        self.labels = labels
+        self.classNames = classNames
+        self.source = source
     }
 
     public var count: Int { labels.count }
@@ -37,6 +60,9 @@ public struct ImageDataset: Sendable {
     /// The first `count` images (for quick runs and tests).
     public func prefix(_ count: Int) -> ImageDataset {
         let n = min(count, self.count)
+        if let source {
+            return ImageDataset(name: name, channels: channels, labels: Array(labels[0..<n]), classNames: classNames, source: source)
+        }
         return ImageDataset(name: name, channels: channels, height: height, width: width,
                             pixels: Array(pixels[0..<(n * imageSize)]), labels: Array(labels[0..<n]), classNames: classNames)
     }

@@ -63,7 +63,7 @@ public enum MNIST {
             throw DataError(path: labelPath, reason: "label \(labels.bytes[bad]) at index \(bad) is not a digit 0-9")
         }
         return ImageDataset(name: "mnist-\(split.rawValue)", channels: 1, height: images.dimensions[1],
-                            width: images.dimensions[2], pixels: images.bytes, labels: labels.bytes, classNames: classNames)
+                            width: images.dimensions[2], pixels: images.bytes, labels: labels.bytes.map(Int32.init), classNames: classNames)
     }
 
     static func locate(_ name: String, in directory: String) -> String? {

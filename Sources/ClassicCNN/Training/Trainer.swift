@@ -188,6 +188,7 @@ public final class Trainer {
                 throw TrainingInterrupted(epoch: epoch, step: step, checkpoint: saved)
             }
         }
+        if let failure = loader.failure { throw failure }
         (state.epoch, state.nextBatch, state.lossSum, state.correct, state.seen) = (epoch, 0, 0, 0, 0)
         let trainingSeconds = Date().timeIntervalSince(start)
         var result = EpochResult(epoch: epoch, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
@@ -197,7 +198,7 @@ public final class Trainer {
             // by gigabytes).
             let batchSize = options.batchSize
             let limit = options.validationSteps.map { $0 > validationSet.count / batchSize ? validationSet.count : $0 * batchSize }
-            let report = Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit)
+            let report = try Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit)
             result.validationLoss = report.loss
             result.validationAccuracy = report.accuracy
         }
@@ -207,10 +208,17 @@ public final class Trainer {
 
     private func checkpointInfo(epoch: Int, metrics: [String: Double]) -> CheckpointInfo {
         var info = CheckpointInfo(model: model.name, configuration: model.configuration, epoch: epoch,
-                                  dataset: trainingSet.name.components(separatedBy: "-").first ?? trainingSet.name,
+                                  dataset: Self.datasetName(of: trainingSet),
                                   metrics: metrics, optimizer: optimizer.name, optimizerSettings: optimizer.settings, seed: options.seed)
         info.trainingState = state
         return info
+    }
+
+    /// What `cnn train --dataset` was given: the dataset's name without its split ("mnist-train" -> "mnist", and an
+    /// image folder's "/data/my-photos-train" -> "/data/my-photos").
+    static func datasetName(of dataset: ImageDataset) -> String {
+        guard let dash = dataset.name.lastIndex(of: "-") else { return dataset.name }
+        return String(dataset.name[..<dash])
     }
 
     private func saveCheckpoints(after result: EpochResult) throws {
@@ -260,7 +268,8 @@ public enum Evaluation {
         }
     }
 
-    public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil) -> EvaluationReport {
+    /// - Throws: the error of an image of an on-demand dataset that could not be read.
+    public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil) throws -> EvaluationReport {
         let classes = model.configuration.classes
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
         let loader = BatchLoader(dataset: dataset, batchSize: batchSize, inputSize: model.configuration.inputSize,
@@ -276,6 +285,7 @@ public enum Evaluation {
             }
             seen += batch.labels.count
         }
+        if let failure = loader.failure { throw failure }
         let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
         let perClass = confusion.enumerated().map { index, row in
             Double(row[index]) / Double(max(row.reduce(0, +), 1))
