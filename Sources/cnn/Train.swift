@@ -11,7 +11,8 @@ struct Train: ParsableCommand {
         abstract: "Train a network; checkpoints go to --checkpoint-dir (last.safetensors, best.safetensors).")
 
     @OptionGroup var network: ModelOptions
-    @Option(help: "The dataset: mnist or cifar10 (default: the network's own).") var dataset: String?
+    @Option(help: "The dataset: mnist, cifar10 or the path of an image folder (one sub-folder per class; default: the network's own).")
+    var dataset: String?
     @Option(help: "Epochs.") var epochs = 5
     @Option(help: "Images per step.") var batchSize = 32
     @Option(help: "Stop each epoch after this many steps (default: the whole training set).") var stepsPerEpoch: Int?
@@ -29,6 +30,7 @@ struct Train: ParsableCommand {
     @Option(help: "Log TensorBoard event files (scalars every 20 steps and every epoch) and metrics.csv (one row per epoch) here.")
     var logDir: String?
     @OptionGroup var data: DataOptions
+    @OptionGroup var folder: ImageFolderOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -83,8 +85,8 @@ struct Train: ParsableCommand {
                 print("Resuming \(path) at \(position) (batch size \(state.batchSize), seed \(state.seed), \(optimizerName))")
             }
         }
-        let trainingSet = try loadDataset(datasetName, split: .train, dataDirectory: data.dataDir)
-        let validationSet = try loadDataset(datasetName, split: .test, dataDirectory: data.dataDir)
+        let (trainingSet, validationSet) = try loadTrainingData(datasetName, channels: network.configuration.inputChannels,
+                                                                seed: options.seed, folder: folder, dataDirectory: data.dataDir)
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
         let progress = ProgressBar(json: json)
         let log = try logDir.map { directory in
@@ -95,7 +97,7 @@ struct Train: ParsableCommand {
         trainer.observer = observers
         if !json {
             print("Training \(model) (\(network.parameterCount.grouped) parameters) on \(datasetName): \(trainingSet.count.grouped) images, "
-                  + "validating on \(validationSet.count.grouped); \(Parallel.threads) threads")
+                  + "validating on \((validationSet?.count ?? 0).grouped); \(Parallel.threads) threads")
         }
         let interruption = Interruption()
         trainer.shouldStop = { interruption.requested }

@@ -1,0 +1,63 @@
+// End-to-end: `cnn train --dataset PATH` on image folders made from the sample pictures, and each bad folder a user
+// may hand it, reported by name before any training.
+import Foundation
+import Testing
+
+@Suite("cnn image folders", .serialized)
+struct ImageFolderCommandTests {
+    /// Two classes from the samples: the CIFAR pictures (PNG and JPEG, colour) and the MNIST digits (grey PNG).
+    func sampleFolder(_ name: String) throws -> String {
+        let root = scratch(name), samples = try dataRoot() + "/samples"
+        for file in try FileManager.default.contentsOfDirectory(atPath: samples) {
+            let kind = file.hasPrefix("cifar") ? "pictures" : "digits"
+            try FileManager.default.createDirectory(atPath: "\(root)/\(kind)", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: "\(samples)/\(file)", toPath: "\(root)/\(kind)/\(file)")
+        }
+        return root
+    }
+
+    @Test func trainsOnAnImageFolderWithASeededValidationSplit() throws {
+        let root = try sampleFolder("folder-train"), checkpoints = scratch("folder-train-ck")
+        let run = try cnn(["train", "lenet5", "--dataset", root, "--epochs", "1", "--batch-size", "4", "--validation-fraction", "0.25",
+                           "--checkpoint-dir", checkpoints, "--threads", "1"])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("on \(root):") && run.output.contains("val_accuracy"), "\(run.output)")
+        #expect(FileManager.default.fileExists(atPath: checkpoints + "/last.safetensors"))
+    }
+
+    @Test func badFoldersStopTheRunBeforeTrainingNamingTheProblem() throws {
+        let checkpoints = scratch("folder-bad-ck")
+        func train(_ root: String, _ extra: [String] = []) throws -> Run {
+            try cnn(["train", "lenet5", "--dataset", root, "--epochs", "1", "--batch-size", "4", "--checkpoint-dir", checkpoints,
+                     "--threads", "1"] + extra)
+        }
+        // An empty class folder.
+        let empty = try sampleFolder("folder-empty")
+        try FileManager.default.createDirectory(atPath: empty + "/nothing", withIntermediateDirectories: true)
+        var run = try train(empty)
+        expectCleanFailure(run, naming: empty + "/nothing")
+        #expect(run.error.contains("empty class folder"))
+        // A folder without class folders.
+        let flat = scratch("folder-flat")
+        try FileManager.default.copyItem(atPath: try dataRoot() + "/samples/mnist-test-0000-label7.png", toPath: flat + "/seven.png")
+        run = try train(flat)
+        expectCleanFailure(run, naming: flat)
+        #expect(run.error.contains("no class folders"))
+        // A file that is not an image, among good ones: nothing is trained, nothing is written.
+        let bad = try sampleFolder("folder-notimage")
+        try Data("<html>not found</html>".utf8).write(to: URL(fileURLWithPath: bad + "/digits/oops.png"))
+        run = try train(bad)
+        expectCleanFailure(run, naming: bad + "/digits/oops.png")
+        #expect(run.error.contains("not a PNG or JPEG") && run.error.contains("--skip-bad-images"))
+        #expect(!run.output.contains("Epoch"))
+        #expect(!FileManager.default.fileExists(atPath: checkpoints + "/last.safetensors"))
+        // Skipped when asked, each named.
+        run = try train(bad, ["--skip-bad-images", "--validation-fraction", "0"])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.error.contains("skipping \(bad)/digits/oops.png"))
+        #expect(FileManager.default.fileExists(atPath: checkpoints + "/last.safetensors"))
+        // A fraction outside [0, 1) is a usage error.
+        run = try train(bad, ["--validation-fraction", "1"])
+        #expect(run.status == 64 && run.error.contains("--validation-fraction"))
+    }
+}
