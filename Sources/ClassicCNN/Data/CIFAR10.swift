@@ -1,6 +1,7 @@
 // CIFAR-10 (Krizhevsky 2009), the binary version: data_batch_1.bin ... data_batch_5.bin and test_batch.bin, each
 // record one label byte followed by 3072 pixel bytes (the 1024 red, then green, then blue values of a 32x32 image,
-// row-major); class names in batches.meta.txt. Validated before use: sizes, label range.
+// row-major); class names in batches.meta.txt. Validated before use: sizes, label range. Downloaded when absent: the
+// official archive, checked by its SHA-256 and unpacked in process.
 import Foundation
 
 public enum CIFAR10 {
@@ -69,8 +70,9 @@ public enum CIFAR10 {
 
 extension DataLocator {
     /// The folder holding CIFAR-10's binary batches: `--data-dir` (the folder itself or its `cifar-10-batches-bin/`;
-    /// authoritative when given), then `$CNN_DATA_DIR/cifar-10-batches-bin`, then the cache folder.
-    public static func cifar10Directory(dataDirectory: String?) throws -> String {
+    /// authoritative when given), then `$CNN_DATA_DIR/cifar-10-batches-bin`, then the cache folder, into which the
+    /// official archive is downloaded and unpacked when `allowDownload`.
+    public static func cifar10Directory(dataDirectory: String?, allowDownload: Bool = true) throws -> String {
         let sub = "cifar-10-batches-bin"
         if let dataDirectory {
             for candidate in [dataDirectory, "\(dataDirectory)/\(sub)"] where CIFAR10.isPresent(in: candidate) { return candidate }
@@ -80,7 +82,46 @@ extension DataLocator {
         if let root = ProcessInfo.processInfo.environment["CNN_DATA_DIR"], !root.isEmpty { candidates.append("\(root)/\(sub)") }
         candidates.append("\(cacheDirectory)/\(sub)")
         if let found = candidates.first(where: CIFAR10.isPresent(in:)) { return found }
-        throw DataError(path: candidates.joined(separator: ", "),
-                        reason: "CIFAR-10 not found: put the binary version's files (cifar-10-batches-bin) there or pass --data-dir")
+        guard allowDownload else {
+            throw DataError(path: candidates.joined(separator: ", "),
+                            reason: "CIFAR-10 not found: put the binary version's files (cifar-10-batches-bin) there or pass --data-dir")
+        }
+        return try downloadCIFAR10(into: cacheDirectory)
+    }
+
+    /// Where the official CIFAR-10 archive is downloaded from: `CNN_CIFAR10_URL`, else the University of Toronto.
+    public static var cifar10ArchiveURL: URL {
+        if let url = ProcessInfo.processInfo.environment["CNN_CIFAR10_URL"], let parsed = URL(string: url) { return parsed }
+        return URL(string: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz")!
+    }
+
+    /// The SHA-256 of the official cifar-10-binary.tar.gz.
+    public static let cifar10ArchiveSHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+
+    /// Downloads the CIFAR-10 binary archive into `cache`, checks its SHA-256, and unpacks it in process (gunzip, then
+    /// the tar members) into `cache/cifar-10-batches-bin`, which appears only once complete. Returns that folder.
+    public static func downloadCIFAR10(into cache: String, from url: URL = cifar10ArchiveURL,
+                                       sha256: String = cifar10ArchiveSHA256) throws -> String {
+        let sub = "cifar-10-batches-bin", archive = "\(cache)/cifar-10-binary.tar.gz"
+        try Downloader.fetch(url, to: archive, sha256: sha256)
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        guard let compressed = FileManager.default.contents(atPath: archive) else {
+            throw DataError(path: archive, reason: "cannot be read after downloading it")
+        }
+        // The official archive unpacks to 185 MB; a stream inflating far beyond is refused, not held.
+        let tar = try MNIST.gunzip([UInt8](compressed), path: archive, limit: 1 << 28)
+        let staging = "\(cache)/.\(sub).partial-\(ProcessInfo.processInfo.processIdentifier)"
+        try? FileManager.default.removeItem(atPath: staging)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        _ = try Tar.extract(tar, name: archive, into: staging)
+        guard CIFAR10.isPresent(in: "\(staging)/\(sub)") else {
+            throw DataError(path: archive, reason: "the archive does not hold \(sub)/ with data_batch_1.bin ... test_batch.bin")
+        }
+        let destination = "\(cache)/\(sub)"
+        try? FileManager.default.removeItem(atPath: destination) // an incomplete folder left by hand
+        guard rename("\(staging)/\(sub)", destination) == 0 else {
+            throw DataError(path: destination, reason: "cannot move the unpacked files here: \(String(cString: strerror(errno)))")
+        }
+        return destination
     }
 }

@@ -111,13 +111,14 @@ public enum MNIST {
         return (dimensions, Array(bytes[header...]))
     }
 
-    static func gunzip(_ bytes: [UInt8], path: String) throws -> [UInt8] {
+    /// Inflates a gzip stream, refusing one that inflates beyond `limit` bytes.
+    static func gunzip(_ bytes: [UInt8], path: String, limit: Int = 1 << 27) throws -> [UInt8] {
         var output: UnsafeMutablePointer<UInt8>?
         var length = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = bytes.withUnsafeBufferPointer { input in
             // The largest MNIST file is 47 MB uncompressed; a stream that inflates far beyond is refused, not held.
-            ccodecs_gunzip(input.baseAddress, input.count, 1 << 27, &output, &length, &message, message.count)
+            ccodecs_gunzip(input.baseAddress, input.count, limit, &output, &length, &message, message.count)
         }
         guard status == 0, let output else {
             throw DataError(path: path, reason: "gzip: " + String(cString: message))
