@@ -60,4 +60,12 @@ struct ImageFolderCommandTests {
         run = try train(bad, ["--validation-fraction", "1"])
         #expect(run.status == 64 && run.error.contains("--validation-fraction"))
     }
+
+    @Test func benchDataMeasuresAFolder() throws {
+        let root = try sampleFolder("folder-bench")
+        let run = try cnn(["bench-data", "--dataset", root, "--input-size", "64", "--batch-size", "4", "--json"])
+        #expect(run.status == 0, "\(run.error)")
+        let report = try #require(try json(run.output) as? [String: Any])
+        #expect(report["images"] as? Int == 25 && (report["images_per_second"] as? Double ?? 0) > 0)
+    }
 }
