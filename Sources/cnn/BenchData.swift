@@ -12,6 +12,7 @@ struct BenchData: ParsableCommand {
     @Option(help: "Images per batch.") var batchSize = 32
     @Option(help: "Channels of the images delivered (default: the dataset's; 3 for an image folder).") var channels: Int?
     @Option(help: "Batches timed (default: one epoch of the training set, at most 100).") var batches: Int?
+    @Option(help: "Augmentation applied as in training: none, flip, alexnet or vgg.") var augment = "none"
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var data: DataOptions
 
@@ -42,8 +43,12 @@ struct BenchData: ParsableCommand {
             }
         }
         let limit = min(set.count, (batches ?? 100) * batchSize)
+        let augmentation: Augmentation?
+        do { augmentation = try Augmentation.named(augment, for: set) } catch let error as TransformError {
+            throw CommandError(description: "\(error)")
+        }
         let loader = BatchLoader(dataset: set, batchSize: batchSize, inputSize: inputSize, format: .unit(channels: set.channels),
-                                 shuffleSeed: 0, limit: limit)
+                                 shuffleSeed: 0, limit: limit, augmentation: augmentation)
         defer { loader.stop() }
         // Timed from the first batch: the loader starts working when it is made, and one batch ahead is all it keeps.
         var images = 0, checksum: Float = 0

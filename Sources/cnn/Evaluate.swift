@@ -10,6 +10,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "The dataset (default: the one the checkpoint was trained on).") var dataset: String?
     @Option(help: "Images per batch.") var batchSize = 256
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Evaluate only the first N test images (default: all).") var limit: Int?
+    @Flag(help: "AlexNet's testing: the four corner crops, the centre crop and their mirrors, softmax averaged.") var tenCrop = false
     @Flag(help: "VGG only: evaluate densely (section 3.2), the classifier as convolutions over the whole image.") var dense = false
     @Option(help: "With --dense: the image size (default: the checkpoint's).") var inputSize: Int?
     @OptionGroup var data: DataOptions
@@ -18,6 +20,8 @@ struct Evaluate: ParsableCommand {
     func validate() throws {
         try validateBatchSize(batchSize)
         if inputSize != nil && !dense { throw ValidationError("--input-size is for --dense evaluation") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        if tenCrop && dense { throw ValidationError("--ten-crop and --dense are two ways of testing: choose one") }
     }
 
     struct Report: Encodable {
@@ -39,7 +43,8 @@ struct Evaluate: ParsableCommand {
         let name = dataset ?? info.dataset
         let testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
         try Evaluation.checkLabels(of: testSet, fit: model)
-        let result = try Evaluation.run(model: model, dataset: testSet, batchSize: batchSize)
+        let result = tenCrop ? try Evaluation.runTenCrop(model: model, dataset: testSet, limit: limit)
+            : try Evaluation.run(model: model, dataset: testSet, batchSize: batchSize, limit: limit)
         let report = Report(
             model: model.name, checkpoint: checkpoint, dataset: name, epoch: info.epoch, images: result.count,
             loss: result.loss, accuracy: result.accuracy,

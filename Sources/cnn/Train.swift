@@ -26,6 +26,8 @@ struct Train: ParsableCommand {
     @Option(help: "Where to write last.safetensors and best.safetensors.") var checkpointDir = "checkpoints"
     @Flag(help: "Continue from CHECKPOINT_DIR/last.safetensors: its weights, optimizer state, epoch and position, batch size and seed.")
     var resume = false
+    @Option(help: "Training-image augmentation: none, flip, alexnet (random crops of 256, flips, PCA colour noise) or vgg (scale jittering 256-512, crops, flips, colour shift).")
+    var augment = "none"
     @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
     @Option(help: "Log TensorBoard event files (scalars every 20 steps and every epoch) and metrics.csv (one row per epoch) here.")
     var logDir: String?
@@ -35,6 +37,9 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if !["none", "flip", "alexnet", "vgg"].contains(augment) {
+            throw ValidationError("--augment must be none, flip, alexnet or vgg, got '\(augment)'")
+        }
         try validateBatchSize(batchSize)
         if let stepsPerEpoch, stepsPerEpoch < 1 { throw ValidationError("--steps-per-epoch must be at least 1, got \(stepsPerEpoch)") }
         if let validationSteps, validationSteps < 1 { throw ValidationError("--validation-steps must be at least 1, got \(validationSteps)") }
@@ -64,6 +69,7 @@ struct Train: ParsableCommand {
         case .sgd: SGD(learningRate: lr ?? 0.01, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
         }
         var resumed: TrainingState?
+        var augmentation = augment
         if resume {
             let path = "\(checkpointDir)/last.safetensors"
             guard FileManager.default.fileExists(atPath: path) else {
@@ -80,6 +86,7 @@ struct Train: ParsableCommand {
             (options.batchSize, options.seed, options.stepsPerEpoch) = (state.batchSize, state.seed, state.stepsPerEpoch)
             datasetName = info.dataset
             resumed = state
+            augmentation = state.augmentation ?? "none"
             if !json {
                 let position = state.nextBatch > 0 ? "epoch \(state.epoch), step \(state.nextBatch + 1)" : "epoch \(state.epoch + 1)"
                 print("Resuming \(path) at \(position) (batch size \(state.batchSize), seed \(state.seed), \(optimizerName))")
@@ -87,6 +94,9 @@ struct Train: ParsableCommand {
         }
         let (trainingSet, validationSet) = try loadTrainingData(datasetName, channels: network.configuration.inputChannels,
                                                                 seed: options.seed, folder: folder, dataDirectory: data.dataDir)
+        do { options.augmentation = try Augmentation.named(augmentation, for: trainingSet) } catch let error as TransformError {
+            throw CommandError(description: "\(error)")
+        }
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
         let progress = ProgressBar(json: json)
         let log = try logDir.map { directory in

@@ -364,3 +364,71 @@ private func isWindow(_ window: Image, of image: Image, x: Int, y: Int) -> Bool 
     }
     return true
 }
+
+@Suite("Augmentation in the loader")
+struct LoaderAugmentationTests {
+    static func batches(_ dataset: ImageDataset, augmentation: Augmentation?, seed: UInt64, epoch: Int, startBatch: Int = 0) -> [[Float]] {
+        let loader = BatchLoader(dataset: dataset, batchSize: 4, inputSize: 40, format: .unit(channels: 3), shuffleSeed: seed,
+                                 epoch: epoch, startBatch: startBatch, augmentation: augmentation)
+        defer { loader.stop() }
+        var result: [[Float]] = []
+        while let batch = loader.next() { result.append(batch.images.values) }
+        return result
+    }
+
+    @Test func sameSeedSameImagesAndAResumedEpochContinuesIt() throws {
+        let cifar = try CIFAR10.load(.test, from: sharedDataRoot() + "/cifar-10-batches-bin").prefix(12)
+        let alexnet = try #require(try Augmentation.named("alexnet", for: cifar))
+        let first = Self.batches(cifar, augmentation: alexnet, seed: 3, epoch: 1)
+        #expect(first.count == 3)
+        #expect(Self.batches(cifar, augmentation: alexnet, seed: 3, epoch: 1) == first)
+        #expect(Self.batches(cifar, augmentation: alexnet, seed: 3, epoch: 1, startBatch: 1) == Array(first.dropFirst()))
+        #expect(Self.batches(cifar, augmentation: alexnet, seed: 3, epoch: 2) != first, "another epoch, other crops")
+        #expect(Self.batches(cifar, augmentation: alexnet, seed: 4, epoch: 1) != first)
+        #expect(Self.batches(cifar, augmentation: nil, seed: 3, epoch: 1) != first)
+        #expect(first.joined().allSatisfy { $0.isFinite })
+    }
+
+    @Test func augmentationsByName() throws {
+        let cifar = try CIFAR10.load(.test, from: sharedDataRoot() + "/cifar-10-batches-bin").prefix(50)
+        #expect(try Augmentation.named("none", for: cifar) == nil)
+        #expect(try Augmentation.named("flip", for: cifar) == .flip)
+        #expect(try Augmentation.named("vgg", for: cifar)?.name == "vgg")
+        #expect(throws: TransformError.self) { try Augmentation.named("mixup", for: cifar) }
+        let mnist = try MNIST.load(.test, from: sharedDataRoot() + "/mnist").prefix(10)
+        #expect(throws: TransformError.self) { try Augmentation.named("alexnet", for: mnist) }
+    }
+}
+
+@Suite("Ten-crop evaluation")
+struct TenCropEvaluationTests {
+    /// runTenCrop batches the 10 crops of several images together; image by image, crop by crop, the same figures.
+    @Test func equalsTheCropsOneByOne() throws {
+        let cifar = try CIFAR10.load(.test, from: sharedDataRoot() + "/cifar-10-batches-bin").prefix(3)
+        let model = try ModelZoo.make("vgg11", inputSize: 32, classes: 10, seed: 9)
+        let report = try Evaluation.runTenCrop(model: model, dataset: cifar, imagesPerBatch: 2)
+        var loss = 0.0
+        var predictions: [Int] = []
+        for index in 0..<cifar.count {
+            let square = try cifar.image(at: index).resized(shorterSide: 37).centreCropped(width: 37, height: 37)
+            var mean = [Double](repeating: 0, count: 10)
+            for crop in try square.tenCrops(width: 32, height: 32) {
+                let values = (0..<3).flatMap { c in (0..<(32 * 32)).map { p in Float(crop.pixels[p * 3 + c]) / 255 } }
+                let format = model.inputFormat
+                let input = Tensor(shape: [1, 3, 32, 32], values: values.enumerated().map { i, v in
+                    v * format.scale[i / 1024] + format.offset[i / 1024]
+                })
+                let probabilities = model.loss.probabilities(output: model.forward(input))[0]
+                for j in 0..<10 { mean[j] += Double(probabilities[j]) / 10 }
+            }
+            loss -= log(mean[Int(cifar.labels[index])])
+            predictions.append(mean.indices.max { mean[$0] < mean[$1] }!)
+        }
+        #expect(abs(report.loss - loss / 3) < 1e-5, "\(report.loss) vs \(loss / 3)")
+        #expect(report.count == 3)
+        #expect(report.confusionMatrix.joined().reduce(0, +) == 3)
+        for (index, predicted) in predictions.enumerated() {
+            #expect(report.confusionMatrix[Int(cifar.labels[index])][predicted] >= 1)
+        }
+    }
+}

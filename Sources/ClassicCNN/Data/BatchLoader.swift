@@ -95,8 +95,10 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     ///     so a resumed run sees the same order.
     ///   - startBatch: the first batch to produce (to resume inside an epoch).
     ///   - limit: at most this many images (nil: all).
+    ///   - augmentation: applied to each image instead of the plain fitting (training only), drawing from a generator
+    ///     seeded by (shuffleSeed, epoch, image index), so the same seed gives the same images, resumed or not.
     public init(dataset: ImageDataset, batchSize: Int, inputSize: Int, format: InputFormat, shuffleSeed: UInt64?,
-                epoch: Int = 0, startBatch: Int = 0, limit: Int? = nil) {
+                epoch: Int = 0, startBatch: Int = 0, limit: Int? = nil, augmentation: Augmentation? = nil) {
         precondition(batchSize > 0 && inputSize > 0)
         self.dataset = dataset
         self.inputSize = inputSize
@@ -120,9 +122,10 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         shared = Shared(slots: (0..<3).map { _ in Slot(images: Tensor(shape: shape)) },
                         partial: remainder == 0 ? nil : Slot(images: Tensor(shape: [remainder, dataset.channels, inputSize, inputSize])))
         let (shared, first, size, format, epochOrder) = (shared, firstBatch, self.batchSize, format, order)
+        let augmenting = augmentation.map { Augmenting(augmentation: $0, seed: (shuffleSeed ?? 0) ^ (0xA5A5_5A5A_C3C3_3C3C &* UInt64(epoch + 1))) }
         let thread = Thread {
             BatchLoader.produce(shared: shared, dataset: dataset, order: epochOrder, batchSize: size, inputSize: inputSize,
-                                format: format, batches: first..<count)
+                                format: format, augmenting: augmenting, batches: first..<count)
         }
         thread.stackSize = 1 << 20
         thread.start()
@@ -144,8 +147,18 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         return shared.slots[batch % shared.slots.count]
     }
 
+    /// An augmentation and the seed of its per-image generators.
+    struct Augmenting {
+        let augmentation: Augmentation
+        let seed: UInt64
+        /// The generator of one image: a function of the seed (run and epoch) and the image's index only.
+        func generator(for index: Int) -> RandomGenerator {
+            RandomGenerator(seed: seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15))
+        }
+    }
+
     private static func produce(shared: Shared, dataset: ImageDataset, order: [Int], batchSize: Int, inputSize: Int,
-                                format: InputFormat, batches: Range<Int>) {
+                                format: InputFormat, augmenting: Augmenting?, batches: Range<Int>) {
         defer { shared.finished.signal() }
         var interpolations = Interpolations(outputSize: inputSize)
         for batch in batches {
@@ -154,8 +167,13 @@ public final class BatchLoader: Sequence, IteratorProtocol {
             let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)
             let target = slot(shared, batch: batch, batchSize: batchSize, total: order.count)
             do {
-                try convert(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format,
-                            interpolations: &interpolations, into: target.images)
+                if let augmenting {
+                    try augment(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format,
+                                augmenting: augmenting, into: target.images)
+                } else {
+                    try convert(dataset: dataset, indices: order[start..<end], inputSize: inputSize, format: format,
+                                interpolations: &interpolations, into: target.images)
+                }
             } catch {
                 shared.failure = (batch, error)
                 shared.filled.signal()
@@ -217,6 +235,23 @@ public final class BatchLoader: Sequence, IteratorProtocol {
                     fit(pixels.baseAddress! + index * dataset.imageSize, channels: c, height: dataset.height, width: dataset.width,
                         inputSize: s, format: format, interpolations: interpolations, into: plane)
                 }
+            }
+        }
+    }
+
+    /// Augments the images at `indices` (each from its own generator) and converts them to input values into `images`.
+    static func augment(dataset: ImageDataset, indices: ArraySlice<Int>, inputSize s: Int, format: InputFormat,
+                        augmenting: Augmenting, into images: Tensor) throws {
+        let c = dataset.channels
+        let same = Interpolations(outputSize: s)
+        for (i, index) in indices.enumerated() {
+            var generator = augmenting.generator(for: index)
+            let image = try augmenting.augmentation.apply(try dataset.image(at: index), outputSize: s, using: &generator)
+            var planar = [UInt8](repeating: 0, count: c * s * s)
+            for channel in 0..<c { for p in 0..<(s * s) { planar[channel * s * s + p] = image.pixels[p * c + channel] } }
+            planar.withUnsafeBufferPointer { pixels in
+                fit(pixels.baseAddress!, channels: c, height: s, width: s, inputSize: s, format: format, interpolations: same,
+                    into: images.data + i * c * s * s)
             }
         }
     }

@@ -67,3 +67,20 @@ public struct ImageDataset: Sendable {
                             pixels: Array(pixels[0..<(n * imageSize)]), labels: Array(labels[0..<n]), classNames: classNames)
     }
 }
+
+extension ImageDataset {
+    /// Image `index` as an `Image` (interleaved channels), from memory or decoded from the source.
+    public func image(at index: Int) throws -> Image {
+        let (h, w, planar): (Int, Int, [UInt8])
+        if let source {
+            let decoded = try source.image(at: index)
+            (h, w, planar) = (decoded.height, decoded.width, decoded.pixels)
+        } else {
+            (h, w, planar) = (height, width, Array(pixels[(index * imageSize)..<((index + 1) * imageSize)]))
+        }
+        let area = h * w
+        var interleaved = [UInt8](repeating: 0, count: planar.count)
+        for c in 0..<channels { for i in 0..<area { interleaved[i * channels + c] = planar[c * area + i] } }
+        return Image(width: w, height: h, channels: channels, pixels: interleaved)
+    }
+}

@@ -502,3 +502,34 @@ extension RandomGenerator {
         return Int(next() % UInt64(bound))
     }
 }
+
+extension Augmentation {
+    /// `none`, `flip`, `alexnet` or `vgg`, as `cnn train --augment` spells them.
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .flip: "flip"
+        case .alexnet: "alexnet"
+        case .vgg: "vgg"
+        }
+    }
+
+    /// The augmentation called `name`, its colour components (for alexnet and vgg) computed from up to
+    /// `sampleSize` images of `dataset` spread evenly over it; nil for `none`.
+    public static func named(_ name: String, for dataset: ImageDataset, sampleSize: Int = 2_000) throws -> Augmentation? {
+        func pca() throws -> ColourPCA {
+            guard dataset.channels == 3 else {
+                throw TransformError("--augment \(name): the colour augmentation needs RGB images, \(dataset.name) has \(dataset.channels) channel(s)")
+            }
+            let step = max(dataset.count / max(sampleSize, 1), 1)
+            return try ColourPCA(images: try stride(from: 0, to: dataset.count, by: step).map { try dataset.image(at: $0) })
+        }
+        switch name {
+        case "none": return nil
+        case "flip": return .flip
+        case "alexnet": return .alexnet(try pca())
+        case "vgg": return .vgg(colourShift: try pca())
+        default: throw TransformError("unknown augmentation '\(name)'; available: none, flip, alexnet, vgg")
+        }
+    }
+}

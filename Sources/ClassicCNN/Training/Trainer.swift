@@ -12,6 +12,8 @@ public struct TrainingOptions: Sendable {
     public var seed: UInt64 = 0
     /// Where `last.safetensors` and `best.safetensors` go (nil: no checkpoints).
     public var checkpointDirectory: String?
+    /// Applied to every training image (nil: the images as they are, fitted to the input).
+    public var augmentation: Augmentation?
     public init() {}
 }
 
@@ -65,6 +67,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var batchSize = 0
     public var seed: UInt64 = 0
     public var stepsPerEpoch: Int?
+    /// The augmentation's name (`Augmentation.name`), nil for none: a resumed run augments as the run it continues.
+    public var augmentation: String?
     public init() {}
 }
 
@@ -109,6 +113,7 @@ public final class Trainer {
         state.batchSize = options.batchSize
         state.seed = options.seed
         state.stepsPerEpoch = options.stepsPerEpoch
+        state.augmentation = options.augmentation?.name
         if let resumed {
             guard resumed.batchSize == options.batchSize, resumed.seed == options.seed, resumed.stepsPerEpoch == options.stepsPerEpoch else {
                 throw TrainingError(description: "the checkpoint was trained with batch size \(resumed.batchSize), seed \(resumed.seed) and "
@@ -151,7 +156,8 @@ public final class Trainer {
             steps > trainingSet.count / Swift.max(options.batchSize, 1) + 1 ? trainingSet.count : steps * options.batchSize
         }
         let loader = BatchLoader(dataset: trainingSet, batchSize: options.batchSize, inputSize: model.configuration.inputSize,
-                                 format: model.inputFormat, shuffleSeed: options.seed, epoch: epoch, startBatch: startBatch, limit: limit)
+                                 format: model.inputFormat, shuffleSeed: options.seed, epoch: epoch, startBatch: startBatch, limit: limit,
+                                 augmentation: options.augmentation)
         defer { loader.stop() }
         observer?.epochStarted(epoch, of: options.epochs, steps: loader.batchCount)
         let start = Date()
@@ -293,5 +299,48 @@ public enum Evaluation {
         let names = dataset.classNames.count == classes ? dataset.classNames : (0..<classes).map(String.init)
         return EvaluationReport(loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
                                 count: seen, classNames: names, perClassAccuracy: perClass, confusionMatrix: confusion)
+    }
+
+    /// AlexNet's testing (section 4.1): each image resized so its shorter side is 256 (scaled with the input size:
+    /// 256 at 224) and its centre square kept, then the four corner crops, the centre crop and their mirrors at the
+    /// input size; the softmax of the ten averaged. The loss is the cross entropy of that average.
+    public static func runTenCrop(model: Model, dataset: ImageDataset, imagesPerBatch: Int = 8, limit: Int? = nil) throws -> EvaluationReport {
+        let classes = model.configuration.classes, s = model.configuration.inputSize, c = dataset.channels
+        let rescaled = Int((Double(s) * 256 / 224).rounded())
+        var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
+        var lossSum = 0.0
+        let count = min(limit ?? dataset.count, dataset.count)
+        let same = BatchLoader.Interpolations(outputSize: s)
+        for start in stride(from: 0, to: count, by: max(imagesPerBatch, 1)) {
+            let indices = start..<min(start + max(imagesPerBatch, 1), count)
+            var batch = Tensor(shape: [indices.count * 10, c, s, s])
+            for (i, index) in indices.enumerated() {
+                let square = try dataset.image(at: index).resized(shorterSide: rescaled).centreCropped(width: rescaled, height: rescaled)
+                for (k, crop) in try square.tenCrops(width: s, height: s).enumerated() {
+                    var planar = [UInt8](repeating: 0, count: c * s * s)
+                    for channel in 0..<c { for p in 0..<(s * s) { planar[channel * s * s + p] = crop.pixels[p * c + channel] } }
+                    batch.withUnsafeMutableBufferPointer { out in
+                        planar.withUnsafeBufferPointer { pixels in
+                            BatchLoader.fit(pixels.baseAddress!, channels: c, height: s, width: s, inputSize: s, format: model.inputFormat,
+                                            interpolations: same, into: out.baseAddress! + (i * 10 + k) * c * s * s)
+                        }
+                    }
+                }
+            }
+            let probabilities = model.loss.probabilities(output: model.forward(batch))
+            for (i, index) in indices.enumerated() {
+                var mean = [Double](repeating: 0, count: classes)
+                for k in 0..<10 { for j in 0..<classes { mean[j] += Double(probabilities[i * 10 + k][j]) / 10 } }
+                let truth = Int(dataset.labels[index])
+                guard truth < classes else { continue }
+                lossSum -= log(max(mean[truth], 1e-30))
+                confusion[truth][mean.indices.max { mean[$0] < mean[$1] }!] += 1
+            }
+        }
+        let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
+        let perClass = confusion.enumerated().map { index, row in Double(row[index]) / Double(max(row.reduce(0, +), 1)) }
+        let names = dataset.classNames.count == classes ? dataset.classNames : (0..<classes).map(String.init)
+        return EvaluationReport(loss: lossSum / Double(max(count, 1)), accuracy: Double(correct) / Double(max(count, 1)),
+                                count: count, classNames: names, perClassAccuracy: perClass, confusionMatrix: confusion)
     }
 }
