@@ -11,6 +11,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // ONNX export: the runtime library only; the generated onnx.pb.swift is committed (Scripts/generate_onnx_proto.sh).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Hot loops only: buffers in, buffers out. The instruction set is chosen at run time
@@ -22,7 +24,11 @@ let package = Package(
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
         ),
         // The engine, the data readers, the formats and the model zoo.
-        .target(name: "ClassicCNN", dependencies: ["CNNKernels", "CCodecs"]),
+        .target(
+            name: "ClassicCNN",
+            dependencies: ["CNNKernels", "CCodecs", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Formats/ONNX/onnx.proto"]
+        ),
         // The command-line tool: one file per subcommand.
         .executableTarget(
             name: "cnn",
