@@ -500,6 +500,6 @@ public enum SafeTensors {
 
 /// `write(2)`, named apart from `SafeTensors.write`.
 @inline(__always)
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
     write(fd, buffer, count)
 }

@@ -49,6 +49,8 @@ public enum SmallInputs {
 struct WindowGeometry {
     var outputHeight: Int, outputWidth: Int
     var padTop: Int, padLeft: Int
+    /// The padding after the input as resolved (what ceil mode adds beyond it is not included).
+    var padBottom: Int, padRight: Int
 
     init(layer: String, inputShape: [Int], kernel: (Int, Int), stride: (Int, Int), padding: Padding, ceilMode: Bool = false,
          adapting: Bool = false) throws {
@@ -77,6 +79,8 @@ struct WindowGeometry {
         outputWidth = out(w, kernel.1, stride.1, left, right)
         padTop = top
         padLeft = left
+        padBottom = bottom
+        padRight = right
         guard outputHeight > 0 && outputWidth > 0 else {
             throw ShapeError(layer: layer, "a \(kernel.0)x\(kernel.1) window does not fit a \(h)x\(w) input")
         }

@@ -109,7 +109,8 @@ public final class PartiallyConnectedConv2D: Layer, Initializable {
     public let weight: Parameter
     /// One bias per output map.
     public let bias: Parameter
-    private let dense: Conv2D
+    /// The dense, masked convolution that computes this layer (absent connections are zero weights).
+    let dense: Conv2D
 
     public init(inputChannels: Int, table: [[Int]], kernelSize: Int) {
         precondition(table.allSatisfy { $0.allSatisfy { (0..<inputChannels).contains($0) } }, "connection table out of range")
