@@ -8,8 +8,8 @@ struct CNN: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cnn",
         abstract: "The classic convolutional networks, exact to their papers: build, count, train, evaluate, predict.",
-        subcommands: [Models.self, Summary.self, Train.self, Evaluate.self, Predict.self, Forward.self, Bench.self, BenchData.self,
-                      Plot.self])
+        subcommands: [Models.self, Summary.self, Train.self, Evaluate.self, Predict.self, Forward.self, Export.self, Bench.self,
+                      BenchData.self, Plot.self])
 }
 
 /// Options that several subcommands share.
