@@ -273,6 +273,28 @@ struct CommandLineTests {
                                     "--input", directory + "/input.safetensors", "--output", directory + "/o.safetensors"]), naming: "fc2.bias")
     }
 
+    /// `cnn export` writes an ONNX file from a state dict (the library's ONNXTests run such files in ONNX Runtime),
+    /// and a file it cannot write is reported by name with nothing left behind.
+    @Test func exportWritesAnONNXFile() throws {
+        let directory = scratch("export")
+        let shapes: [(String, [Int])] = [("conv1.weight", [6, 1, 5, 5]), ("conv1.bias", [6]), ("conv2.weight", [16, 6, 5, 5]),
+                                         ("conv2.bias", [16]), ("conv3.weight", [120, 16, 5, 5]), ("conv3.bias", [120]),
+                                         ("fc1.weight", [84, 120]), ("fc1.bias", [84]), ("fc2.weight", [10, 84]), ("fc2.bias", [10])]
+        try safetensors(shapes.map { ($0.0, $0.1, [Float](repeating: 0.01, count: $0.1.reduce(1, *))) }, at: directory + "/weights.safetensors")
+        let run = try cnn(["export", "--model", "lenet5", "--weights", directory + "/weights.safetensors", "--output", directory + "/lenet5.onnx"])
+        #expect(run.status == 0, "\(run.error)")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/lenet5.onnx"))
+        #expect(bytes.count > 61_706 * 4, "\(bytes.count) bytes cannot hold LeNet-5's weights")
+        #expect(String(decoding: bytes.prefix(64), as: UTF8.self).contains("ClassicCNN"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["lenet5.onnx", "weights.safetensors"])
+
+        let missing = directory + "/no/such/folder/lenet5.onnx"
+        expectCleanFailure(try cnn(["export", "--model", "lenet5", "--weights", directory + "/weights.safetensors", "--output", missing]),
+                           naming: missing)
+        #expect(try cnn(["export", "--model", "lenet5", "--output", directory + "/x.onnx"]).status == 64)
+        #expect(try cnn(["export", "--checkpoint", "c", "--classes", "3", "--output", directory + "/x.onnx"]).status == 64)
+    }
+
     @Test func badOptionsAreUsageErrors() throws {
         expectCleanFailure(try cnn(["train", "lenet5", "--epochs", "0"]), naming: "--epochs")
         expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "rmsprop"]), naming: "rmsprop")
