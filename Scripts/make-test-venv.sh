@@ -4,6 +4,9 @@
 # The tests call this on first use, under a lock, so `swift test` works on a fresh clone (PyPI must be reachable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One at a time: tests that run in parallel may all call this on a fresh clone.
+exec 9>.venv-ci.lock
+flock 9
 requirements=Scripts/test-requirements.txt
 stamp=.venv-ci/requirements.txt
 if [ -x .venv-ci/bin/python ] && cmp -s "$requirements" "$stamp"; then exit 0; fi

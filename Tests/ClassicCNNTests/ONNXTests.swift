@@ -1,7 +1,7 @@
 // ONNX export: every network of the registry, with formula weights (batch-norm statistics included), is exported and
 // run in ONNX Runtime through Scripts/onnx_check.py; its outputs must match ours within 1e-4 of the largest logit, at
-// batch sizes 3 and 1 from the same file (the batch dimension is symbolic). The Python comes from CNN_TEST_PYTHON
-// (.ci/run makes a venv with onnxruntime); without it these tests fail and say so.
+// batch sizes 3 and 1 from the same file (the batch dimension is symbolic). The Python is `testPython()`: CNN_TEST_PYTHON,
+// or .venv-ci made on first use; without one these tests fail and say so.
 @testable import ClassicCNN
 import Foundation
 import Testing
@@ -24,10 +24,7 @@ struct ONNXTests {
 
     /// Runs `python arguments...`; throws with its standard error when it fails.
     static func runPython(_ arguments: [String]) throws {
-        guard let python = ProcessInfo.processInfo.environment["CNN_TEST_PYTHON"], !python.isEmpty else {
-            throw PythonError(description: "CNN_TEST_PYTHON is not set: point it at a Python with onnxruntime, numpy and "
-                + "safetensors (.ci/run makes .venv-ci; or `python -m venv v && v/bin/pip install onnxruntime numpy safetensors`)")
-        }
+        let python = try testPython()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = arguments

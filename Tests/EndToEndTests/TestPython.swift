@@ -2,8 +2,8 @@
 import Foundation
 
 /// $CNN_TEST_PYTHON if set (and then only it); else the repository's .venv-ci, made on first use by
-/// Scripts/make-test-venv.sh (Scripts/test-requirements.txt) under a lock, so that parallel tests make it once and
-/// `swift test` works on a fresh clone. Throws, saying what failed, when there is no such Python.
+/// Scripts/make-test-venv.sh (Scripts/test-requirements.txt; it locks, so that parallel tests make it once), and
+/// so `swift test` works on a fresh clone. Throws, saying what failed, when there is no such Python.
 func testPython() throws -> String {
     if let chosen = ProcessInfo.processInfo.environment["CNN_TEST_PYTHON"], !chosen.isEmpty {
         guard FileManager.default.isExecutableFile(atPath: chosen) else {
@@ -11,12 +11,7 @@ func testPython() throws -> String {
         }
         return chosen
     }
-    let root = FileManager.default.currentDirectoryPath
-    let lock = open(root + "/.venv-ci.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
-    guard lock >= 0 else { throw MissingTool(description: "cannot create \(root)/.venv-ci.lock") }
-    defer { close(lock) }
-    flock(lock, LOCK_EX)
-    defer { flock(lock, LOCK_UN) }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     let process = Process()
     process.executableURL = URL(fileURLWithPath: root + "/Scripts/make-test-venv.sh")
     let errors = Pipe()
