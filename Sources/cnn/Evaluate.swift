@@ -15,6 +15,7 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "VGG only: evaluate densely (section 3.2), the classifier as convolutions over the whole image.") var dense = false
     @Option(help: "With --dense: the image size (default: the checkpoint's).") var inputSize: Int?
     @OptionGroup var data: DataOptions
+    @OptionGroup var folder: ImageFolderOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -41,7 +42,18 @@ struct Evaluate: ParsableCommand {
             }
         }
         let name = dataset ?? info.dataset
-        let testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
+        let testSet: ImageDataset
+        if isImageFolder(name) {
+            // The validation part of the folder, split as the training run split it (its seed, --validation-fraction).
+            let (_, validation) = try loadTrainingData(name, channels: model.configuration.inputChannels, seed: info.seed,
+                                                       folder: folder, dataDirectory: data.dataDir)
+            guard let validation, validation.count > 0 else {
+                throw CommandError(description: "\(name): no validation images to evaluate (a val/ folder, or --validation-fraction above 0)")
+            }
+            testSet = validation
+        } else {
+            testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
+        }
         try Evaluation.checkLabels(of: testSet, fit: model)
         let result = tenCrop ? try Evaluation.runTenCrop(model: model, dataset: testSet, limit: limit)
             : try Evaluation.run(model: model, dataset: testSet, batchSize: batchSize, limit: limit)

@@ -23,6 +23,11 @@ struct ImageFolderCommandTests {
         #expect(run.status == 0, "\(run.error)")
         #expect(run.output.contains("on \(root):") && run.output.contains("val_accuracy"), "\(run.output)")
         #expect(FileManager.default.fileExists(atPath: checkpoints + "/last.safetensors"))
+        // evaluate takes the folder from the checkpoint and splits it as training did.
+        let evaluate = try cnn(["evaluate", "--checkpoint", checkpoints + "/last.safetensors", "--validation-fraction", "0.25", "--json"])
+        #expect(evaluate.status == 0, "\(evaluate.error)")
+        let report = try #require(try json(evaluate.output) as? [String: Any])
+        #expect(report["dataset"] as? String == root && (report["images"] as? Int ?? 0) > 0, "\(report)")
     }
 
     @Test func badFoldersStopTheRunBeforeTrainingNamingTheProblem() throws {
