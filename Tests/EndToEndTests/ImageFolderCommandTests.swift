@@ -1,5 +1,6 @@
 // End-to-end: `cnn train --dataset PATH` on image folders made from the sample pictures, and each bad folder a user
 // may hand it, reported by name before any training.
+import ClassicCNN
 import Foundation
 import Testing
 
@@ -14,6 +15,28 @@ struct ImageFolderCommandTests {
             try FileManager.default.copyItem(atPath: "\(samples)/\(file)", toPath: "\(root)/\(kind)/\(file)")
         }
         return root
+    }
+
+    /// The loader holds a few batches, not the folder: ten times the files, the same peak memory.
+    @Test func loaderMemoryDoesNotGrowWithTheFolder() throws {
+        func folder(_ name: String, files: Int) throws -> String {
+            let root = scratch(name)
+            var state: UInt32 = 12_345
+            for index in 0..<files {
+                let kind = index % 2 == 0 ? "a" : "b"
+                try FileManager.default.createDirectory(atPath: "\(root)/\(kind)", withIntermediateDirectories: true)
+                let pixels = (0..<(96 * 96 * 3)).map { _ -> UInt8 in state = state &* 1_664_525 &+ 1_013_904_223; return UInt8(state >> 24) }
+                try Image(width: 96, height: 96, channels: 3, pixels: pixels).writePNG(path: "\(root)/\(kind)/\(index).png")
+            }
+            return root
+        }
+        func peak(_ root: String) throws -> Int {
+            let run = try cnn(["bench-data", "--dataset", root, "--input-size", "224", "--batch-size", "32", "--batches", "1000", "--json"])
+            try #require(run.status == 0, "\(run.error)")
+            return try #require((try json(run.output) as? [String: Any])?["peak_resident_megabytes"] as? Int)
+        }
+        let small = try peak(try folder("memory-small", files: 160)), large = try peak(try folder("memory-large", files: 1_600))
+        #expect(large - small < 24, "peak memory \(small) MB for 160 files, \(large) MB for 1,600")
     }
 
     @Test func trainsOnAnImageFolderWithASeededValidationSplit() throws {
