@@ -95,14 +95,12 @@ struct Predict: ParsableCommand {
     /// grey repeated in R, G and B), then fitted to its input size and scaled by its input format, by the same loader.
     static func input(_ picture: Image, for model: Model) -> [Float] {
         let channels = model.configuration.inputChannels
-        let source = channels == 1 ? picture.grey() : picture
-        let area = source.width * source.height
-        var planar = [UInt8](repeating: 0, count: channels * area)
-        for c in 0..<channels {
-            for i in 0..<area { planar[c * area + i] = source.pixels[i * source.channels + (source.channels == 1 ? 0 : c)] }
+        var source = channels == 1 ? picture.grey() : picture
+        if source.channels == 1 && channels == 3 {
+            source = Image(width: source.width, height: source.height, channels: 3, pixels: source.pixels.flatMap { [$0, $0, $0] })
         }
         let dataset = ImageDataset(name: "picture", channels: channels, height: source.height, width: source.width,
-                                   pixels: planar, labels: [0], classNames: [])
+                                   pixels: source.planarPixels, labels: [0], classNames: [])
         let loader = BatchLoader(dataset: dataset, batchSize: 1, inputSize: model.configuration.inputSize,
                                  format: model.inputFormat, shuffleSeed: nil)
         defer { loader.stop() }

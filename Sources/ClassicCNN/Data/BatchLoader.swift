@@ -247,9 +247,7 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         for (i, index) in indices.enumerated() {
             var generator = augmenting.generator(for: index)
             let image = try augmenting.augmentation.apply(try dataset.image(at: index), outputSize: s, using: &generator)
-            var planar = [UInt8](repeating: 0, count: c * s * s)
-            for channel in 0..<c { for p in 0..<(s * s) { planar[channel * s * s + p] = image.pixels[p * c + channel] } }
-            planar.withUnsafeBufferPointer { pixels in
+            image.planarPixels.withUnsafeBufferPointer { pixels in
                 fit(pixels.baseAddress!, channels: c, height: s, width: s, inputSize: s, format: format, interpolations: same,
                     into: images.data + i * c * s * s)
             }

@@ -78,9 +78,6 @@ extension ImageDataset {
         } else {
             (h, w, planar) = (height, width, Array(pixels[(index * imageSize)..<((index + 1) * imageSize)]))
         }
-        let area = h * w
-        var interleaved = [UInt8](repeating: 0, count: planar.count)
-        for c in 0..<channels { for i in 0..<area { interleaved[i * channels + c] = planar[c * area + i] } }
-        return Image(width: w, height: h, channels: channels, pixels: interleaved)
+        return Image(width: w, height: h, channels: channels, planar: planar)
     }
 }

@@ -32,6 +32,22 @@ public struct Image: Equatable, Sendable {
         self.channels = channels
         self.pixels = pixels
     }
+
+    /// An image from planar bytes [channels, height, width], as datasets hold them.
+    public init(width: Int, height: Int, channels: Int, planar: [UInt8]) {
+        let area = width * height
+        var interleaved = [UInt8](repeating: 0, count: planar.count)
+        for c in 0..<channels { for i in 0..<area { interleaved[i * channels + c] = planar[c * area + i] } }
+        self.init(width: width, height: height, channels: channels, pixels: interleaved)
+    }
+
+    /// The pixels as planar bytes [channels, height, width], as datasets and the loader hold them.
+    public var planarPixels: [UInt8] {
+        let area = width * height
+        var planar = [UInt8](repeating: 0, count: pixels.count)
+        for c in 0..<channels { for i in 0..<area { planar[c * area + i] = pixels[i * channels + c] } }
+        return planar
+    }
 }
 
 /// Why an image could not be read, decoded, encoded or written, and which file (or name) it concerns.

@@ -317,10 +317,8 @@ public enum Evaluation {
             for (i, index) in indices.enumerated() {
                 let square = try dataset.image(at: index).resized(shorterSide: rescaled).centreCropped(width: rescaled, height: rescaled)
                 for (k, crop) in try square.tenCrops(width: s, height: s).enumerated() {
-                    var planar = [UInt8](repeating: 0, count: c * s * s)
-                    for channel in 0..<c { for p in 0..<(s * s) { planar[channel * s * s + p] = crop.pixels[p * c + channel] } }
                     batch.withUnsafeMutableBufferPointer { out in
-                        planar.withUnsafeBufferPointer { pixels in
+                        crop.planarPixels.withUnsafeBufferPointer { pixels in
                             BatchLoader.fit(pixels.baseAddress!, channels: c, height: s, width: s, inputSize: s, format: model.inputFormat,
                                             interpolations: same, into: out.baseAddress! + (i * 10 + k) * c * s * s)
                         }
