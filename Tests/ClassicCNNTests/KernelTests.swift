@@ -61,6 +61,7 @@ struct KernelTests {
         (6, 5, 5, 12, 3, (3, 3), (2, 2), .explicit(top: 0, left: 1, bottom: 1, right: 0)),
         (2, 17, 17, 4, 1, (1, 7), (1, 1), .same),
         (2, 9, 9, 3, 1, (3, 3), (1, 1), .symmetric(height: 1, width: 0)),
+        (16, 5, 5, 12, 1, (5, 5), (1, 1), .valid),  // the kernel covers the input: the fully connected path
     ]
 
     @Test("Conv2D (im2col + GEMM) equals the direct convolution", arguments: 0..<convolutions.count)

@@ -12,6 +12,9 @@ struct LayerGradientTests {
         ("1x3 same", { Conv2D(inputChannels: 2, outputChannels: 2, kernelSize: (1, 3), padding: .same) }, [1, 2, 5, 6]),
         ("4x4 stride 4 same, no bias", { Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 4, stride: 4, padding: .same, bias: false) }, [2, 2, 10, 11]),
         ("batch 1", { Conv2D(inputChannels: 3, outputChannels: 2, kernelSize: 3, stride: 2) }, [1, 3, 8, 8]),
+        // The kernel covers the whole input (LeNet's C5/conv3): the one-GEMM fully connected path.
+        ("kernel = input", { Conv2D(inputChannels: 3, outputChannels: 4, kernelSize: 5) }, [3, 3, 5, 5]),
+        ("kernel = input, no bias", { Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: (3, 4), bias: false) }, [2, 2, 3, 4]),
     ]
 
     @Test("Conv2D", arguments: 0..<convolutions.count)

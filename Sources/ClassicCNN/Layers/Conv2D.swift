@@ -239,6 +239,13 @@ public final class Conv2D: Layer, Initializable {
             }
             return y
         }
+        if coversWholeInput(input.shape, g) {
+            // The kernel covers the whole unpadded input (LeNet's conv3): a fully connected layer, Y [N, CO] = X [N, K] W^T,
+            // with no column matrix at all (im2col would copy K single values per image).
+            Gemm.multiply(transposeB: true, m: n, n: co, k: k, a: x, lda: k, b: wt, ldb: k, c: out, ldc: co)
+            if let biasData { cnn_add_channel_bias(out, biasData, Int32(n), Int32(co), 1) }
+            return y
+        }
         if !pointwise { buffers(&columns, count: chunks, shape: [k, span * p]) }
         if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
@@ -252,9 +259,12 @@ public final class Conv2D: Layer, Initializable {
                     Gemm.multiply(m: cog, n: ld, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: ld,
                                   c: target, ldc: ld, threads: gemmThreads)
                     if count > 1 {
+                        // [cog, count, P] to [count, co, P]: a transpose of P-long rows (single values for LeNet's conv3).
                         for i in 0..<count {
+                            let destination = out + ((first + i) * co + group * cog) * p
                             for o in 0..<cog {
-                                (out + ((first + i) * co + group * cog + o) * p).update(from: target + o * ld + i * p, count: p)
+                                let row = target + o * ld + i * p, into = destination + o * p
+                                for j in 0..<p { into[j] = row[j] }
                             }
                         }
                     }
@@ -263,6 +273,13 @@ public final class Conv2D: Layer, Initializable {
             }
         }
         return y
+    }
+
+    /// Whether the kernel covers the whole unpadded input, one output position per image (LeNet's conv3): then the
+    /// layer is a fully connected one over the flattened image and runs as one GEMM over the batch.
+    private func coversWholeInput(_ shape: [Int], _ g: WindowGeometry) -> Bool {
+        groups == 1 && kernelSize.height == shape[2] && kernelSize.width == shape[3] && g.outputHeight == 1 && g.outputWidth == 1
+            && g.padTop == 0 && g.padLeft == 0
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
@@ -275,6 +292,17 @@ public final class Conv2D: Layer, Initializable {
         let k = cg * kh * kw, p = oh * ow
         let pointwise = isPointwise
         let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        if coversWholeInput(input.shape, g) {
+            // dW [CO, K] += dY^T X; db += the columns' sums of dY [N, CO]; dX [N, K] = dY W.
+            let dy = outputGradient.data
+            Gemm.multiply(transposeA: true, m: co, n: k, k: n, a: dy, lda: co, b: input.data, ldb: k, beta: 1,
+                          c: weight.gradient.data, ldc: k)
+            if let bias { cnn_accumulate_channel_sums(dy, bias.gradient.data, Int32(n), Int32(co), 1) }
+            if computesInputGradient {
+                Gemm.multiply(m: n, n: k, k: co, a: dy, lda: co, b: weight.data, ldb: k, c: dx.data, ldc: k)
+            }
+            return dx
+        }
         let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)
         if !pointwise {
             buffers(&columns, count: chunks, shape: [k, span * p])
