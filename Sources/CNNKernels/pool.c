@@ -23,9 +23,28 @@ static void maxpool_2x2(const float *x, int planes, int H, int W, int OH, int OW
         }
 }
 
+/// maxpool_2x2 for inference: the same maxima, no indices.
+static void maxpool_2x2_values(const float *x, int planes, int H, int W, int OH, int OW, float *restrict y) {
+    for (int n = 0; n < planes; n++, x += (size_t)H * W)
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            for (int ow = 0; ow < OW; ow++, y++) {
+                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                float m = a;
+                int take = a == a && (b > m || b != b); m = take ? b : m;
+                take = m == m && (c > m || c != c); m = take ? c : m;
+                take = m == m && (d > m || d != d); m = take ? d : m;
+                *y = m;
+            }
+        }
+}
+
 void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int OH, int OW, float *y, int32_t *argmax) {
-    if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W)
+    int two_by_two = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W;
+    if (two_by_two && !argmax)
+        maxpool_2x2_values(x, planes, H, W, OH, OW, y);
+    else if (two_by_two)
         maxpool_2x2(x, planes, H, W, OH, OW, y, argmax);
     else
         cnn_maxpool_forward_naive(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax);
@@ -38,7 +57,7 @@ void cnn_maxpool_forward_naive(const float *x, int planes, int H, int W, int KH,
             int h0 = oh * SH - PH, h1 = h0 + KH;
             if (h0 < 0) h0 = 0;
             if (h1 > H) h1 = H;
-            for (int ow = 0; ow < OW; ow++, y++, argmax++) {
+            for (int ow = 0; ow < OW; ow++, y++, argmax += argmax != NULL) {
                 int w0 = ow * SW - PW, w1 = w0 + KW;
                 if (w0 < 0) w0 = 0;
                 if (w1 > W) w1 = W;
@@ -51,7 +70,7 @@ void cnn_maxpool_forward_naive(const float *x, int planes, int H, int W, int KH,
                     }
             done:
                 *y = best;
-                *argmax = where;
+                if (argmax) *argmax = where;
             }
         }
 }

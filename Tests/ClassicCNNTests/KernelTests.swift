@@ -158,6 +158,17 @@ struct KernelTests {
         #expect(ceil(x).values == [10, 11, 14, 15])
     }
 
+    @Test func maxPoolingAtInferenceGivesTheTrainingValuesWithoutIndices() {
+        for (kernel, stride, shape) in [(2, 2, [2, 3, 8, 7]), (3, 2, [2, 3, 9, 9]), (2, 2, [1, 2, 5, 5])] {
+            var x = randomTensor(shape, seed: 21)
+            x[3] = .nan  // a NaN wins in both
+            let pool = MaxPool2D(kernelSize: kernel, stride: stride)
+            let inference = Tensor(copying: pool.forward(x, training: false))
+            let training = pool.forward(x, training: true)
+            #expect(inference.values.map(\.bitPattern) == training.values.map(\.bitPattern), "\(kernel)x\(kernel) on \(shape)")
+        }
+    }
+
     @Test func maxPoolingFastPathEqualsTheGeneralLoop() {
         // Odd sizes (the last row and column are dropped), ties, NaNs and infinities.
         let (planes, h, w) = (3, 9, 11)

@@ -86,7 +86,8 @@ void cnn_conv2d_weight_gradient_naive(const float *x, int C, int H, int W, const
 
 // ---- Pooling (one plane at a time: planes = N*C) -------------------------------------------------
 
-/// Max pooling; windows clipped to the input (padding never wins). argmax receives the flat input index.
+/// Max pooling; windows clipped to the input (padding never wins). argmax receives the flat input index, or is NULL
+/// at inference, when nobody needs it.
 void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int OH, int OW, float *y, int32_t *argmax);
 /// The general loop, twin of the 2x2 stride-2 fast path: the first maximum in row-major window order wins, a NaN wins.

@@ -50,18 +50,23 @@ public final class MaxPool2D: SlidingWindowPool {
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let y = Tensor.reuse(&output, shape: [n, c, g.outputHeight, g.outputWidth])
         inputShape = input.shape
-        if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
         let planeOut = g.outputHeight * g.outputWidth
         let x = input.data, out = y.data
-        argmax.withUnsafeMutableBufferPointer { indices in
-            let idx = indices.baseAddress!
+        func pool(_ idx: UnsafeMutablePointer<Int32>?) {
             Parallel.forEachSlice(n * c, grain: max(1, 4096 / max(planeOut, 1))) { planes in
                 cnn_maxpool_forward(x + planes.lowerBound * h * w, Int32(planes.count), Int32(h), Int32(w),
                                     Int32(kernelSize.0), Int32(kernelSize.1), Int32(stride.0), Int32(stride.1),
                                     Int32(g.padTop), Int32(g.padLeft), Int32(g.outputHeight), Int32(g.outputWidth),
-                                    out + planes.lowerBound * planeOut, idx + planes.lowerBound * planeOut)
+                                    out + planes.lowerBound * planeOut, idx.map { $0 + planes.lowerBound * planeOut })
             }
         }
+        // Inference keeps no indices: backward needs them, nothing else does.
+        guard training else {
+            pool(nil)
+            return y
+        }
+        if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
+        argmax.withUnsafeMutableBufferPointer { pool($0.baseAddress!) }
         return y
     }
 
@@ -70,6 +75,7 @@ public final class MaxPool2D: SlidingWindowPool {
         let (oh, ow) = (outputGradient.shape[2], outputGradient.shape[3])
         let dx = Tensor.reuse(&inputGradient, shape: inputShape)
         let dy = outputGradient.data, d = dx.data
+        precondition(argmax.count == outputGradient.count, "MaxPool2D.backward needs a forward pass in training mode first")
         argmax.withUnsafeBufferPointer { indices in
             let idx = indices.baseAddress!
             Parallel.forEachSlice(n * c, grain: max(1, 4096 / max(oh * ow, 1))) { planes in
