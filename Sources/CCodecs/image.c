@@ -44,25 +44,33 @@ static int png_reaches_end(const uint8_t *data, size_t length) {
     return 0;
 }
 
-static int decode_png(const uint8_t *data, size_t length, size_t max_pixels,
-                      uint8_t **pixels, int *width, int *height, int *channels,
-                      char *error, size_t error_capacity) {
+/// Reads a PNG's header into `image` after checking the file is whole, and checks its size: what decoding and
+/// `ccodecs_image_info` both start with. On failure `image` is freed and `error` says why.
+static int png_open(const uint8_t *data, size_t length, size_t max_pixels, png_image *image,
+                    char *error, size_t error_capacity) {
     if (!png_reaches_end(data, length)) {
         snprintf(error, error_capacity, "invalid PNG: truncated (the data ends before the IEND chunk)");
         return 1;
     }
+    memset(image, 0, sizeof *image);
+    image->version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(image, data, length)) {
+        snprintf(error, error_capacity, "invalid PNG: %s", image->message);
+        png_image_free(image);
+        return 1;
+    }
+    if (check_dimensions(image->width, image->height, max_pixels, error, error_capacity)) {
+        png_image_free(image);
+        return 1;
+    }
+    return 0;
+}
+
+static int decode_png(const uint8_t *data, size_t length, size_t max_pixels,
+                      uint8_t **pixels, int *width, int *height, int *channels,
+                      char *error, size_t error_capacity) {
     png_image image;
-    memset(&image, 0, sizeof image);
-    image.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&image, data, length)) {
-        snprintf(error, error_capacity, "invalid PNG: %s", image.message);
-        png_image_free(&image);
-        return 1;
-    }
-    if (check_dimensions(image.width, image.height, max_pixels, error, error_capacity)) {
-        png_image_free(&image);
-        return 1;
-    }
+    if (png_open(data, length, max_pixels, &image, error, error_capacity)) return 1;
     // Keep colour if the file has any (palette entries included); everything becomes 8-bit, alpha removed.
     int output_channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
     image.format = output_channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
@@ -263,20 +271,9 @@ int ccodecs_image_info(const uint8_t *data, size_t length, size_t max_pixels,
                        int *width, int *height, int *channels, char *error, size_t error_capacity) {
     *width = *height = *channels = 0;
     if (length >= sizeof png_signature && memcmp(data, png_signature, sizeof png_signature) == 0) {
-        if (!png_reaches_end(data, length)) {
-            snprintf(error, error_capacity, "invalid PNG: truncated (the data ends before the IEND chunk)");
-            return 1;
-        }
         png_image image;
-        memset(&image, 0, sizeof image);
-        image.version = PNG_IMAGE_VERSION;
-        if (!png_image_begin_read_from_memory(&image, data, length)) {
-            snprintf(error, error_capacity, "invalid PNG: %s", image.message);
-            png_image_free(&image);
-            return 1;
-        }
+        if (png_open(data, length, max_pixels, &image, error, error_capacity)) return 1;
         png_image_free(&image);
-        if (check_dimensions(image.width, image.height, max_pixels, error, error_capacity)) return 1;
         *width = (int)image.width;
         *height = (int)image.height;
         *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;

@@ -95,10 +95,7 @@ struct Predict: ParsableCommand {
     /// grey repeated in R, G and B), then fitted to its input size and scaled by its input format, by the same loader.
     static func input(_ picture: Image, for model: Model) -> [Float] {
         let channels = model.configuration.inputChannels
-        var source = channels == 1 ? picture.grey() : picture
-        if source.channels == 1 && channels == 3 {
-            source = Image(width: source.width, height: source.height, channels: 3, pixels: source.pixels.flatMap { [$0, $0, $0] })
-        }
+        let source = picture.converted(toChannels: channels)
         let dataset = ImageDataset(name: "picture", channels: channels, height: source.height, width: source.width,
                                    pixels: source.planarPixels, labels: [0], classNames: [])
         let loader = BatchLoader(dataset: dataset, batchSize: 1, inputSize: model.configuration.inputSize,

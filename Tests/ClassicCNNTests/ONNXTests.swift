@@ -4,6 +4,7 @@
 // or .venv-ci made on first use; without one these tests fail and say so.
 @testable import ClassicCNN
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("ONNX export")

@@ -3,6 +3,7 @@
 // then drawn by `cnn plot`.
 import ClassicCNN
 import Foundation
+import TestSupport
 import Testing
 
 /// A Python that can import tensorboard (see `testPython`).

@@ -166,18 +166,7 @@ struct ImageFiles: ImageSource {
     let channels: Int
 
     func image(at index: Int) throws -> (height: Int, width: Int, pixels: [UInt8]) {
-        var image = try Image.load(path: paths[index])
-        if channels == 1 { image = image.grey() }
-        let (h, w, plane) = (image.height, image.width, image.height * image.width)
-        let pixels = [UInt8](unsafeUninitializedCapacity: channels * plane) { output, initialized in
-            image.pixels.withUnsafeBufferPointer { input in
-                for c in 0..<channels {
-                    let from = image.channels == 1 ? 0 : c
-                    for i in 0..<plane { output[c * plane + i] = input[i * image.channels + from] }
-                }
-            }
-            initialized = channels * plane
-        }
-        return (h, w, pixels)
+        let image = try Image.load(path: paths[index]).converted(toChannels: channels)
+        return (image.height, image.width, image.planarPixels)
     }
 }

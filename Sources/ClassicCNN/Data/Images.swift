@@ -41,6 +41,13 @@ public struct Image: Equatable, Sendable {
         self.init(width: width, height: height, channels: channels, pixels: interleaved)
     }
 
+    /// The image with `channels` channels: grey by luma (`grey()`), or grey repeated in red, green and blue.
+    public func converted(toChannels channels: Int) -> Image {
+        if channels == self.channels { return self }
+        if channels == 1 { return grey() }
+        return Image(width: width, height: height, channels: 3, pixels: pixels.flatMap { [$0, $0, $0] })
+    }
+
     /// The pixels as planar bytes [channels, height, width], as datasets and the loader hold them.
     public var planarPixels: [UInt8] {
         let area = width * height

@@ -87,38 +87,13 @@ public enum InceptionResNetV1 {
         InceptionV4.basic(inputs, outputs, kernel: kernel, stride: stride, padding: padding)
     }
 
-    /// Figure 7 (facenet's Mixed_6a), branches in facenet's order.
+    /// Figure 7 (facenet's Mixed_6a): the reduction Inception-v4 and both Inception-ResNets share, facenet's branch order.
     static func reductionA(_ inputs: Int, k: Int, l: Int, m: Int, n: Int) -> Concat {
-        Concat {
-            basic(inputs, n, kernel: 3, stride: 2).named("branch0")
-            Sequential {
-                basic(inputs, k, kernel: 1)
-                basic(k, l, kernel: 3, padding: 1)
-                basic(l, m, kernel: 3, stride: 2)
-            }.named("branch1")
-            InceptionV4.maxPool().named("branch2")
-        }
+        InceptionV4.reductionA(inputs, k: k, l: l, m: m, n: n)
     }
 
-    /// Figure 12 (facenet's Mixed_7a).
-    static func reductionB(_ inputs: Int) -> Concat {
-        Concat {
-            Sequential {
-                basic(inputs, 256, kernel: 1)
-                basic(256, 384, kernel: 3, stride: 2)
-            }.named("branch0")
-            Sequential {
-                basic(inputs, 256, kernel: 1)
-                basic(256, 256, kernel: 3, stride: 2)
-            }.named("branch1")
-            Sequential {
-                basic(inputs, 256, kernel: 1)
-                basic(256, 256, kernel: 3, padding: 1)
-                basic(256, 256, kernel: 3, stride: 2)
-            }.named("branch2")
-            InceptionV4.maxPool().named("branch3")
-        }
-    }
+    /// Figure 12 (facenet's Mixed_7a): Inception-ResNet-v2's Figure 18 with widths 384, 256, 256, 256.
+    static func reductionB(_ inputs: Int) -> Concat { InceptionResNetV2.mixed7a(inputs, widths: (384, 256, 256, 256)) }
 
     /// Figure 10 (Block35): 1x1 (32), 1x1 then 3x3 (32, 32), 1x1 then two 3x3 (32, 32, 32); 96 projected to 256.
     static func blockA(_ inputs: Int, scale: Float) -> InceptionV4.Module {

@@ -95,32 +95,25 @@ public enum InceptionResNetV2 {
         }
     }
 
-    static func mixed6a(_ inputs: Int) -> Concat {
-        Concat {
-            basic(inputs, 384, kernel: 3, stride: 2).named("branch0")
-            Sequential {
-                basic(inputs, 256, kernel: 1)
-                basic(256, 256, kernel: 3, padding: 1)
-                basic(256, 384, kernel: 3, stride: 2)
-            }.named("branch1")
-            InceptionV4.maxPool().named("branch2")
-        }
-    }
+    static func mixed6a(_ inputs: Int) -> Concat { InceptionV4.reductionA(inputs, k: 256, l: 256, m: 384, n: 384) }
 
-    static func mixed7a(_ inputs: Int) -> Concat {
+    /// The 17x17 to 8x8 reduction of both Inception-ResNets (Figure 18 here, Figure 12 in v1): three branches from a
+    /// 1x1 of 256, the first to a 3x3/2 of `widths.0`, the second to one of `widths.1`, the third through a 3x3 of
+    /// `widths.2` to a 3x3/2 of `widths.3`; and max pooling.
+    static func mixed7a(_ inputs: Int, widths: (Int, Int, Int, Int) = (384, 288, 288, 320)) -> Concat {
         Concat {
             Sequential {
                 basic(inputs, 256, kernel: 1)
-                basic(256, 384, kernel: 3, stride: 2)
+                basic(256, widths.0, kernel: 3, stride: 2)
             }.named("branch0")
             Sequential {
                 basic(inputs, 256, kernel: 1)
-                basic(256, 288, kernel: 3, stride: 2)
+                basic(256, widths.1, kernel: 3, stride: 2)
             }.named("branch1")
             Sequential {
                 basic(inputs, 256, kernel: 1)
-                basic(256, 288, kernel: 3, padding: 1)
-                basic(288, 320, kernel: 3, stride: 2)
+                basic(256, widths.2, kernel: 3, padding: 1)
+                basic(widths.2, widths.3, kernel: 3, stride: 2)
             }.named("branch2")
             InceptionV4.maxPool().named("branch3")
         }

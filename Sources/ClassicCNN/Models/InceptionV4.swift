@@ -138,14 +138,15 @@ public enum InceptionV4 {
         }
     }
 
-    /// Figure 7 with k = 192, l = 224, m = 256, n = 384.
-    static func reductionA(_ inputs: Int) -> Concat {
+    /// Figure 7, the 35x35 to 17x17 reduction all three networks of the paper share, with its filter counts k, l, m, n
+    /// (Table 1: 192, 224, 256, 384 here; 192, 192, 256, 384 in Inception-ResNet-v1; 256, 256, 384, 384 in v2).
+    static func reductionA(_ inputs: Int, k: Int = 192, l: Int = 224, m: Int = 256, n: Int = 384) -> Concat {
         Concat {
-            basic(inputs, 384, kernel: 3, stride: 2).named("branch0")
+            basic(inputs, n, kernel: 3, stride: 2).named("branch0")
             Sequential {
-                basic(inputs, 192, kernel: 1)
-                basic(192, 224, kernel: 3, padding: 1)
-                basic(224, 256, kernel: 3, stride: 2)
+                basic(inputs, k, kernel: 1)
+                basic(k, l, kernel: 3, padding: 1)
+                basic(l, m, kernel: 3, stride: 2)
             }.named("branch1")
             maxPool().named("branch2")
         }

@@ -126,7 +126,7 @@ public final class Model {
         let correct = countCorrect(output, labels)
         _ = network.backward(self.loss.gradient)
         // A NaN or infinite gradient would poison every weight it touches: leave the weights as they are and say where.
-        nonFiniteGradient = parameters.first { !$0.parameter.gradient.isFinite }?.name
+        nonFiniteGradient = parameters.first { $0.parameter.isTrainable && !$0.parameter.gradient.isFinite }?.name
         if nonFiniteGradient == nil { optimizer.step(parameters) }
         return (loss, correct)
     }

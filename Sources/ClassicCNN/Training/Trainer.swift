@@ -292,13 +292,19 @@ public enum Evaluation {
             seen += batch.labels.count
         }
         if let failure = loader.failure { throw failure }
+        return report(lossSum: lossSum, count: seen, confusion: confusion, dataset: dataset)
+    }
+
+    /// The report of `count` images whose losses sum to `lossSum`, from their confusion matrix.
+    static func report(lossSum: Double, count: Int, confusion: [[Int]], dataset: ImageDataset) -> EvaluationReport {
+        let classes = confusion.count
         let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
         let perClass = confusion.enumerated().map { index, row in
             Double(row[index]) / Double(max(row.reduce(0, +), 1))
         }
         let names = dataset.classNames.count == classes ? dataset.classNames : (0..<classes).map(String.init)
-        return EvaluationReport(loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
-                                count: seen, classNames: names, perClassAccuracy: perClass, confusionMatrix: confusion)
+        return EvaluationReport(loss: lossSum / Double(max(count, 1)), accuracy: Double(correct) / Double(max(count, 1)),
+                                count: count, classNames: names, perClassAccuracy: perClass, confusionMatrix: confusion)
     }
 
     /// AlexNet's testing (section 4.1): each image resized so its shorter side is 256 (scaled with the input size:
@@ -335,10 +341,6 @@ public enum Evaluation {
                 confusion[truth][mean.indices.max { mean[$0] < mean[$1] }!] += 1
             }
         }
-        let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
-        let perClass = confusion.enumerated().map { index, row in Double(row[index]) / Double(max(row.reduce(0, +), 1)) }
-        let names = dataset.classNames.count == classes ? dataset.classNames : (0..<classes).map(String.init)
-        return EvaluationReport(loss: lossSum / Double(max(count, 1)), accuracy: Double(correct) / Double(max(count, 1)),
-                                count: count, classNames: names, perClassAccuracy: perClass, confusionMatrix: confusion)
+        return report(lossSum: lossSum, count: count, confusion: confusion, dataset: dataset)
     }
 }
