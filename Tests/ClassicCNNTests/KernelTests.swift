@@ -138,6 +138,93 @@ struct KernelTests {
         }
     }
 
+    /// Winograd shapes: a single partial tile, odd sizes, asymmetric padding, several images per block, a batch whose
+    /// tiles end mid-group, and several blocks.
+    static let winogradShapes: [(n: Int, c: Int, h: Int, w: Int, co: Int, padding: (top: Int, left: Int, bottom: Int, right: Int))] = [
+        (1, 1, 3, 3, 1, (0, 0, 0, 0)), (2, 3, 9, 7, 5, (1, 1, 1, 1)), (3, 16, 14, 14, 32, (1, 1, 1, 1)),
+        (1, 17, 6, 11, 19, (1, 0, 0, 1)), (2, 8, 30, 30, 8, (0, 0, 0, 0)), (5, 4, 5, 5, 3, (2, 2, 2, 2)),
+        (5, 16, 130, 130, 16, (0, 0, 0, 0)),  // 5,120 tiles: two blocks (4,096 and 1,024)
+    ]
+
+    @Test("Winograd F(4x4, 3x3) equals the naive convolution, forward and input gradient", arguments: 0..<winogradShapes.count)
+    func winogradConvolution(_ index: Int) throws {
+        let s = Self.winogradShapes[index], p = s.padding
+        let (oh, ow) = (s.h + p.top + p.bottom - 2, s.w + p.left + p.right - 2)
+        let x = randomTensor([s.n * s.c * s.h * s.w], seed: 41).values
+        let w = randomTensor([s.co * s.c * 9], seed: 42).values, b = randomTensor([s.co], seed: 43).values
+        var u = [Float](repeating: 0, count: cnn_winograd_filter_size(Int32(s.c), Int32(s.co)))
+        cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), 0, &u)
+        var fast = [Float](repeating: .nan, count: s.n * s.co * oh * ow), twoThreads = fast
+        cnn_winograd_conv3x3(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(p.top), Int32(p.left),
+                             Int32(oh), Int32(ow), &fast, 1)
+        cnn_winograd_conv3x3(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(p.top), Int32(p.left),
+                             Int32(oh), Int32(ow), &twoThreads, 2)
+        #expect(fast.map(\.bitPattern) == twoThreads.map(\.bitPattern), "the thread count must not change a bit")
+        let (inPlane, outPlane) = (s.c * s.h * s.w, s.co * oh * ow)
+        for image in 0..<s.n {
+            var expected = [Float](repeating: 0, count: outPlane)
+            cnn_conv2d_naive(Array(x[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w), w, b,
+                             Int32(s.co), 1, 3, 3, 1, 1, Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &expected)
+            let got = fast[(image * outPlane)..<((image + 1) * outPlane)]
+            let error = zip(got, expected).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+            #expect(error < 1e-4, "case \(index), image \(image): error \(error)")
+        }
+        // The input gradient: the flipped filter over dY with the complementary padding gives the naive twin's dX,
+        // which is the adjoint of the forward (checked as <dY, conv(x)> = <dX(dY), x> without bias).
+        let dy = randomTensor([s.n * outPlane], seed: 44).values
+        var flipped = [Float](repeating: 0, count: u.count)
+        cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), 1, &flipped)
+        var dx = [Float](repeating: .nan, count: s.n * inPlane)
+        cnn_winograd_conv3x3(dy, Int32(s.n), Int32(s.co), Int32(oh), Int32(ow), flipped, nil, Int32(s.c), Int32(2 - p.top),
+                             Int32(2 - p.left), Int32(s.h), Int32(s.w), &dx, 2)
+        var forward = [Float](repeating: 0, count: s.n * outPlane)
+        for image in 0..<s.n {
+            var part = [Float](repeating: 0, count: outPlane)
+            cnn_conv2d_naive(Array(x[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w), w, nil,
+                             Int32(s.co), 1, 3, 3, 1, 1, Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &part)
+            forward.replaceSubrange((image * outPlane)..<((image + 1) * outPlane), with: part)
+        }
+        let left = zip(dy, forward).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let right = zip(dx, x).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(left - right) <= 1e-4 * max(1, abs(left)), "case \(index): <dY, conv x> = \(left), <dX, x> = \(right)")
+        // The weight gradient, added to what dw holds, against the naive twin image by image.
+        var fastW = [Float](repeating: 0.5, count: w.count), slowW = fastW
+        cnn_winograd_weight_gradient(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), Int32(p.top), Int32(p.left),
+                                     Int32(oh), Int32(ow), &fastW, 2)
+        for image in 0..<s.n {
+            cnn_conv2d_weight_gradient_naive(Array(x[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w),
+                                             Array(dy[(image * outPlane)..<((image + 1) * outPlane)]), Int32(s.co), 1, 3, 3, 1, 1,
+                                             Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &slowW)
+        }
+        let scale = slowW.map { abs($0) }.max()!
+        let errorW = zip(fastW, slowW).map { abs($0 - $1) }.max()! / max(1, scale)
+        #expect(errorW < 1e-5, "case \(index): weight gradient error \(errorW) of the largest \(scale)")
+    }
+
+    @Test func winogradAndLoweredConvolutionsAgreeInsideTheLayer() throws {
+        // The same layer (3x3, padding 1, and an asymmetric 'same' case) with Winograd and with im2col + GEMM.
+        for (padding, shape) in [(Padding.uniform(1), [3, 16, 9, 10]), (.explicit(top: 0, left: 1, bottom: 1, right: 0), [2, 16, 8, 8])] {
+            func run(winograd: Bool) -> [Tensor] {
+                let conv = Conv2D(inputChannels: 16, outputChannels: 24, kernelSize: 3, padding: padding)
+                conv.allowsWinograd = winograd
+                var rng = RandomGenerator(seed: 4)
+                conv.resetParameters(using: &rng)
+                conv.bias!.value = randomTensor([24], seed: 7)
+                let y = Tensor(copying: conv.forward(randomTensor(shape, seed: 5), training: true))
+                conv.weight.zeroGradient()
+                conv.bias!.zeroGradient()
+                let dx = Tensor(copying: conv.backward(randomTensor(y.shape, seed: 6)))
+                return [y, Tensor(copying: conv.weight.gradient), Tensor(copying: conv.bias!.gradient), dx]
+            }
+            let winograd = run(winograd: true), lowered = run(winograd: false)
+            for (name, (a, b)) in zip(["y", "dW", "db", "dX"], zip(winograd, lowered)) {
+                #expect(a.shape == b.shape)
+                let error = zip(a.values, b.values).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+                #expect(error < 1e-4, "\(name) with \(padding): \(error)")
+            }
+        }
+    }
+
     @Test func samePaddingFollowsTensorFlow() {
         // TensorFlow: output ceil(in / stride), the odd extra padding at the bottom/right.
         let p = Padding.same.amounts(height: 224, width: 224, kernel: (7, 7), stride: (2, 2))

@@ -103,6 +103,10 @@ public final class Conv2D: Layer, Initializable {
     public var computesInputGradient = true
     /// Whether the direct kernels may serve this layer (tests turn them off to compare with the lowered path).
     var allowsDirectKernels = true
+    /// Whether Winograd's F(4x4, 3x3) may serve this layer (3x3, stride 1, one group): forward and both gradients.
+    var allowsWinograd = true
+    /// Turns Winograd off for the whole process: `cnn bench --no-winograd` measures the lowered path it replaces.
+    nonisolated(unsafe) public static var winogradEnabled = true
     /// Pads as "same" where the window would not fit the input (see `SmallInputs`).
     public let adaptsToSmallInputs = SmallInputs.adapting
 
@@ -110,6 +114,7 @@ public final class Conv2D: Layer, Initializable {
     private var output: Tensor?, inputGradient: Tensor?
     private var columns: [Tensor] = [], columnGradients: [Tensor] = [], scratch: [Tensor] = []
     private var weightGradients: [Tensor] = [], biasGradients: [Tensor] = []
+    private var winogradFilter: Tensor?
 
     public init(
         inputChannels: Int, outputChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
@@ -213,6 +218,25 @@ public final class Conv2D: Layer, Initializable {
         return col
     }
 
+    /// Whether Winograd serves this input: a 3x3 stride-1 kernel in one group, with enough channels on both sides
+    /// for the 36 GEMMs to be worth their transforms (a first layer's 3 input channels are not).
+    private func usesWinograd(_ inputShape: [Int], _ g: WindowGeometry) -> Bool {
+        allowsWinograd && Conv2D.winogradEnabled && groups == 1 && kernelSize == (3, 3) && stride == (1, 1)
+            && inputChannels >= 16 && outputChannels >= 16 && g.outputHeight >= 8 && g.outputWidth >= 8
+    }
+
+    /// y = the Winograd convolution of x [N, C, H, W]; with `inputGradient`, the input gradient of dY instead
+    /// (the 180-degree-turned filter with channels exchanged, and the padding that undoes the forward's).
+    private func winograd(_ x: Tensor, geometry g: WindowGeometry, into y: Tensor, inputGradient: Bool) {
+        let (c, co) = inputGradient ? (outputChannels, inputChannels) : (inputChannels, outputChannels)
+        let u = Tensor.reuse(&winogradFilter, shape: [Int(cnn_winograd_filter_size(Int32(c), Int32(co)))])
+        cnn_winograd_transform_filter(weight.data, Int32(outputChannels), Int32(inputChannels), inputGradient ? 1 : 0, u.data)
+        let (top, left) = inputGradient ? (2 - g.padTop, 2 - g.padLeft) : (g.padTop, g.padLeft)
+        cnn_winograd_conv3x3(x.data, Int32(x.shape[0]), Int32(c), Int32(x.shape[2]), Int32(x.shape[3]), u.data,
+                             inputGradient ? nil : bias?.value.data, Int32(co), Int32(top), Int32(left),
+                             Int32(y.shape[2]), Int32(y.shape[3]), y.data, Int32(Parallel.threads))
+    }
+
     private func buffers(_ list: inout [Tensor], count: Int, shape: [Int]) {
         if list.count != count || list.first?.shape != shape { list = (0..<count).map { _ in Tensor(shape: shape) } }
     }
@@ -237,6 +261,10 @@ public final class Conv2D: Layer, Initializable {
                                               Int32(kh), Int32(kw), Int32(oh), Int32(ow), out + image * co * p)
                 }
             }
+            return y
+        }
+        if usesWinograd(input.shape, g) {
+            winograd(input, geometry: g, into: y, inputGradient: false)
             return y
         }
         if coversWholeInput(input.shape, g) {
@@ -301,6 +329,15 @@ public final class Conv2D: Layer, Initializable {
             if computesInputGradient {
                 Gemm.multiply(m: n, n: k, k: co, a: dy, lda: co, b: weight.data, ldb: k, c: dx.data, ldc: k)
             }
+            return dx
+        }
+        if usesWinograd(input.shape, g) {
+            // Both gradients over the whole batch in the transformed domain; db sums dY.
+            let dy = outputGradient.data
+            if let bias { cnn_accumulate_channel_sums(dy, bias.gradient.data, Int32(n), Int32(co), Int32(p)) }
+            cnn_winograd_weight_gradient(input.data, Int32(n), Int32(c), Int32(h), Int32(w), dy, Int32(co), Int32(g.padTop),
+                                         Int32(g.padLeft), Int32(oh), Int32(ow), weight.gradient.data, Int32(Parallel.threads))
+            if computesInputGradient { winograd(outputGradient, geometry: g, into: dx, inputGradient: true) }
             return dx
         }
         let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)

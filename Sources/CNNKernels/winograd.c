@@ -1,0 +1,400 @@
+// 3x3 stride-1 convolution by Winograd's minimal filtering, F(4x4, 3x3) (Lavin and Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2015): each 4x4 block of outputs comes from a 6x6 block of input through
+// Y = A^T [(G g G^T) .* (B^T d B)] A, so the multiplications per output fall from 9 C to 36 C / 16 = 2.25 C.
+// Summed over the input channels, the element-wise products become 36 independent GEMMs
+// M[xi] (CO x tiles) = U[xi] (CO x C) V[xi] (C x tiles), one per position xi of the 6x6 transformed tile.
+//
+// Legend: N batch, C input channels, H x W input, CO output channels, OH x OW output, PT/PL top/left padding
+// (the bottom/right padding is implied by OH and OW); TH x TW = tiles per image, ceil(OH / 4) x ceil(OW / 4);
+// xi = 0..35, the position in a transformed tile; LANES tiles are transformed side by side.
+//
+// The batch's tiles are processed in blocks of up to a few thousand, one after another; each block goes through
+// three parallel phases (transform the input by channels, the 36 GEMMs by xi, transform the output by output
+// channel), so every value is computed by one chunk whatever the thread count, and small layers (Inception's 7x7
+// maps: 64 tiles at batch 16) use every thread too. A block's buffers belong to the calling thread and are kept.
+#include "cnn_kernels.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum { LANES = 16, TILE = 6, OUT = 4, XI = TILE * TILE };
+
+// ---- The three transforms, on LANES tiles at once --------------------------------------------------
+
+#define FOR_LANES for (int l = 0; l < LANES; l++)
+
+/// out[i] = (B^T in)[i] for six vectors of LANES floats, `stride` floats apart.
+#define INPUT_1D(in, si, out, so)                                                                                  \
+    FOR_LANES {                                                                                                    \
+        float d0 = in[0 * si + l], d1 = in[1 * si + l], d2 = in[2 * si + l], d3 = in[3 * si + l];                  \
+        float d4 = in[4 * si + l], d5 = in[5 * si + l];                                                            \
+        out[0 * so + l] = 4 * d0 - 5 * d2 + d4;                                                                    \
+        out[1 * so + l] = -4 * (d1 + d2) + d3 + d4;                                                                \
+        out[2 * so + l] = 4 * (d1 - d2) - d3 + d4;                                                                 \
+        out[3 * so + l] = 2 * (d3 - d1) - d2 + d4;                                                                 \
+        out[4 * so + l] = 2 * (d1 - d3) - d2 + d4;                                                                 \
+        out[5 * so + l] = 4 * d1 - 5 * d3 + d5;                                                                    \
+    }
+
+/// out[i] = (A^T in)[i], six vectors to four.
+#define OUTPUT_1D(in, si, out, so)                                                                                 \
+    FOR_LANES {                                                                                                    \
+        float m0 = in[0 * si + l], m1 = in[1 * si + l], m2 = in[2 * si + l], m3 = in[3 * si + l];                  \
+        float m4 = in[4 * si + l], m5 = in[5 * si + l];                                                            \
+        float s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;                                          \
+        out[0 * so + l] = m0 + s12 + s34;                                                                          \
+        out[1 * so + l] = d12 + 2 * d34;                                                                           \
+        out[2 * so + l] = s12 + 4 * s34;                                                                           \
+        out[3 * so + l] = d12 + 8 * d34 + m5;                                                                      \
+    }
+
+/// out[i] = (A in)[i], four vectors to six: the adjoint of OUTPUT_1D.
+#define GRADIENT_1D(in, si, out, so)                                                                               \
+    FOR_LANES {                                                                                                    \
+        float y0 = in[0 * si + l], y1 = in[1 * si + l], y2 = in[2 * si + l], y3 = in[3 * si + l];                  \
+        float s02 = y0 + y2, s13 = y1 + y3, f02 = y0 + 4 * y2, f13 = 2 * y1 + 8 * y3;                              \
+        out[0 * so + l] = y0;                                                                                      \
+        out[1 * so + l] = s02 + s13;                                                                               \
+        out[2 * so + l] = s02 - s13;                                                                               \
+        out[3 * so + l] = f02 + f13;                                                                               \
+        out[4 * so + l] = f02 - f13;                                                                               \
+        out[5 * so + l] = y3;                                                                                      \
+    }
+
+/// dy [4][4][LANES] to dm [36][LANES] = A dy A^T, lane by lane: the adjoint of the output transform.
+#define DEFINE_GRADIENT_TRANSFORM(NAME, ATTRIBUTES)                                                                \
+    ATTRIBUTES static void NAME(const float *restrict dy, float *restrict dm) {                                   \
+        float t[TILE * OUT * LANES];                                                                               \
+        for (int j = 0; j < OUT; j++) {                                                                            \
+            const float *in = dy + j * LANES;                                                                      \
+            float *out = t + j * LANES;                                                                            \
+            GRADIENT_1D(in, OUT * LANES, out, OUT * LANES)                                                         \
+        }                                                                                                          \
+        for (int i = 0; i < TILE; i++) {                                                                           \
+            const float *in = t + i * OUT * LANES;                                                                 \
+            float *out = dm + i * TILE * LANES;                                                                    \
+            GRADIENT_1D(in, LANES, out, LANES)                                                                     \
+        }                                                                                                          \
+    }
+
+/// d [6][6][LANES] to v [36][LANES] = B^T d B, lane by lane.
+#define DEFINE_INPUT_TRANSFORM(NAME, ATTRIBUTES)                                                                   \
+    ATTRIBUTES static void NAME(const float *restrict d, float *restrict v) {                                     \
+        float t[TILE * TILE * LANES];                                                                              \
+        for (int j = 0; j < TILE; j++) {                                                                           \
+            const float *in = d + j * LANES;                                                                       \
+            float *out = t + j * LANES;                                                                            \
+            INPUT_1D(in, TILE * LANES, out, TILE * LANES)                                                          \
+        }                                                                                                          \
+        for (int i = 0; i < TILE; i++) {                                                                           \
+            const float *in = t + i * TILE * LANES;                                                                \
+            float *out = v + i * TILE * LANES;                                                                     \
+            INPUT_1D(in, LANES, out, LANES)                                                                        \
+        }                                                                                                          \
+    }
+
+/// m [36][LANES] to o [4][4][LANES] = A^T m A, lane by lane.
+#define DEFINE_OUTPUT_TRANSFORM(NAME, ATTRIBUTES)                                                                  \
+    ATTRIBUTES static void NAME(const float *restrict m, float *restrict o) {                                     \
+        float t[OUT * TILE * LANES];                                                                               \
+        for (int j = 0; j < TILE; j++) {                                                                           \
+            const float *in = m + j * LANES;                                                                       \
+            float *out = t + j * LANES;                                                                            \
+            OUTPUT_1D(in, TILE * LANES, out, TILE * LANES)                                                         \
+        }                                                                                                          \
+        for (int i = 0; i < OUT; i++) {                                                                            \
+            const float *in = t + i * TILE * LANES;                                                                \
+            float *out = o + i * OUT * LANES;                                                                      \
+            OUTPUT_1D(in, LANES, out, LANES)                                                                       \
+        }                                                                                                          \
+    }
+
+DEFINE_INPUT_TRANSFORM(input_transform_portable, )
+DEFINE_OUTPUT_TRANSFORM(output_transform_portable, )
+DEFINE_GRADIENT_TRANSFORM(gradient_transform_portable, )
+#if defined(__x86_64__)
+DEFINE_INPUT_TRANSFORM(input_transform_avx512, __attribute__((target("avx512f,fma"))))
+DEFINE_OUTPUT_TRANSFORM(output_transform_avx512, __attribute__((target("avx512f,fma"))))
+DEFINE_GRADIENT_TRANSFORM(gradient_transform_avx512, __attribute__((target("avx512f,fma"))))
+#endif
+
+typedef void (*transform_fn)(const float *restrict, float *restrict);
+
+/// The filter transform's matrix (6 x 3).
+static const double G[TILE][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
+/// g [3][3] to u [36] = G g G^T, in double precision (the filter transform runs once per call).
+static void filter_transform(const float *g, int row_stride, int column_stride, double *u) {
+    double t[TILE][3];
+    for (int i = 0; i < TILE; i++)
+        for (int b = 0; b < 3; b++) {
+            double s = 0;
+            for (int a = 0; a < 3; a++) s += G[i][a] * g[a * row_stride + b * column_stride];
+            t[i][b] = s;
+        }
+    for (int i = 0; i < TILE; i++)
+        for (int j = 0; j < TILE; j++) {
+            double s = 0;
+            for (int b = 0; b < 3; b++) s += t[i][b] * G[j][b];
+            u[i * TILE + j] = s;
+        }
+}
+
+void cnn_winograd_transform_filter(const float *w, int CO, int C, int flip, float *u) {
+    double t[XI];
+    for (int o = 0; o < CO; o++)
+        for (int c = 0; c < C; c++) {
+            const float *g = w + ((size_t)o * C + c) * 9;
+            // flip: the filter of the input gradient, w'[c][o] = w[o][c] turned by 180 degrees.
+            if (flip) filter_transform(g + 8, -3, -1, t);
+            else filter_transform(g, 3, 1, t);
+            size_t rows = flip ? (size_t)C : (size_t)CO, columns = flip ? (size_t)CO : (size_t)C;
+            size_t row = flip ? (size_t)c : (size_t)o, column = flip ? (size_t)o : (size_t)c;
+            for (int xi = 0; xi < XI; xi++) u[(size_t)xi * rows * columns + row * columns + column] = (float)t[xi];
+        }
+}
+
+// ---- The convolution -------------------------------------------------------------------------------
+
+/// The calling thread's buffers for a block: V [36][C][block] and M [36][CO][block] (or dM), kept between calls.
+static _Thread_local float *block_buffer;
+static _Thread_local size_t block_capacity;
+
+static float *block_memory(size_t count) {
+    if (count > block_capacity) {
+        free(block_buffer);
+        void *memory = NULL;
+        if (posix_memalign(&memory, 64, count * sizeof(float)) != 0) abort();
+        block_buffer = memory;
+        block_capacity = count;
+    }
+    return block_buffer;
+}
+
+typedef struct {
+    const float *x, *u, *bias, *dy;
+    float *y, *du;
+    int N, C, H, W, CO, PT, PL, OH, OW, TH, TW;
+    long tiles;
+    int block, parts;
+    transform_fn input_transform, output_transform, gradient_transform;
+    // The block in progress: its first tile, its tile count, its GEMM width (whole groups of lanes), its buffers.
+    long t0;
+    int count, width;
+    float *v, *m;
+} job;
+
+/// The tile's image, and the top-left output coordinate of tile t.
+static void tile_origin(const job *j, long tile, long *image, int *y0, int *x0) {
+    *image = tile / ((long)j->TH * j->TW);
+    long r = tile % ((long)j->TH * j->TW);
+    *y0 = (int)(r / j->TW) * OUT;
+    *x0 = (int)(r % j->TW) * OUT;
+}
+
+/// The share [begin, end) of `total` that part `part` of j->parts takes.
+static void share(const job *j, int part, int total, int *begin, int *end) {
+    *begin = (int)((long)part * total / j->parts);
+    *end = (int)((long)(part + 1) * total / j->parts);
+}
+
+/// Phase 1: V [36][C][block] = B^T d B of the block's tiles of x for this part's channels; lanes past the block's
+/// last tile are zeros.
+static void input_phase(void *context, int part) {
+    const job *j = context;
+    const int C = j->C, H = j->H, W = j->W, block = j->block;
+    int c0, c1;
+    share(j, part, C, &c0, &c1);
+    float d[TILE * TILE * LANES] __attribute__((aligned(64)));
+    float t[XI * LANES] __attribute__((aligned(64)));
+    for (int g = 0; g < j->width; g += LANES) {
+        long image[LANES];
+        int top[LANES], left[LANES], valid[LANES];
+        FOR_LANES {
+            valid[l] = g + l < j->count;
+            int y0, x0;
+            tile_origin(j, valid[l] ? j->t0 + g + l : j->t0, &image[l], &y0, &x0);
+            top[l] = y0 - j->PT;
+            left[l] = x0 - j->PL;
+        }
+        for (int c = c0; c < c1; c++) {
+            FOR_LANES {
+                const float *plane = j->x + ((size_t)image[l] * C + c) * H * W;
+                int y0 = top[l], x0 = left[l];
+                if (valid[l] && y0 >= 0 && x0 >= 0 && y0 + TILE <= H && x0 + TILE <= W) {
+                    for (int a = 0; a < TILE; a++) {
+                        const float *row = plane + (size_t)(y0 + a) * W + x0;
+                        for (int b = 0; b < TILE; b++) d[(a * TILE + b) * LANES + l] = row[b];
+                    }
+                } else {
+                    for (int a = 0; a < TILE; a++)
+                        for (int b = 0; b < TILE; b++) {
+                            int yy = y0 + a, xx = x0 + b;
+                            int inside = valid[l] && yy >= 0 && yy < H && xx >= 0 && xx < W;
+                            d[(a * TILE + b) * LANES + l] = inside ? plane[(size_t)yy * W + xx] : 0;
+                        }
+                }
+            }
+            j->input_transform(d, t);
+            for (int xi = 0; xi < XI; xi++)
+                memcpy(j->v + ((size_t)xi * C + c) * block + g, t + xi * LANES, LANES * sizeof(float));
+        }
+    }
+}
+
+/// Phase 2 of the forward pass: M[xi] (CO x width) = U[xi] (CO x C) V[xi] (C x width).
+static void product_phase(void *context, int xi) {
+    const job *j = context;
+    cnn_sgemm(0, 0, j->CO, j->width, j->C, 1.0f, j->u + (size_t)xi * j->CO * j->C, j->C, j->v + (size_t)xi * j->C * j->block,
+              j->block, 0.0f, j->m + (size_t)xi * j->CO * j->block, j->block);
+}
+
+/// Phase 3 of the forward pass: y = A^T M A + bias for this part's output channels.
+static void output_phase(void *context, int part) {
+    const job *j = context;
+    const int CO = j->CO, block = j->block;
+    int o0, o1;
+    share(j, part, CO, &o0, &o1);
+    float d[TILE * TILE * LANES] __attribute__((aligned(64)));
+    float t[XI * LANES] __attribute__((aligned(64)));
+    for (int g = 0; g < j->width; g += LANES) {
+        for (int o = o0; o < o1; o++) {
+            for (int xi = 0; xi < XI; xi++)
+                memcpy(t + xi * LANES, j->m + ((size_t)xi * CO + o) * block + g, LANES * sizeof(float));
+            j->output_transform(t, d);
+            float bias = j->bias ? j->bias[o] : 0;
+            for (int l = 0; l < LANES && g + l < j->count; l++) {
+                long image;
+                int y0, x0;
+                tile_origin(j, j->t0 + g + l, &image, &y0, &x0);
+                float *plane = j->y + ((size_t)image * CO + o) * j->OH * j->OW;
+                int rows = j->OH - y0 < OUT ? j->OH - y0 : OUT, columns = j->OW - x0 < OUT ? j->OW - x0 : OUT;
+                for (int a = 0; a < rows; a++)
+                    for (int b = 0; b < columns; b++)
+                        plane[(size_t)(y0 + a) * j->OW + x0 + b] = d[(a * OUT + b) * LANES + l] + bias;
+            }
+        }
+    }
+}
+
+/// Phase 1 of the weight gradient, beside input_phase: dM [36][CO][block] = A dy A^T for this part's output
+/// channels, dY read as zero past the output's edge and in lanes past the block's last tile.
+static void gradient_phase(void *context, int part) {
+    const job *j = context;
+    const int CO = j->CO, block = j->block;
+    int o0, o1;
+    share(j, part, CO, &o0, &o1);
+    float d[OUT * OUT * LANES] __attribute__((aligned(64)));
+    float t[XI * LANES] __attribute__((aligned(64)));
+    for (int g = 0; g < j->width; g += LANES) {
+        for (int o = o0; o < o1; o++) {
+            memset(d, 0, sizeof d);
+            for (int l = 0; l < LANES && g + l < j->count; l++) {
+                long image;
+                int y0, x0;
+                tile_origin(j, j->t0 + g + l, &image, &y0, &x0);
+                const float *plane = j->dy + ((size_t)image * CO + o) * j->OH * j->OW;
+                int rows = j->OH - y0 < OUT ? j->OH - y0 : OUT, columns = j->OW - x0 < OUT ? j->OW - x0 : OUT;
+                for (int a = 0; a < rows; a++)
+                    for (int b = 0; b < columns; b++) d[(a * OUT + b) * LANES + l] = plane[(size_t)(y0 + a) * j->OW + x0 + b];
+            }
+            j->gradient_transform(d, t);
+            for (int xi = 0; xi < XI; xi++)
+                memcpy(j->m + ((size_t)xi * CO + o) * block + g, t + xi * LANES, LANES * sizeof(float));
+        }
+    }
+}
+
+static void input_and_gradient_phase(void *context, int part) {
+    input_phase(context, part);
+    gradient_phase(context, part);
+}
+
+/// Phase 2 of the weight gradient: dU[xi] (CO x C) += dM[xi] (CO x width) V[xi]^T (width x C).
+static void gradient_product_phase(void *context, int xi) {
+    const job *j = context;
+    cnn_sgemm(0, 1, j->CO, j->C, j->width, 1.0f, j->m + (size_t)xi * j->CO * j->block, j->block,
+              j->v + (size_t)xi * j->C * j->block, j->block, 1.0f, j->du + (size_t)xi * j->CO * j->C, j->C);
+}
+
+/// The tiling (blocks of up to 4096 tiles within about 32 MB of buffers), the parts of the transform phases, the
+/// transforms for this CPU, and the calling thread's buffers.
+static void plan(job *j, int threads) {
+    j->TH = (j->OH + OUT - 1) / OUT;
+    j->TW = (j->OW + OUT - 1) / OUT;
+    j->tiles = (long)j->N * j->TH * j->TW;
+    long block = (32L << 20) / ((long)sizeof(float) * XI * (j->C + j->CO));
+    long whole = (j->tiles + LANES - 1) / LANES * LANES;
+    if (block > 4096) block = 4096;
+    block = block / LANES * LANES;
+    if (block < 4 * LANES) block = 4 * LANES;
+    if (block > whole) block = whole;
+    j->block = (int)block;
+    j->parts = 4 * (threads < 1 ? 1 : threads);
+    j->input_transform = input_transform_portable;
+    j->output_transform = output_transform_portable;
+    j->gradient_transform = gradient_transform_portable;
+#if defined(__x86_64__)
+    if (cnn_isa_active() == CNN_ISA_AVX512) {
+        j->input_transform = input_transform_avx512;
+        j->output_transform = output_transform_avx512;
+        j->gradient_transform = gradient_transform_avx512;
+    }
+#endif
+    j->v = block_memory((size_t)XI * block * (j->C + j->CO));
+    j->m = j->v + (size_t)XI * j->C * block;
+}
+
+/// Steps j through its blocks.
+static int next_block(job *j, long t0) {
+    if (t0 >= j->tiles) return 0;
+    j->t0 = t0;
+    j->count = (int)(j->tiles - t0 < j->block ? j->tiles - t0 : j->block);
+    j->width = (j->count + LANES - 1) / LANES * LANES;
+    return 1;
+}
+
+size_t cnn_winograd_filter_size(int C, int CO) { return (size_t)XI * C * CO; }
+
+void cnn_winograd_conv3x3(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int CO,
+                          int PT, int PL, int OH, int OW, float *y, int threads) {
+    if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0) return;
+    job j = {.x = x, .u = u, .bias = bias, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO, .PT = PT, .PL = PL,
+             .OH = OH, .OW = OW};
+    plan(&j, threads);
+    for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
+        cnn_parallel_run(j.parts, threads, input_phase, &j);
+        cnn_parallel_run(XI, threads, product_phase, &j);
+        cnn_parallel_run(j.parts, threads, output_phase, &j);
+    }
+}
+
+void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int PT, int PL,
+                                  int OH, int OW, float *dw, int threads) {
+    if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0) return;
+    job j = {.x = x, .dy = dy, .N = N, .C = C, .H = H, .W = W, .CO = CO, .PT = PT, .PL = PL, .OH = OH, .OW = OW};
+    plan(&j, threads);
+    // dU [36][CO][C], summed block after block in order.
+    j.du = calloc((size_t)XI * CO * C, sizeof(float));
+    if (!j.du) abort();
+    for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
+        cnn_parallel_run(j.parts, threads, input_and_gradient_phase, &j);
+        cnn_parallel_run(XI, threads, gradient_product_phase, &j);
+    }
+    // dW = G^T dU G for each filter, added to dw.
+    for (int o = 0; o < CO; o++)
+        for (int c = 0; c < C; c++) {
+            double t[TILE][3] = {{0}};
+            for (int i = 0; i < TILE; i++)
+                for (int b = 0; b < 3; b++)
+                    for (int k = 0; k < TILE; k++) t[i][b] += j.du[(size_t)(i * TILE + k) * CO * C + (size_t)o * C + c] * G[k][b];
+            float *g = dw + ((size_t)o * C + c) * 9;
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) {
+                    double sum = 0;
+                    for (int i = 0; i < TILE; i++) sum += G[i][a] * t[i][b];
+                    g[a * 3 + b] += (float)sum;
+                }
+        }
+    free(j.du);
+}
