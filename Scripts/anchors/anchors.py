@@ -14,9 +14,20 @@ import time
 THREADS = 2
 
 
+# The networks beside LeNet-5, as ANCHORS.md measured them: name -> (our registry name and options, input size).
+BIG = {
+    "alexnet-cifar": (["alexnet-cifar"], 224),
+    "vgg16": (["vgg16", "--classes", "10"], 224),
+    "googlenet-torchvision": (["googlenet-torchvision"], 224),
+}
+
+
 def ours(cnn, model, batch, mode, steps):
-    out = subprocess.run([cnn, "bench", model, "--batch-size", str(batch), f"--{mode}", "--steps", str(steps),
-                          "--threads", str(THREADS), "--json"], check=True, capture_output=True, text=True).stdout
+    arguments = BIG[model][0] if model in BIG else [model]
+    warmup = 1 if model in BIG else 5
+    out = subprocess.run([cnn, "bench", *arguments, "--batch-size", str(batch), f"--{mode}", "--steps", str(steps),
+                          "--warmup", str(warmup), "--threads", str(THREADS), "--json"],
+                         check=True, capture_output=True, text=True).stdout
     return json.loads(out)["images_per_second"]
 
 
@@ -40,20 +51,58 @@ def torch_lenet5():
         nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
 
 
-def torch_bench(batch, mode, steps):
+def torch_alexnet_cifar():
+    """The reference Keras CIFAR-10 AlexNet at 224 (46,787,978 parameters), as `cnn summary alexnet-cifar` lists it."""
+    import torch.nn as nn
+    return nn.Sequential(
+        nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
+        nn.Linear(6400, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 10))
+
+
+def torch_model(model):
+    import torchvision
+    if model == "lenet5":
+        return torch_lenet5(), (1, 32, 32), 10
+    if model == "alexnet-cifar":
+        return torch_alexnet_cifar(), (3, 224, 224), 10
+    if model == "vgg16":
+        return torchvision.models.vgg16(num_classes=10), (3, 224, 224), 10
+    if model == "googlenet-torchvision":
+        # With its two auxiliary heads in training (weighted 0.3, as in the paper), as ours.
+        return torchvision.models.googlenet(num_classes=1000, aux_logits=True, init_weights=True), (3, 224, 224), 1000
+    raise ValueError(model)
+
+
+def torch_bench(model_name, batch, mode, steps, channels_last=False):
     import torch
     torch.set_num_threads(THREADS)
-    model = torch_lenet5()
-    x = torch.rand(batch, 1, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    model, shape, classes = torch_model(model_name)
+    x = torch.rand(batch, *shape)
+    y = torch.randint(0, classes, (batch,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    big = model_name in BIG
+    warmup = 1 if big else 5
     if mode == "train":
         model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        # LeNet-5 with Adam (as `cnn train`); the big networks with SGD and momentum (as `cnn bench`).
+        optimizer = (torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9) if big
+                     else torch.optim.Adam(model.parameters(), lr=1e-3))
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            out = model(x)
+            if isinstance(out, tuple):  # GoogLeNet's (logits, aux2, aux1)
+                loss = loss_fn(out[0], y) + 0.3 * (loss_fn(out[1], y) + loss_fn(out[2], y))
+            else:
+                loss = loss_fn(out, y)
+            loss.backward()
             optimizer.step()
     else:
         model.eval()
@@ -61,30 +110,56 @@ def torch_bench(batch, mode, steps):
         def step():
             with torch.inference_mode():
                 model(x)
-    return batch / timed_median(step, steps)
+    return batch / timed_median(step, steps, warmup)
 
 
-def tf_bench(batch, mode, steps):
+def tf_model(model):
+    """Keras models, or None where ANCHORS.md has no TensorFlow figure (GoogLeNet)."""
+    from tensorflow import keras
+    layers = keras.layers
+    if model == "lenet5":
+        return keras.Sequential([
+            keras.Input((32, 32, 1)),
+            layers.Conv2D(6, 5, activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(16, 5, activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(120, 5, activation="relu"), layers.Flatten(),
+            layers.Dense(84, activation="relu"), layers.Dense(10, activation="softmax")]), (32, 32, 1), 10
+    if model == "alexnet-cifar":
+        return keras.Sequential([
+            keras.Input((224, 224, 3)),
+            layers.Conv2D(96, 11, strides=4, activation="relu"), layers.MaxPooling2D(3, 2),
+            layers.Conv2D(256, 5, padding="same", activation="relu"), layers.MaxPooling2D(3, 2),
+            layers.Conv2D(384, 3, padding="same", activation="relu"), layers.Conv2D(384, 3, padding="same", activation="relu"),
+            layers.Conv2D(256, 3, padding="same", activation="relu"), layers.MaxPooling2D(3, 2), layers.Flatten(),
+            layers.Dense(4096, activation="relu"), layers.Dropout(0.5), layers.Dense(4096, activation="relu"),
+            layers.Dropout(0.5), layers.Dense(10, activation="softmax")]), (224, 224, 3), 10
+    if model == "vgg16":
+        return keras.applications.VGG16(weights=None, classes=10), (224, 224, 3), 10
+    return None
+
+
+def tf_bench(model_name, batch, mode, steps):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)
     from tensorflow import keras
-    model = keras.Sequential([
-        keras.Input((32, 32, 1)),
-        keras.layers.Conv2D(6, 5, activation="relu"), keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(16, 5, activation="relu"), keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(120, 5, activation="relu"), keras.layers.Flatten(),
-        keras.layers.Dense(84, activation="relu"), keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    x = np.random.rand(batch, 32, 32, 1).astype("float32")
-    y = np.random.randint(0, 10, batch)
+    keras.backend.clear_session()
+    built = tf_model(model_name)
+    if built is None:
+        return None
+    model, shape, classes = built
+    big = model_name in BIG
+    optimizer = keras.optimizers.SGD(1e-4, momentum=0.9) if big else keras.optimizers.Adam(1e-3)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    x = np.random.rand(batch, *shape).astype("float32")
+    y = np.random.randint(0, classes, batch)
     if mode == "train":
         step = lambda: model.train_on_batch(x, y)
     else:
         step = lambda: model.predict_on_batch(x)
-    return batch / timed_median(step, steps)
+    return batch / timed_median(step, steps, 1 if big else 5)
 
 
 def gemm_torch(n, threads, repeats=10):
@@ -101,30 +176,47 @@ def main():
     parser.add_argument("--kernel-bench", required=True)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tensorflow", action="store_true")
+    parser.add_argument("--models", default="lenet5",
+                        help="comma-separated: lenet5, alexnet-cifar, vgg16, googlenet-torchvision, or all")
+    parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
     args = parser.parse_args()
+    chosen = ["lenet5", *BIG] if args.models == "all" else args.models.split(",")
 
-    workloads = [  # model, batch, mode, timed steps
+    workloads = [  # model, batch, mode, timed steps (the issue's table)
         ("lenet5", 32, "train", 300), ("lenet5", 128, "train", 100),
         ("lenet5", 1000, "infer", 30), ("lenet5", 1, "infer", 500),
+        ("alexnet-cifar", 32, "train", 4), ("alexnet-cifar", 32, "infer", 6),
+        ("vgg16", 16, "train", 2), ("vgg16", 16, "infer", 3),
+        ("googlenet-torchvision", 16, "train", 4), ("googlenet-torchvision", 16, "infer", 6),
     ]
+    columns = ["ours", "pytorch", "torch-CL", "tensorflow"]
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  {THREADS} threads, medians of {args.runs} runs; images/s (batch 1: ms)")
-    print(f"{'workload':28}{'ours':>12}{'pytorch':>12}{'tensorflow':>12}{'ratio':>8}")
+    print(f"{'workload':34}" + "".join(f"{c:>12}" for c in columns) + f"{'ratio':>8}")
     for model, batch, mode, steps in workloads:
-        figures = {"ours": [], "pytorch": [], "tensorflow": []}
+        if model not in chosen:
+            continue
+        figures = {c: [] for c in columns}
         for _ in range(args.runs):  # interleaved, so noise hits all alike
             figures["ours"].append(ours(args.cnn, model, batch, mode, steps))
-            figures["pytorch"].append(torch_bench(batch, mode, steps))
+            figures["pytorch"].append(torch_bench(model, batch, mode, steps))
+            if model in BIG:  # channels_last: the better PyTorch layout for the big networks in ANCHORS.md
+                figures["torch-CL"].append(torch_bench(model, batch, mode, steps, channels_last=True))
             if args.tensorflow:
-                figures["tensorflow"].append(tf_bench(batch, mode, steps))
+                figure = tf_bench(model, batch, mode, steps)
+                if figure is not None:
+                    figures["tensorflow"].append(figure)
         med = {k: statistics.median(v) for k, v in figures.items() if v}
         best = max(v for k, v in med.items() if k != "ours")
         def show(k):
             if k not in med:
                 return f"{'-':>12}"
-            return f"{1000 / med[k]:>10.3f}ms" if batch == 1 else f"{med[k]:>12,.0f}"
-        print(f"{model + ' ' + mode + ' b' + str(batch):28}{show('ours')}{show('pytorch')}{show('tensorflow')}"
-              f"{med['ours'] / best:>8.2f}x")
+            if batch == 1:
+                return f"{1000 / med[k]:>10.3f}ms"
+            return f"{med[k]:>12,.0f}" if med[k] >= 100 else f"{med[k]:>12.2f}"
+        print(f"{model + ' ' + mode + ' b' + str(batch):34}" + "".join(show(c) for c in columns) + f"{med['ours'] / best:>8.2f}x")
         sys.stdout.flush()
+    if args.no_gemm:
+        return
 
     ours_gemm = json.loads(subprocess.run([args.kernel_bench, "--json", "--quick"], check=True,
                                           capture_output=True, text=True).stdout)

@@ -2,13 +2,15 @@
 # Side-by-side benchmark: ClassicCNN against PyTorch (and TensorFlow with --tensorflow) on this machine, the same
 # models at the same shapes, 2 threads, medians of repeated runs, printed with the ratio ours / best anchor.
 #
-#     Scripts/anchors/run.sh [--tensorflow] [--runs 5]
+#     Scripts/anchors/run.sh [--tensorflow] [--runs 5] [--models lenet5|alexnet-cifar|vgg16|googlenet-torchvision|all] [--no-gemm]
+#
+# LeNet-5 takes about 2 minutes with TensorFlow; `--models all` about 40 (VGG16 training steps take 6-15 s each).
 #
 # Makes a venv (.venv-anchors, or $ANCHORS_VENV) and installs torch (and tensorflow-cpu) from PyPI the first time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv="${ANCHORS_VENV:-.venv-anchors}"
-packages=(torch numpy)
+packages=(torch torchvision numpy)
 for argument in "$@"; do [ "$argument" = "--tensorflow" ] && packages+=(tensorflow-cpu); done
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
 "$venv/bin/python" -m pip install -q "${packages[@]}"

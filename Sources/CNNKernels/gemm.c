@@ -86,6 +86,50 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
 AVX512_KERNEL(12)
 AVX512_KERNEL(8)
 AVX512_KERNEL(4)
+
+/// C = alpha A B^T + beta C for few rows of A (a fully connected layer's batch): dot products of rows, four rows of
+/// A by four rows of B at a time, without packing. Packing B^T (the layer's weights, VGG16's fc6 holds 103 million
+/// of them) would transpose every weight for a handful of rows.
+__attribute__((target("avx512f,fma")))
+static void sgemm_dots_avx512(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                              float beta, float *C, int ldc) {
+    const __mmask16 tail = (__mmask16)((1u << (K % 16)) - 1);
+    const int whole = K / 16 * 16;
+    // Four rows of B (read from memory once, then from L2) against every row of A (which stays in L2).
+    for (int j0 = 0; j0 < N; j0 += 4) {
+        const float *b[4];
+        for (int c = 0; c < 4; c++) b[c] = B + (size_t)(j0 + c < N ? j0 + c : N - 1) * ldb;
+        for (int i0 = 0; i0 < M; i0 += 4) {
+            const float *a[4];
+            for (int r = 0; r < 4; r++) a[r] = A + (size_t)(i0 + r < M ? i0 + r : M - 1) * lda;
+            __m512 acc[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+            for (int p = 0; p < whole; p += 16) {
+                __m512 bv[4];
+                for (int c = 0; c < 4; c++) bv[c] = _mm512_loadu_ps(b[c] + p);
+                for (int r = 0; r < 4; r++) {
+                    __m512 av = _mm512_loadu_ps(a[r] + p);
+                    for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(av, bv[c], acc[r][c]);
+                }
+            }
+            if (tail) {
+                __m512 bv[4];
+                for (int c = 0; c < 4; c++) bv[c] = _mm512_maskz_loadu_ps(tail, b[c] + whole);
+                for (int r = 0; r < 4; r++) {
+                    __m512 av = _mm512_maskz_loadu_ps(tail, a[r] + whole);
+                    for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(av, bv[c], acc[r][c]);
+                }
+            }
+            for (int r = 0; r < 4 && i0 + r < M; r++)
+                for (int c = 0; c < 4 && j0 + c < N; c++) {
+                    float *out = C + (size_t)(i0 + r) * ldc + j0 + c;
+                    float value = alpha * _mm512_reduce_add_ps(acc[r][c]);
+                    *out = beta == 0.0f ? value : value + beta * *out;
+                }
+        }
+    }
+}
 #endif
 
 // ---- Dispatch ----------------------------------------------------------------------------------------
@@ -250,6 +294,15 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+#ifdef CNN_X86
+    // A few long rows against B^T (a fully connected layer's forward pass at a small batch): dot products.
+    if (arch->kernel == kernel_avx512_12x32 || arch->kernel == kernel_avx512_8x32 || arch->kernel == kernel_avx512_4x32) {
+        if (!trans_a && trans_b && M <= 64 && K >= 256 && N >= 64) {
+            sgemm_dots_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+    }
+#endif
     // beta == 0: the first k-block stores instead of accumulating, so C is never read (nor cleared first).
     if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
 

@@ -1,12 +1,16 @@
-// 3x3 stride-1 convolution by Winograd's minimal filtering, F(4x4, 3x3) (Lavin and Gray, "Fast Algorithms for
-// Convolutional Neural Networks", 2015): each 4x4 block of outputs comes from a 6x6 block of input through
-// Y = A^T [(G g G^T) .* (B^T d B)] A, so the multiplications per output fall from 9 C to 36 C / 16 = 2.25 C.
+// Stride-1 convolution by Winograd's minimal filtering (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2015), on 6x6 input tiles: F(4x4, 3x3) for 3x3 kernels and F(2x2, 5x5) for 5x5 kernels. Each OUT x OUT
+// block of outputs comes from a 6x6 block of input through Y = A^T [(G g G^T) .* (B^T d B)] A, so the
+// multiplications per output fall from 9 C to 36 C / 16 = 2.25 C (3x3) and from 25 C to 36 C / 4 = 9 C (5x5).
 // Summed over the input channels, the element-wise products become 36 independent GEMMs
 // M[xi] (CO x tiles) = U[xi] (CO x C) V[xi] (C x tiles), one per position xi of the 6x6 transformed tile.
+// Both use the interpolation points 0, 1, -1, 2, -2 and infinity, which give both the same B^T (checked by solving
+// for it from A^T and G: Scripts/reference/winograd_matrices.py).
 //
-// Legend: N batch, C input channels, H x W input, CO output channels, OH x OW output, PT/PL top/left padding
-// (the bottom/right padding is implied by OH and OW); TH x TW = tiles per image, ceil(OH / 4) x ceil(OW / 4);
-// xi = 0..35, the position in a transformed tile; LANES tiles are transformed side by side.
+// Legend: N batch, C input channels, H x W input, CO output channels, R x R kernel, OUT = 7 - R outputs per tile
+// side, OH x OW output, PT/PL top/left padding (the bottom/right padding is implied by OH and OW); TH x TW = tiles
+// per image, ceil(OH / OUT) x ceil(OW / OUT); xi = 0..35, the position in a transformed tile; LANES tiles are
+// transformed side by side.
 //
 // The batch's tiles are processed in blocks of up to a few thousand, one after another; each block goes through
 // three parallel phases (transform the input by channels, the 36 GEMMs by xi, transform the output by output
@@ -16,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { LANES = 16, TILE = 6, OUT = 4, XI = TILE * TILE };
+enum { LANES = 16, TILE = 6, XI = TILE * TILE, OUT_MAX = 4, BLOCK_MAX = 4096 };
 
 // ---- The three transforms, on LANES tiles at once --------------------------------------------------
 
@@ -60,8 +64,8 @@ enum { LANES = 16, TILE = 6, OUT = 4, XI = TILE * TILE };
         out[5 * so + l] = y3;                                                                                      \
     }
 
-/// dy [4][4][LANES] to dm [36][LANES] = A dy A^T, lane by lane: the adjoint of the output transform.
-#define DEFINE_GRADIENT_TRANSFORM(NAME, ATTRIBUTES)                                                                \
+/// dy [OUT][OUT][LANES] to dm [36][LANES] = A dy A^T, lane by lane: the adjoint of the output transform.
+#define DEFINE_GRADIENT_TRANSFORM(NAME, ATTRIBUTES, GRADIENT_1D, OUT)                                              \
     ATTRIBUTES static void NAME(const float *restrict dy, float *restrict dm) {                                   \
         float t[TILE * OUT * LANES];                                                                               \
         for (int j = 0; j < OUT; j++) {                                                                            \
@@ -74,6 +78,27 @@ enum { LANES = 16, TILE = 6, OUT = 4, XI = TILE * TILE };
             float *out = dm + i * TILE * LANES;                                                                    \
             GRADIENT_1D(in, LANES, out, LANES)                                                                     \
         }                                                                                                          \
+    }
+
+/// F(2, 5): out[i] = (A^T in)[i], six vectors to two.
+#define OUTPUT_1D_F2(in, si, out, so)                                                                              \
+    FOR_LANES {                                                                                                    \
+        float m0 = in[0 * si + l], m1 = in[1 * si + l], m2 = in[2 * si + l], m3 = in[3 * si + l];                  \
+        float m4 = in[4 * si + l], m5 = in[5 * si + l];                                                            \
+        out[0 * so + l] = m0 + (m1 + m2) + (m3 + m4);                                                              \
+        out[1 * so + l] = (m1 - m2) + 2 * (m3 - m4) + m5;                                                          \
+    }
+
+/// F(2, 5): out[i] = (A in)[i], two vectors to six: the adjoint of OUTPUT_1D_F2.
+#define GRADIENT_1D_F2(in, si, out, so)                                                                            \
+    FOR_LANES {                                                                                                    \
+        float y0 = in[0 * si + l], y1 = in[1 * si + l];                                                           \
+        out[0 * so + l] = y0;                                                                                      \
+        out[1 * so + l] = y0 + y1;                                                                                 \
+        out[2 * so + l] = y0 - y1;                                                                                 \
+        out[3 * so + l] = y0 + 2 * y1;                                                                             \
+        out[4 * so + l] = y0 - 2 * y1;                                                                             \
+        out[5 * so + l] = y1;                                                                                      \
     }
 
 /// d [6][6][LANES] to v [36][LANES] = B^T d B, lane by lane.
@@ -92,8 +117,8 @@ enum { LANES = 16, TILE = 6, OUT = 4, XI = TILE * TILE };
         }                                                                                                          \
     }
 
-/// m [36][LANES] to o [4][4][LANES] = A^T m A, lane by lane.
-#define DEFINE_OUTPUT_TRANSFORM(NAME, ATTRIBUTES)                                                                  \
+/// m [36][LANES] to o [OUT][OUT][LANES] = A^T m A, lane by lane.
+#define DEFINE_OUTPUT_TRANSFORM(NAME, ATTRIBUTES, OUTPUT_1D, OUT)                                                  \
     ATTRIBUTES static void NAME(const float *restrict m, float *restrict o) {                                     \
         float t[OUT * TILE * LANES];                                                                               \
         for (int j = 0; j < TILE; j++) {                                                                           \
@@ -108,51 +133,79 @@ enum { LANES = 16, TILE = 6, OUT = 4, XI = TILE * TILE };
         }                                                                                                          \
     }
 
+#define AVX512 __attribute__((target("avx512f,fma")))
 DEFINE_INPUT_TRANSFORM(input_transform_portable, )
-DEFINE_OUTPUT_TRANSFORM(output_transform_portable, )
-DEFINE_GRADIENT_TRANSFORM(gradient_transform_portable, )
+DEFINE_OUTPUT_TRANSFORM(output_transform_f4_portable, , OUTPUT_1D, 4)
+DEFINE_OUTPUT_TRANSFORM(output_transform_f2_portable, , OUTPUT_1D_F2, 2)
+DEFINE_GRADIENT_TRANSFORM(gradient_transform_f4_portable, , GRADIENT_1D, 4)
+DEFINE_GRADIENT_TRANSFORM(gradient_transform_f2_portable, , GRADIENT_1D_F2, 2)
 #if defined(__x86_64__)
-DEFINE_INPUT_TRANSFORM(input_transform_avx512, __attribute__((target("avx512f,fma"))))
-DEFINE_OUTPUT_TRANSFORM(output_transform_avx512, __attribute__((target("avx512f,fma"))))
-DEFINE_GRADIENT_TRANSFORM(gradient_transform_avx512, __attribute__((target("avx512f,fma"))))
+DEFINE_INPUT_TRANSFORM(input_transform_avx512, AVX512)
+DEFINE_OUTPUT_TRANSFORM(output_transform_f4_avx512, AVX512, OUTPUT_1D, 4)
+DEFINE_OUTPUT_TRANSFORM(output_transform_f2_avx512, AVX512, OUTPUT_1D_F2, 2)
+DEFINE_GRADIENT_TRANSFORM(gradient_transform_f4_avx512, AVX512, GRADIENT_1D, 4)
+DEFINE_GRADIENT_TRANSFORM(gradient_transform_f2_avx512, AVX512, GRADIENT_1D_F2, 2)
 #endif
 
 typedef void (*transform_fn)(const float *restrict, float *restrict);
 
-/// The filter transform's matrix (6 x 3).
-static const double G[TILE][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+/// The filter transforms' matrices G (6 x R): F(4, 3) and F(2, 5).
+static const double G3[TILE][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+static const double G5[TILE][5] = {{1.0 / 4, 0, 0, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+                                   {0, 0, 0, 0, 1}};
 
-/// g [3][3] to u [36] = G g G^T, in double precision (the filter transform runs once per call).
-static void filter_transform(const float *g, int row_stride, int column_stride, double *u) {
-    double t[TILE][3];
+/// Filters (rows) x (columns) with the column index in LANES: u [36][rows][columns] = G g G^T of the filters in
+/// row `row`, columns column0 ..< column0 + count. R is a constant in each instantiation, so the loops over lanes
+/// vectorise; the transform runs on every forward and backward pass (the weights change at each step).
+static inline __attribute__((always_inline)) void transform_filters(const float *w, int CO, int C, const int R, int flip,
+                                                                   int row, int column0, int count, float *u) {
+    float g[5 * 5][LANES], t[TILE * 5][LANES], v[XI][LANES];
+    const size_t rows = flip ? (size_t)C : (size_t)CO, columns = flip ? (size_t)CO : (size_t)C;
+    for (int l = 0; l < LANES; l++) {
+        int column = column0 + (l < count ? l : 0);
+        int o = flip ? column : row, c = flip ? row : column;
+        const float *filter = w + ((size_t)o * C + c) * R * R;
+        // flip: the filter of the input gradient, w'[c][o] = w[o][c] turned by 180 degrees.
+        for (int e = 0; e < R * R; e++) g[e][l] = filter[flip ? R * R - 1 - e : e];
+    }
     for (int i = 0; i < TILE; i++)
-        for (int b = 0; b < 3; b++) {
-            double s = 0;
-            for (int a = 0; a < 3; a++) s += G[i][a] * g[a * row_stride + b * column_stride];
-            t[i][b] = s;
+        for (int b = 0; b < R; b++) {
+            FOR_LANES t[i * R + b][l] = 0;
+            for (int a = 0; a < R; a++) {
+                const float G = (float)(R == 3 ? G3[i][a] : G5[i][a]);
+                FOR_LANES t[i * R + b][l] += G * g[a * R + b][l];
+            }
         }
     for (int i = 0; i < TILE; i++)
         for (int j = 0; j < TILE; j++) {
-            double s = 0;
-            for (int b = 0; b < 3; b++) s += t[i][b] * G[j][b];
-            u[i * TILE + j] = s;
+            FOR_LANES v[i * TILE + j][l] = 0;
+            for (int b = 0; b < R; b++) {
+                const float G = (float)(R == 3 ? G3[j][b] : G5[j][b]);
+                FOR_LANES v[i * TILE + j][l] += t[i * R + b][l] * G;
+            }
+        }
+    for (int xi = 0; xi < XI; xi++) memcpy(u + (size_t)xi * rows * columns + (size_t)row * columns + column0, v[xi], count * sizeof(float));
+}
+
+int cnn_winograd_available(int R) { return R == 3 || R == 5; }
+
+void cnn_winograd_transform_filter(const float *w, int CO, int C, int R, int flip, float *u) {
+    const int rows = flip ? C : CO, columns = flip ? CO : C;
+    for (int row = 0; row < rows; row++)
+        for (int column0 = 0; column0 < columns; column0 += LANES) {
+            int count = columns - column0 < LANES ? columns - column0 : LANES;
+            if (R == 3) transform_filters(w, CO, C, 3, flip, row, column0, count, u);
+            else transform_filters(w, CO, C, 5, flip, row, column0, count, u);
         }
 }
 
-void cnn_winograd_transform_filter(const float *w, int CO, int C, int flip, float *u) {
-    double t[XI];
-    for (int o = 0; o < CO; o++)
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((size_t)o * C + c) * 9;
-            // flip: the filter of the input gradient, w'[c][o] = w[o][c] turned by 180 degrees.
-            if (flip) filter_transform(g + 8, -3, -1, t);
-            else filter_transform(g, 3, 1, t);
-            size_t rows = flip ? (size_t)C : (size_t)CO, columns = flip ? (size_t)CO : (size_t)C;
-            size_t row = flip ? (size_t)c : (size_t)o, column = flip ? (size_t)o : (size_t)c;
-            for (int xi = 0; xi < XI; xi++) u[(size_t)xi * rows * columns + row * columns + column] = (float)t[xi];
-        }
-}
+/// G's entry (i, a) for an R x R kernel.
+static double g_entry(int R, int i, int a) { return R == 3 ? G3[i][a] : G5[i][a]; }
 
 // ---- The convolution -------------------------------------------------------------------------------
 
@@ -174,7 +227,7 @@ static float *block_memory(size_t count) {
 typedef struct {
     const float *x, *u, *bias, *dy;
     float *y, *du;
-    int N, C, H, W, CO, PT, PL, OH, OW, TH, TW;
+    int N, C, H, W, CO, R, out, PT, PL, OH, OW, TH, TW;
     long tiles;
     int block, parts;
     transform_fn input_transform, output_transform, gradient_transform;
@@ -182,14 +235,14 @@ typedef struct {
     long t0;
     int count, width;
     float *v, *m;
+    const int *origins;  // per tile of the block: image, top and left output coordinate
 } job;
 
-/// The tile's image, and the top-left output coordinate of tile t.
-static void tile_origin(const job *j, long tile, long *image, int *y0, int *x0) {
-    *image = tile / ((long)j->TH * j->TW);
-    long r = tile % ((long)j->TH * j->TW);
-    *y0 = (int)(r / j->TW) * OUT;
-    *x0 = (int)(r % j->TW) * OUT;
+/// The image and the top-left output coordinate of the block's tile i (i < count).
+static inline void tile_origin(const job *j, int i, long *image, int *y0, int *x0) {
+    *image = j->origins[3 * i];
+    *y0 = j->origins[3 * i + 1];
+    *x0 = j->origins[3 * i + 2];
 }
 
 /// The share [begin, end) of `total` that part `part` of j->parts takes.
@@ -207,21 +260,18 @@ static void input_phase(void *context, int part) {
     share(j, part, C, &c0, &c1);
     float d[TILE * TILE * LANES] __attribute__((aligned(64)));
     float t[XI * LANES] __attribute__((aligned(64)));
-    for (int g = 0; g < j->width; g += LANES) {
-        long image[LANES];
-        int top[LANES], left[LANES], valid[LANES];
-        FOR_LANES {
-            valid[l] = g + l < j->count;
-            int y0, x0;
-            tile_origin(j, valid[l] ? j->t0 + g + l : j->t0, &image[l], &y0, &x0);
-            top[l] = y0 - j->PT;
-            left[l] = x0 - j->PL;
-        }
-        for (int c = c0; c < c1; c++) {
+    // Channel by channel, so that the 36 rows of V written for a channel are written from start to end.
+    for (int c = c0; c < c1; c++) {
+        for (int g = 0; g < j->width; g += LANES) {
             FOR_LANES {
-                const float *plane = j->x + ((size_t)image[l] * C + c) * H * W;
-                int y0 = top[l], x0 = left[l];
-                if (valid[l] && y0 >= 0 && x0 >= 0 && y0 + TILE <= H && x0 + TILE <= W) {
+                int valid = g + l < j->count;
+                long image;
+                int y0, x0;
+                tile_origin(j, valid ? g + l : 0, &image, &y0, &x0);
+                y0 -= j->PT;
+                x0 -= j->PL;
+                const float *plane = j->x + ((size_t)image * C + c) * H * W;
+                if (valid && y0 >= 0 && x0 >= 0 && y0 + TILE <= H && x0 + TILE <= W) {
                     for (int a = 0; a < TILE; a++) {
                         const float *row = plane + (size_t)(y0 + a) * W + x0;
                         for (int b = 0; b < TILE; b++) d[(a * TILE + b) * LANES + l] = row[b];
@@ -230,7 +280,7 @@ static void input_phase(void *context, int part) {
                     for (int a = 0; a < TILE; a++)
                         for (int b = 0; b < TILE; b++) {
                             int yy = y0 + a, xx = x0 + b;
-                            int inside = valid[l] && yy >= 0 && yy < H && xx >= 0 && xx < W;
+                            int inside = valid && yy >= 0 && yy < H && xx >= 0 && xx < W;
                             d[(a * TILE + b) * LANES + l] = inside ? plane[(size_t)yy * W + xx] : 0;
                         }
                 }
@@ -257,8 +307,9 @@ static void output_phase(void *context, int part) {
     share(j, part, CO, &o0, &o1);
     float d[TILE * TILE * LANES] __attribute__((aligned(64)));
     float t[XI * LANES] __attribute__((aligned(64)));
-    for (int g = 0; g < j->width; g += LANES) {
-        for (int o = o0; o < o1; o++) {
+    // Output channel by output channel: the 36 rows of M it reads are then read from start to end.
+    for (int o = o0; o < o1; o++) {
+        for (int g = 0; g < j->width; g += LANES) {
             for (int xi = 0; xi < XI; xi++)
                 memcpy(t + xi * LANES, j->m + ((size_t)xi * CO + o) * block + g, LANES * sizeof(float));
             j->output_transform(t, d);
@@ -266,12 +317,13 @@ static void output_phase(void *context, int part) {
             for (int l = 0; l < LANES && g + l < j->count; l++) {
                 long image;
                 int y0, x0;
-                tile_origin(j, j->t0 + g + l, &image, &y0, &x0);
+                tile_origin(j, g + l, &image, &y0, &x0);
                 float *plane = j->y + ((size_t)image * CO + o) * j->OH * j->OW;
-                int rows = j->OH - y0 < OUT ? j->OH - y0 : OUT, columns = j->OW - x0 < OUT ? j->OW - x0 : OUT;
+                const int out = j->out;
+                int rows = j->OH - y0 < out ? j->OH - y0 : out, columns = j->OW - x0 < out ? j->OW - x0 : out;
                 for (int a = 0; a < rows; a++)
                     for (int b = 0; b < columns; b++)
-                        plane[(size_t)(y0 + a) * j->OW + x0 + b] = d[(a * OUT + b) * LANES + l] + bias;
+                        plane[(size_t)(y0 + a) * j->OW + x0 + b] = d[(a * out + b) * LANES + l] + bias;
             }
         }
     }
@@ -284,19 +336,21 @@ static void gradient_phase(void *context, int part) {
     const int CO = j->CO, block = j->block;
     int o0, o1;
     share(j, part, CO, &o0, &o1);
-    float d[OUT * OUT * LANES] __attribute__((aligned(64)));
+    float d[OUT_MAX * OUT_MAX * LANES] __attribute__((aligned(64)));
     float t[XI * LANES] __attribute__((aligned(64)));
-    for (int g = 0; g < j->width; g += LANES) {
-        for (int o = o0; o < o1; o++) {
+    // Output channel by output channel, so that the 36 rows of dM written for it are written from start to end.
+    for (int o = o0; o < o1; o++) {
+        for (int g = 0; g < j->width; g += LANES) {
             memset(d, 0, sizeof d);
             for (int l = 0; l < LANES && g + l < j->count; l++) {
                 long image;
                 int y0, x0;
-                tile_origin(j, j->t0 + g + l, &image, &y0, &x0);
+                tile_origin(j, g + l, &image, &y0, &x0);
                 const float *plane = j->dy + ((size_t)image * CO + o) * j->OH * j->OW;
-                int rows = j->OH - y0 < OUT ? j->OH - y0 : OUT, columns = j->OW - x0 < OUT ? j->OW - x0 : OUT;
+                const int out = j->out;
+                int rows = j->OH - y0 < out ? j->OH - y0 : out, columns = j->OW - x0 < out ? j->OW - x0 : out;
                 for (int a = 0; a < rows; a++)
-                    for (int b = 0; b < columns; b++) d[(a * OUT + b) * LANES + l] = plane[(size_t)(y0 + a) * j->OW + x0 + b];
+                    for (int b = 0; b < columns; b++) d[(a * out + b) * LANES + l] = plane[(size_t)(y0 + a) * j->OW + x0 + b];
             }
             j->gradient_transform(d, t);
             for (int xi = 0; xi < XI; xi++)
@@ -320,30 +374,35 @@ static void gradient_product_phase(void *context, int xi) {
 /// The tiling (blocks of up to 4096 tiles within about 32 MB of buffers), the parts of the transform phases, the
 /// transforms for this CPU, and the calling thread's buffers.
 static void plan(job *j, int threads) {
-    j->TH = (j->OH + OUT - 1) / OUT;
-    j->TW = (j->OW + OUT - 1) / OUT;
+    j->out = TILE + 1 - j->R;
+    j->TH = (j->OH + j->out - 1) / j->out;
+    j->TW = (j->OW + j->out - 1) / j->out;
     j->tiles = (long)j->N * j->TH * j->TW;
     long block = (32L << 20) / ((long)sizeof(float) * XI * (j->C + j->CO));
     long whole = (j->tiles + LANES - 1) / LANES * LANES;
-    if (block > 4096) block = 4096;
+    if (block > BLOCK_MAX) block = BLOCK_MAX;
     block = block / LANES * LANES;
     if (block < 4 * LANES) block = 4 * LANES;
     if (block > whole) block = whole;
     j->block = (int)block;
     j->parts = 4 * (threads < 1 ? 1 : threads);
+    const int f4 = j->R == 3;
     j->input_transform = input_transform_portable;
-    j->output_transform = output_transform_portable;
-    j->gradient_transform = gradient_transform_portable;
+    j->output_transform = f4 ? output_transform_f4_portable : output_transform_f2_portable;
+    j->gradient_transform = f4 ? gradient_transform_f4_portable : gradient_transform_f2_portable;
 #if defined(__x86_64__)
     if (cnn_isa_active() == CNN_ISA_AVX512) {
         j->input_transform = input_transform_avx512;
-        j->output_transform = output_transform_avx512;
-        j->gradient_transform = gradient_transform_avx512;
+        j->output_transform = f4 ? output_transform_f4_avx512 : output_transform_f2_avx512;
+        j->gradient_transform = f4 ? gradient_transform_f4_avx512 : gradient_transform_f2_avx512;
     }
 #endif
     j->v = block_memory((size_t)XI * block * (j->C + j->CO));
     j->m = j->v + (size_t)XI * j->C * block;
 }
+
+/// The calling thread's table of the block's tile origins.
+static _Thread_local int origin_table[3 * BLOCK_MAX];
 
 /// Steps j through its blocks.
 static int next_block(job *j, long t0) {
@@ -351,16 +410,24 @@ static int next_block(job *j, long t0) {
     j->t0 = t0;
     j->count = (int)(j->tiles - t0 < j->block ? j->tiles - t0 : j->block);
     j->width = (j->count + LANES - 1) / LANES * LANES;
+    const long per_image = (long)j->TH * j->TW;
+    for (int i = 0; i < j->count; i++) {
+        long tile = t0 + i, r = tile % per_image;
+        origin_table[3 * i] = (int)(tile / per_image);
+        origin_table[3 * i + 1] = (int)(r / j->TW) * j->out;
+        origin_table[3 * i + 2] = (int)(r % j->TW) * j->out;
+    }
+    j->origins = origin_table;
     return 1;
 }
 
 size_t cnn_winograd_filter_size(int C, int CO) { return (size_t)XI * C * CO; }
 
-void cnn_winograd_conv3x3(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int CO,
-                          int PT, int PL, int OH, int OW, float *y, int threads) {
-    if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0) return;
-    job j = {.x = x, .u = u, .bias = bias, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO, .PT = PT, .PL = PL,
-             .OH = OH, .OW = OW};
+void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int CO, int R,
+                       int PT, int PL, int OH, int OW, float *y, int threads) {
+    if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0 || !cnn_winograd_available(R)) return;
+    job j = {.x = x, .u = u, .bias = bias, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R, .PT = PT,
+             .PL = PL, .OH = OH, .OW = OW};
     plan(&j, threads);
     for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
         cnn_parallel_run(j.parts, threads, input_phase, &j);
@@ -369,10 +436,11 @@ void cnn_winograd_conv3x3(const float *x, int N, int C, int H, int W, const floa
     }
 }
 
-void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int PT, int PL,
-                                  int OH, int OW, float *dw, int threads) {
-    if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0) return;
-    job j = {.x = x, .dy = dy, .N = N, .C = C, .H = H, .W = W, .CO = CO, .PT = PT, .PL = PL, .OH = OH, .OW = OW};
+void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int R, int PT,
+                                  int PL, int OH, int OW, float *dw, int threads) {
+    if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0 || !cnn_winograd_available(R)) return;
+    job j = {.x = x, .dy = dy, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R, .PT = PT, .PL = PL, .OH = OH,
+             .OW = OW};
     plan(&j, threads);
     // dU [36][CO][C], summed block after block in order.
     j.du = calloc((size_t)XI * CO * C, sizeof(float));
@@ -384,16 +452,17 @@ void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, co
     // dW = G^T dU G for each filter, added to dw.
     for (int o = 0; o < CO; o++)
         for (int c = 0; c < C; c++) {
-            double t[TILE][3] = {{0}};
+            double t[TILE][5] = {{0}};
             for (int i = 0; i < TILE; i++)
-                for (int b = 0; b < 3; b++)
-                    for (int k = 0; k < TILE; k++) t[i][b] += j.du[(size_t)(i * TILE + k) * CO * C + (size_t)o * C + c] * G[k][b];
-            float *g = dw + ((size_t)o * C + c) * 9;
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++) {
+                for (int b = 0; b < R; b++)
+                    for (int k = 0; k < TILE; k++)
+                        t[i][b] += j.du[(size_t)(i * TILE + k) * CO * C + (size_t)o * C + c] * g_entry(R, k, b);
+            float *g = dw + ((size_t)o * C + c) * R * R;
+            for (int a = 0; a < R; a++)
+                for (int b = 0; b < R; b++) {
                     double sum = 0;
-                    for (int i = 0; i < TILE; i++) sum += G[i][a] * t[i][b];
-                    g[a * 3 + b] += (float)sum;
+                    for (int i = 0; i < TILE; i++) sum += g_entry(R, i, a) * t[i][b];
+                    g[a * R + b] += (float)sum;
                 }
         }
     free(j.du);

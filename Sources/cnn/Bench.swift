@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup = 5
     @Flag(help: "Also print the median time of each top-level layer's forward and backward pass.") var profile = false
     @Flag(help: "Print JSON.") var json = false
-    @Flag(help: "Lower 3x3 stride-1 convolutions to im2col + GEMM instead of Winograd F(4x4, 3x3), to measure what it gains.")
+    @Flag(help: "Lower 3x3 and 5x5 stride-1 convolutions to im2col + GEMM instead of Winograd, to measure what it gains.")
     var noWinograd = false
     @OptionGroup var runtime: RuntimeOptions
 

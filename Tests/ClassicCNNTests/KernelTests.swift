@@ -12,6 +12,7 @@ struct KernelTests {
     static let gemmShapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (3, 5, 7), (12, 32, 1), (13, 33, 17), (6, 784, 25), (120, 1, 400), (64, 64, 300),
         (1, 1000, 257), (200, 37, 513), (5, 3100, 9),
+        (7, 70, 300), (16, 66, 272),  // few rows against B^T: the dot-product path (partial 4x4 blocks, with and without a K tail)
     ]
 
     @Test("sgemm equals the naive product", arguments: [(false, false), (true, false), (false, true), (true, true)])
@@ -138,50 +139,53 @@ struct KernelTests {
         }
     }
 
-    /// Winograd shapes: a single partial tile, odd sizes, asymmetric padding, several images per block, a batch whose
-    /// tiles end mid-group, and several blocks.
-    static let winogradShapes: [(n: Int, c: Int, h: Int, w: Int, co: Int, padding: (top: Int, left: Int, bottom: Int, right: Int))] = [
-        (1, 1, 3, 3, 1, (0, 0, 0, 0)), (2, 3, 9, 7, 5, (1, 1, 1, 1)), (3, 16, 14, 14, 32, (1, 1, 1, 1)),
-        (1, 17, 6, 11, 19, (1, 0, 0, 1)), (2, 8, 30, 30, 8, (0, 0, 0, 0)), (5, 4, 5, 5, 3, (2, 2, 2, 2)),
-        (5, 16, 130, 130, 16, (0, 0, 0, 0)),  // 5,120 tiles: two blocks (4,096 and 1,024)
+    /// Winograd shapes (R = 3 for F(4x4, 3x3), 5 for F(2x2, 5x5)): a single partial tile, odd sizes, asymmetric
+    /// padding, several images per block, a batch whose tiles end mid-group, and several blocks.
+    static let winogradShapes: [(r: Int, n: Int, c: Int, h: Int, w: Int, co: Int, padding: (top: Int, left: Int, bottom: Int, right: Int))] = [
+        (3, 1, 1, 3, 3, 1, (0, 0, 0, 0)), (3, 2, 3, 9, 7, 5, (1, 1, 1, 1)), (3, 3, 16, 14, 14, 32, (1, 1, 1, 1)),
+        (3, 1, 17, 6, 11, 19, (1, 0, 0, 1)), (3, 2, 8, 30, 30, 8, (0, 0, 0, 0)), (3, 5, 4, 5, 5, 3, (2, 2, 2, 2)),
+        (3, 5, 16, 130, 130, 16, (0, 0, 0, 0)),  // 5,120 tiles: two blocks (4,096 and 1,024)
+        (5, 1, 1, 5, 5, 1, (0, 0, 0, 0)), (5, 2, 3, 9, 8, 5, (2, 2, 2, 2)), (5, 3, 16, 13, 13, 24, (2, 2, 2, 2)),
+        (5, 1, 6, 7, 10, 7, (1, 3, 2, 0)), (5, 2, 5, 6, 6, 4, (4, 4, 4, 4)),
+        (5, 3, 16, 94, 94, 16, (0, 0, 0, 0)),  // 6,075 tiles: two blocks
     ]
 
-    @Test("Winograd F(4x4, 3x3) equals the naive convolution, forward and input gradient", arguments: 0..<winogradShapes.count)
+    @Test("Winograd equals the naive convolution: forward, input gradient and weight gradient", arguments: 0..<winogradShapes.count)
     func winogradConvolution(_ index: Int) throws {
-        let s = Self.winogradShapes[index], p = s.padding
-        let (oh, ow) = (s.h + p.top + p.bottom - 2, s.w + p.left + p.right - 2)
+        let s = Self.winogradShapes[index], p = s.padding, r = s.r
+        let (oh, ow) = (s.h + p.top + p.bottom - r + 1, s.w + p.left + p.right - r + 1)
         let x = randomTensor([s.n * s.c * s.h * s.w], seed: 41).values
-        let w = randomTensor([s.co * s.c * 9], seed: 42).values, b = randomTensor([s.co], seed: 43).values
+        let w = randomTensor([s.co * s.c * r * r], seed: 42).values, b = randomTensor([s.co], seed: 43).values
         var u = [Float](repeating: 0, count: cnn_winograd_filter_size(Int32(s.c), Int32(s.co)))
-        cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), 0, &u)
+        cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), Int32(r), 0, &u)
         var fast = [Float](repeating: .nan, count: s.n * s.co * oh * ow), twoThreads = fast
-        cnn_winograd_conv3x3(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(p.top), Int32(p.left),
-                             Int32(oh), Int32(ow), &fast, 1)
-        cnn_winograd_conv3x3(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(p.top), Int32(p.left),
-                             Int32(oh), Int32(ow), &twoThreads, 2)
+        cnn_winograd_conv(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(r), Int32(p.top), Int32(p.left),
+                          Int32(oh), Int32(ow), &fast, 1)
+        cnn_winograd_conv(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(r), Int32(p.top), Int32(p.left),
+                          Int32(oh), Int32(ow), &twoThreads, 2)
         #expect(fast.map(\.bitPattern) == twoThreads.map(\.bitPattern), "the thread count must not change a bit")
         let (inPlane, outPlane) = (s.c * s.h * s.w, s.co * oh * ow)
         for image in 0..<s.n {
             var expected = [Float](repeating: 0, count: outPlane)
             cnn_conv2d_naive(Array(x[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w), w, b,
-                             Int32(s.co), 1, 3, 3, 1, 1, Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &expected)
+                             Int32(s.co), 1, Int32(r), Int32(r), 1, 1, Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &expected)
             let got = fast[(image * outPlane)..<((image + 1) * outPlane)]
             let error = zip(got, expected).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
             #expect(error < 1e-4, "case \(index), image \(image): error \(error)")
         }
-        // The input gradient: the flipped filter over dY with the complementary padding gives the naive twin's dX,
-        // which is the adjoint of the forward (checked as <dY, conv(x)> = <dX(dY), x> without bias).
+        // The input gradient: the flipped filter over dY with the complementary padding is the adjoint of the
+        // forward (checked as <dY, conv(x)> = <dX(dY), x>, without bias).
         let dy = randomTensor([s.n * outPlane], seed: 44).values
         var flipped = [Float](repeating: 0, count: u.count)
-        cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), 1, &flipped)
+        cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), Int32(r), 1, &flipped)
         var dx = [Float](repeating: .nan, count: s.n * inPlane)
-        cnn_winograd_conv3x3(dy, Int32(s.n), Int32(s.co), Int32(oh), Int32(ow), flipped, nil, Int32(s.c), Int32(2 - p.top),
-                             Int32(2 - p.left), Int32(s.h), Int32(s.w), &dx, 2)
+        cnn_winograd_conv(dy, Int32(s.n), Int32(s.co), Int32(oh), Int32(ow), flipped, nil, Int32(s.c), Int32(r), Int32(r - 1 - p.top),
+                          Int32(r - 1 - p.left), Int32(s.h), Int32(s.w), &dx, 2)
         var forward = [Float](repeating: 0, count: s.n * outPlane)
         for image in 0..<s.n {
             var part = [Float](repeating: 0, count: outPlane)
             cnn_conv2d_naive(Array(x[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w), w, nil,
-                             Int32(s.co), 1, 3, 3, 1, 1, Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &part)
+                             Int32(s.co), 1, Int32(r), Int32(r), 1, 1, Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &part)
             forward.replaceSubrange((image * outPlane)..<((image + 1) * outPlane), with: part)
         }
         let left = zip(dy, forward).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
@@ -189,12 +193,12 @@ struct KernelTests {
         #expect(abs(left - right) <= 1e-4 * max(1, abs(left)), "case \(index): <dY, conv x> = \(left), <dX, x> = \(right)")
         // The weight gradient, added to what dw holds, against the naive twin image by image.
         var fastW = [Float](repeating: 0.5, count: w.count), slowW = fastW
-        cnn_winograd_weight_gradient(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), Int32(p.top), Int32(p.left),
-                                     Int32(oh), Int32(ow), &fastW, 2)
+        cnn_winograd_weight_gradient(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), Int32(r), Int32(p.top),
+                                     Int32(p.left), Int32(oh), Int32(ow), &fastW, 2)
         for image in 0..<s.n {
             cnn_conv2d_weight_gradient_naive(Array(x[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w),
-                                             Array(dy[(image * outPlane)..<((image + 1) * outPlane)]), Int32(s.co), 1, 3, 3, 1, 1,
-                                             Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &slowW)
+                                             Array(dy[(image * outPlane)..<((image + 1) * outPlane)]), Int32(s.co), 1, Int32(r), Int32(r),
+                                             1, 1, Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &slowW)
         }
         let scale = slowW.map { abs($0) }.max()!
         let errorW = zip(fastW, slowW).map { abs($0 - $1) }.max()! / max(1, scale)
@@ -202,10 +206,12 @@ struct KernelTests {
     }
 
     @Test func winogradAndLoweredConvolutionsAgreeInsideTheLayer() throws {
-        // The same layer (3x3, padding 1, and an asymmetric 'same' case) with Winograd and with im2col + GEMM.
-        for (padding, shape) in [(Padding.uniform(1), [3, 16, 9, 10]), (.explicit(top: 0, left: 1, bottom: 1, right: 0), [2, 16, 8, 8])] {
+        // The same layer (3x3 with padding 1, 3x3 with asymmetric padding, 5x5 with padding 2) with Winograd and with
+        // im2col + GEMM.
+        for (kernel, padding, shape) in [(3, Padding.uniform(1), [3, 16, 9, 10]), (3, .explicit(top: 0, left: 1, bottom: 1, right: 0), [2, 16, 8, 8]),
+                                         (5, .uniform(2), [2, 16, 11, 9])] {
             func run(winograd: Bool) -> [Tensor] {
-                let conv = Conv2D(inputChannels: 16, outputChannels: 24, kernelSize: 3, padding: padding)
+                let conv = Conv2D(inputChannels: 16, outputChannels: 24, kernelSize: kernel, padding: padding)
                 conv.allowsWinograd = winograd
                 var rng = RandomGenerator(seed: 4)
                 conv.resetParameters(using: &rng)
@@ -220,7 +226,7 @@ struct KernelTests {
             for (name, (a, b)) in zip(["y", "dW", "db", "dX"], zip(winograd, lowered)) {
                 #expect(a.shape == b.shape)
                 let error = zip(a.values, b.values).map { abs($0 - $1) / max(1, abs($1)) }.max()!
-                #expect(error < 1e-4, "\(name) with \(padding): \(error)")
+                #expect(error < 1e-4, "\(name), \(kernel)x\(kernel) with \(padding): \(error)")
             }
         }
     }

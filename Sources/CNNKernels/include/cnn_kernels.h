@@ -70,22 +70,24 @@ void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW, int SH, i
 void cnn_conv2d_naive(const float *x, int C, int H, int W, const float *w, const float *b, int CO, int groups,
                       int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float *y);
 
-// ---- Winograd F(4x4, 3x3): 3x3 kernels, stride 1, one group ------------------------------------------------
+// ---- Winograd on 6x6 tiles: F(4x4, 3x3) and F(2x2, 5x5); R x R kernels, stride 1, one group ------------------
 
+/// Whether Winograd serves R x R kernels (3 and 5).
+int cnn_winograd_available(int R);
 /// Floats in a transformed filter: 36 * C * CO.
 size_t cnn_winograd_filter_size(int C, int CO);
-/// w [CO, C, 3, 3] to u [36][CO][C]; with flip, the filter of the input gradient (each 3x3 turned by 180 degrees,
+/// w [CO, C, R, R] to u [36][CO][C]; with flip, the filter of the input gradient (each R x R turned by 180 degrees,
 /// input and output channels exchanged) to u [36][C][CO].
-void cnn_winograd_transform_filter(const float *w, int CO, int C, int flip, float *u);
-/// y [N, CO, OH, OW] = the 3x3 stride-1 convolution of x [N, C, H, W] with the filter u transformed by
-/// cnn_winograd_transform_filter, plus bias (or NULL); padding (top PT, left PL) reads as zero. Runs on `threads`.
-/// Its naive twin is cnn_conv2d_naive.
-void cnn_winograd_conv3x3(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int CO,
-                          int PT, int PL, int OH, int OW, float *y, int threads);
-/// dw [CO, C, 3, 3] += the weight gradient of that convolution for dy [N, CO, OH, OW], computed in the transformed
+void cnn_winograd_transform_filter(const float *w, int CO, int C, int R, int flip, float *u);
+/// y [N, CO, OH, OW] = the R x R stride-1 convolution of x [N, C, H, W] with the filter u transformed by
+/// cnn_winograd_transform_filter, plus bias (or NULL); padding (top PT, left PL) reads as zero. Runs on `threads`;
+/// the result does not depend on their number. Its naive twin is cnn_conv2d_naive.
+void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int CO, int R,
+                       int PT, int PL, int OH, int OW, float *y, int threads);
+/// dw [CO, C, R, R] += the weight gradient of that convolution for dy [N, CO, OH, OW], computed in the transformed
 /// domain (dU = sum over tiles of (A dy A^T) (B^T x B), then G^T dU G). Its naive twin is cnn_conv2d_weight_gradient_naive.
-void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int PT, int PL,
-                                  int OH, int OW, float *dw, int threads);
+void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int R, int PT,
+                                  int PL, int OH, int OW, float *dw, int threads);
 
 // ---- Direct convolution (few input taps, stride 1, no padding, one group) ----------------------------------
 

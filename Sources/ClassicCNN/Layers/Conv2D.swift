@@ -103,7 +103,7 @@ public final class Conv2D: Layer, Initializable {
     public var computesInputGradient = true
     /// Whether the direct kernels may serve this layer (tests turn them off to compare with the lowered path).
     var allowsDirectKernels = true
-    /// Whether Winograd's F(4x4, 3x3) may serve this layer (3x3, stride 1, one group): forward and both gradients.
+    /// Whether Winograd (F(4x4, 3x3) or F(2x2, 5x5)) may serve this layer (stride 1, one group): forward and both gradients.
     var allowsWinograd = true
     /// Turns Winograd off for the whole process: `cnn bench --no-winograd` measures the lowered path it replaces.
     nonisolated(unsafe) public static var winogradEnabled = true
@@ -218,10 +218,12 @@ public final class Conv2D: Layer, Initializable {
         return col
     }
 
-    /// Whether Winograd serves this input: a 3x3 stride-1 kernel in one group, with enough channels on both sides
-    /// for the 36 GEMMs to be worth their transforms (a first layer's 3 input channels are not).
+    /// Whether Winograd serves this input: a 3x3 or 5x5 stride-1 kernel in one group, with enough channels on both
+    /// sides for the 36 GEMMs to be worth their transforms (a first layer's 3 input channels are not), and an output
+    /// of at least 8x8 (on GoogLeNet's 7x7 maps a quarter of the tiles' outputs fall outside, and it was slower).
     private func usesWinograd(_ inputShape: [Int], _ g: WindowGeometry) -> Bool {
-        allowsWinograd && Conv2D.winogradEnabled && groups == 1 && kernelSize == (3, 3) && stride == (1, 1)
+        allowsWinograd && Conv2D.winogradEnabled && groups == 1 && kernelSize.height == kernelSize.width
+            && cnn_winograd_available(Int32(kernelSize.height)) != 0 && stride == (1, 1)
             && inputChannels >= 16 && outputChannels >= 16 && g.outputHeight >= 8 && g.outputWidth >= 8
     }
 
@@ -229,12 +231,13 @@ public final class Conv2D: Layer, Initializable {
     /// (the 180-degree-turned filter with channels exchanged, and the padding that undoes the forward's).
     private func winograd(_ x: Tensor, geometry g: WindowGeometry, into y: Tensor, inputGradient: Bool) {
         let (c, co) = inputGradient ? (outputChannels, inputChannels) : (inputChannels, outputChannels)
+        let r = kernelSize.height
         let u = Tensor.reuse(&winogradFilter, shape: [Int(cnn_winograd_filter_size(Int32(c), Int32(co)))])
-        cnn_winograd_transform_filter(weight.data, Int32(outputChannels), Int32(inputChannels), inputGradient ? 1 : 0, u.data)
-        let (top, left) = inputGradient ? (2 - g.padTop, 2 - g.padLeft) : (g.padTop, g.padLeft)
-        cnn_winograd_conv3x3(x.data, Int32(x.shape[0]), Int32(c), Int32(x.shape[2]), Int32(x.shape[3]), u.data,
-                             inputGradient ? nil : bias?.value.data, Int32(co), Int32(top), Int32(left),
-                             Int32(y.shape[2]), Int32(y.shape[3]), y.data, Int32(Parallel.threads))
+        cnn_winograd_transform_filter(weight.data, Int32(outputChannels), Int32(inputChannels), Int32(r), inputGradient ? 1 : 0, u.data)
+        let (top, left) = inputGradient ? (r - 1 - g.padTop, r - 1 - g.padLeft) : (g.padTop, g.padLeft)
+        cnn_winograd_conv(x.data, Int32(x.shape[0]), Int32(c), Int32(x.shape[2]), Int32(x.shape[3]), u.data,
+                          inputGradient ? nil : bias?.value.data, Int32(co), Int32(r), Int32(top), Int32(left),
+                          Int32(y.shape[2]), Int32(y.shape[3]), y.data, Int32(Parallel.threads))
     }
 
     private func buffers(_ list: inout [Tensor], count: Int, shape: [Int]) {
@@ -335,7 +338,7 @@ public final class Conv2D: Layer, Initializable {
             // Both gradients over the whole batch in the transformed domain; db sums dY.
             let dy = outputGradient.data
             if let bias { cnn_accumulate_channel_sums(dy, bias.gradient.data, Int32(n), Int32(co), Int32(p)) }
-            cnn_winograd_weight_gradient(input.data, Int32(n), Int32(c), Int32(h), Int32(w), dy, Int32(co), Int32(g.padTop),
+            cnn_winograd_weight_gradient(input.data, Int32(n), Int32(c), Int32(h), Int32(w), dy, Int32(co), Int32(kh), Int32(g.padTop),
                                          Int32(g.padLeft), Int32(oh), Int32(ow), weight.gradient.data, Int32(Parallel.threads))
             if computesInputGradient { winograd(outputGradient, geometry: g, into: dx, inputGradient: true) }
             return dx
