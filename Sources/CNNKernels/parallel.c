@@ -27,19 +27,29 @@ static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_once_t started = PTHREAD_ONCE_INIT;
 static int worker_count;
-static _Atomic unsigned generation;  // bumped once per job
+static _Atomic unsigned generation;  // bumped once per job, to wake the workers
 static _Atomic int sleepers;
-static _Atomic int next_chunk, remaining;
-static void (*job_fn)(void *, int);
-static void *job_context;
-static int job_chunks;
+
+/// A job, on the submitting thread's stack while it runs. Workers reach it only through `current_job`, and only
+/// while counted in `busy`: the submitter clears `current_job`, then waits for `busy` to fall to zero before it
+/// returns, so no worker can run a chunk of a job that has returned (or read one job's function with another's
+/// context: a worker that finished the last chunk of one job once went on to claim a chunk of the next before its
+/// fields were all written, and crashed in a returned job's context).
+typedef struct {
+    void (*fn)(void *, int);
+    void *context;
+    int chunks;
+    _Atomic int next_chunk, remaining;
+} job;
+static _Atomic(job *) current_job;
+static _Atomic int busy;
 static _Thread_local int inside_job;
 
-static void run_chunks(void) {
+static void run_chunks(job *j) {
     int chunk;
-    while ((chunk = atomic_fetch_add(&next_chunk, 1)) < job_chunks) {
-        job_fn(job_context, chunk);
-        atomic_fetch_sub(&remaining, 1);
+    while ((chunk = atomic_fetch_add(&j->next_chunk, 1)) < j->chunks) {
+        j->fn(j->context, chunk);
+        atomic_fetch_sub(&j->remaining, 1);
     }
 }
 
@@ -61,7 +71,10 @@ static void *worker(void *unused) {
             pthread_mutex_unlock(&sleep_lock);
         }
         seen = current;
-        run_chunks();
+        atomic_fetch_add(&busy, 1);
+        job *j = atomic_load(&current_job);
+        if (j) run_chunks(j);
+        atomic_fetch_sub(&busy, 1);
     }
     return NULL;
 }
@@ -94,11 +107,10 @@ void cnn_parallel_run(int chunks, int threads, void (*fn)(void *context, int chu
         for (int i = 0; i < chunks; i++) fn(context, i);
         return;
     }
-    job_fn = fn;
-    job_context = context;
-    job_chunks = chunks;
-    atomic_store(&remaining, chunks);
-    atomic_store(&next_chunk, 0);
+    job j = {.fn = fn, .context = context, .chunks = chunks};
+    atomic_init(&j.next_chunk, 0);
+    atomic_init(&j.remaining, chunks);
+    atomic_store(&current_job, &j);
     atomic_fetch_add(&generation, 1);
     if (atomic_load(&sleepers) > 0) {
         pthread_mutex_lock(&sleep_lock);
@@ -106,8 +118,10 @@ void cnn_parallel_run(int chunks, int threads, void (*fn)(void *context, int chu
         pthread_mutex_unlock(&sleep_lock);
     }
     inside_job = 1;
-    run_chunks();
+    run_chunks(&j);
     inside_job = 0;
-    while (atomic_load(&remaining) > 0) CPU_RELAX();
+    while (atomic_load(&j.remaining) > 0) CPU_RELAX();
+    atomic_store(&current_job, NULL);
+    while (atomic_load(&busy) > 0) CPU_RELAX();
     pthread_mutex_unlock(&submit_lock);
 }

@@ -3,6 +3,9 @@
 #include "cnn_kernels.h"
 #include <float.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /// The common 2x2 stride-2 unpadded case, branch-free: the same choices as the general loop (the first maximum in
 /// row-major window order wins; a NaN wins).
@@ -39,6 +42,26 @@ static void maxpool_2x2_values(const float *x, int planes, int H, int W, int OH,
         }
 }
 
+enum { SEPARABLE_MAX = 1 << 14 };
+
+/// The larger of m and v as the general loop chooses: v replaces m when greater, or when it is the first NaN.
+static inline int takes(float m, float v) { return m == m && (v > m || v != v); }
+
+/// Max pooling with any window, stride and padding, in two passes: each input row's maxima over the window's columns
+/// (the leftmost wins), then each output row's maxima over the window's rows of those (the topmost wins). That is
+/// the value and the index the general loop's row-major scan picks, for every window. The indices are kept when
+/// `argmax` is given (training). GoogLeNet's pooling branches (3x3, stride 1, padding 1) and its 3x3 stride-2
+/// pools spent a fifth of a step in the general loop's branches.
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static inline __mmask16 takes16(__m512 m, __m512 v) {
+    return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q));
+}
+#endif
+
+static void maxpool_separable(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                              int OH, int OW, float *restrict y, int32_t *restrict argmax, int avx512);
+
 void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int OH, int OW, float *y, int32_t *argmax) {
     int two_by_two = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W;
@@ -46,9 +69,134 @@ void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int K
         maxpool_2x2_values(x, planes, H, W, OH, OW, y);
     else if (two_by_two)
         maxpool_2x2(x, planes, H, W, OH, OW, y, argmax);
+    else if ((size_t)H * OW <= SEPARABLE_MAX)
+        maxpool_separable(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax, cnn_isa_active() == CNN_ISA_AVX512);
     else
         cnn_maxpool_forward_naive(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax);
 }
+
+#if defined(__x86_64__)
+/// The vertical pass on AVX-512: out[ow] and its index over rows h0 ..< h1 of `rows`/`columns`, 16 outputs at a time.
+__attribute__((target("avx512f")))
+static void vertical_avx512(const float *rows, const int32_t *columns, int OW, int W, int h0, int h1, float *out,
+                            int32_t *index) {
+    const __m512i width = _mm512_set1_epi32(W);
+    for (int ow = 0; ow < OW; ow += 16) {
+        __mmask16 live = OW - ow >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OW - ow)) - 1);
+        __m512 m = _mm512_maskz_loadu_ps(live, rows + (size_t)h0 * OW + ow);
+        __m512i where_h = _mm512_set1_epi32(h0);
+        __m512i where_w = index ? _mm512_maskz_loadu_epi32(live, columns + (size_t)h0 * OW + ow) : _mm512_setzero_si512();
+        for (int h = h0 + 1; h < h1; h++) {
+            __m512 v = _mm512_maskz_loadu_ps(live, rows + (size_t)h * OW + ow);
+            __mmask16 take = takes16(m, v) & live;
+            m = _mm512_mask_mov_ps(m, take, v);
+            if (index) {
+                where_h = _mm512_mask_mov_epi32(where_h, take, _mm512_set1_epi32(h));
+                where_w = _mm512_mask_loadu_epi32(where_w, take, columns + (size_t)h * OW + ow);
+            }
+        }
+        _mm512_mask_storeu_ps(out + ow, live, m);
+        if (index) _mm512_mask_storeu_epi32(index + ow, live, _mm512_add_epi32(_mm512_mullo_epi32(where_h, width), where_w));
+    }
+}
+
+/// The horizontal pass's interior on AVX-512 for strides 1 and 2: outputs ow0 ..< ow1, whose windows lie inside the
+/// row. With stride 2 the window's k-th columns of 16 outputs are the even elements of 32 from column 2 ow - PW + k.
+__attribute__((target("avx512f")))
+static void horizontal_avx512(const float *in, int W, int KW, int SW, int PW, int ow0, int ow1, float *out, int32_t *column) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_mullo_epi32(iota, _mm512_set1_epi32(SW));
+    for (int ow = ow0; ow < ow1; ow += 16) {
+        __mmask16 live = ow1 - ow >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ow1 - ow)) - 1);
+        const int w0 = ow * SW - PW;
+        __m512 m = _mm512_setzero_ps();
+        __m512i where = _mm512_setzero_si512();
+        for (int k = 0; k < KW; k++) {
+            const int base = w0 + k;
+            __m512 v;
+            if (SW == 1) {
+                v = _mm512_maskz_loadu_ps(live, in + base);
+            } else {
+                int rest = W - base;
+                __mmask16 low = rest >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rest) - 1);
+                __mmask16 high = rest >= 32 ? (__mmask16)0xFFFF : rest <= 16 ? 0 : (__mmask16)((1u << (rest - 16)) - 1);
+                __m512 lo = _mm512_maskz_loadu_ps(low, in + base), hi = _mm512_maskz_loadu_ps(high, in + base + 16);
+                v = _mm512_permutex2var_ps(lo, step, hi);
+            }
+            __m512i here = _mm512_add_epi32(_mm512_set1_epi32(base), step);
+            if (k == 0) {
+                m = v;
+                where = here;
+                continue;
+            }
+            __mmask16 take = takes16(m, v) & live;
+            m = _mm512_mask_mov_ps(m, take, v);
+            where = _mm512_mask_mov_epi32(where, take, here);
+        }
+        _mm512_mask_storeu_ps(out + ow, live, m);
+        _mm512_mask_storeu_epi32(column + ow, live, where);
+    }
+}
+#endif
+
+static void maxpool_separable(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                              int OH, int OW, float *restrict y, int32_t *restrict argmax, int avx512) {
+    float rows[SEPARABLE_MAX];      // [H][OW]: each input row's maxima over the windows' columns
+    int32_t columns[SEPARABLE_MAX];  // and the input column of each
+#if !defined(__x86_64__)
+    avx512 = 0;
+#endif
+    // Outputs whose windows lie inside the row (no padding, no clipping): [inner0, inner1).
+    int inner0 = (PW + SW - 1) / SW, inner1 = W - KW + PW >= 0 ? (W - KW + PW) / SW + 1 : 0;
+    if (inner1 > OW) inner1 = OW;
+    if (inner0 > inner1) inner0 = inner1;
+    for (int n = 0; n < planes; n++, x += (size_t)H * W, y += (size_t)OH * OW, argmax += argmax ? (size_t)OH * OW : 0) {
+        for (int h = 0; h < H; h++) {
+            const float *in = x + (size_t)h * W;
+            float *out = rows + (size_t)h * OW;
+            int32_t *column = columns + (size_t)h * OW;
+            int vector0 = avx512 && SW <= 2 ? inner0 : OW, vector1 = avx512 && SW <= 2 ? inner1 : OW;
+#if defined(__x86_64__)
+            if (vector0 < vector1) horizontal_avx512(in, W, KW, SW, PW, vector0, vector1, out, column);
+#endif
+            for (int ow = 0; ow < OW; ow++) {
+                if (ow == vector0) ow = vector1;
+                if (ow >= OW) break;
+                int w0 = ow * SW - PW, w1 = w0 + KW;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                float m = in[w0];
+                int where = w0;
+                for (int w = w0 + 1; w < w1; w++)
+                    if (takes(m, in[w])) { m = in[w]; where = w; }
+                out[ow] = m;
+                column[ow] = where;
+            }
+        }
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * SH - PH, h1 = h0 + KH;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            float *out = y + (size_t)oh * OW;
+            int32_t *index = argmax ? argmax + (size_t)oh * OW : NULL;
+#if defined(__x86_64__)
+            if (avx512) {
+                vertical_avx512(rows, columns, OW, W, h0, h1, out, index);
+                continue;
+            }
+#endif
+            for (int ow = 0; ow < OW; ow++) {
+                float m = rows[(size_t)h0 * OW + ow];
+                int where = h0;
+                for (int h = h0 + 1; h < h1; h++)
+                    if (takes(m, rows[(size_t)h * OW + ow])) { m = rows[(size_t)h * OW + ow]; where = h; }
+                out[ow] = m;
+                if (index) index[ow] = where * W + columns[(size_t)where * OW + ow];
+            }
+        }
+    }
+}
+
 
 void cnn_maxpool_forward_naive(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                                int OH, int OW, float *y, int32_t *argmax) {
@@ -61,12 +209,13 @@ void cnn_maxpool_forward_naive(const float *x, int planes, int H, int W, int KH,
                 int w0 = ow * SW - PW, w1 = w0 + KW;
                 if (w0 < 0) w0 = 0;
                 if (w1 > W) w1 = W;
-                float best = -FLT_MAX;
-                int32_t where = h0 * W + w0;
+                // The window's first value, then any greater one (so a window of -infinity gives -infinity).
+                float best = 0;
+                int32_t where = -1;
                 for (int h = h0; h < h1; h++)
                     for (int w = w0; w < w1; w++) {
                         float v = x[h * W + w];
-                        if (v > best || v != v) { best = v; where = h * W + w; if (v != v) goto done; }
+                        if (where < 0 || v > best || v != v) { best = v; where = h * W + w; if (v != v) goto done; }
                     }
             done:
                 *y = best;

@@ -262,6 +262,37 @@ struct KernelTests {
         }
     }
 
+    @Test func separableMaxPoolingEqualsTheGeneralLoop() {
+        // Pooling for any window, with and without indices: GoogLeNet's 3x3 stride 1 with padding 1, 3x3 stride 2 in ceil mode, a wide
+        // 5x5 window with padding 2 and stride 3, 2x1 and 1x1; ties (values in quarters, +0 beside -0), NaNs, infinities.
+        let (planes, h, w) = (3, 9, 37)  // rows of 37: two full vectors of 16 and a tail
+        var values = randomTensor([planes * h * w], seed: 22).values.map { ($0 * 4).rounded() / 4 }
+        values[7] = .nan
+        values[30] = .infinity
+        values[31] = -.infinity
+        values[50] = 0
+        values[51] = -0.0
+        values[60] = -0.0
+        values[61] = 0
+        for (kh, kw, sh, sw, ph, pw, oh, ow) in [(3, 3, 1, 1, 1, 1, 9, 37), (3, 3, 2, 2, 0, 0, 4, 18), (5, 5, 3, 3, 2, 2, 3, 13),
+                                                 (2, 1, 1, 1, 0, 0, 8, 37), (1, 1, 1, 1, 0, 0, 9, 37), (3, 5, 1, 1, 0, 2, 7, 37),
+                                                 (3, 3, 2, 2, 1, 1, 5, 19)] {
+            var fast = [Float](repeating: 1, count: planes * oh * ow), slow = fast
+            cnn_maxpool_forward(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph), Int32(pw),
+                                Int32(oh), Int32(ow), &fast, nil)
+            cnn_maxpool_forward_naive(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph),
+                                      Int32(pw), Int32(oh), Int32(ow), &slow, nil)
+            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(kh)x\(kw) stride \(sh)x\(sw) padding \(ph)x\(pw)")
+            // Training keeps the indices: the same ones as the general loop's.
+            var fastIndex = [Int32](repeating: -1, count: fast.count), slowIndex = fastIndex
+            cnn_maxpool_forward(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph), Int32(pw),
+                                Int32(oh), Int32(ow), &fast, &fastIndex)
+            cnn_maxpool_forward_naive(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph),
+                                      Int32(pw), Int32(oh), Int32(ow), &slow, &slowIndex)
+            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern) && fastIndex == slowIndex, "with indices: \(kh)x\(kw) stride \(sh)x\(sw)")
+        }
+    }
+
     @Test func maxPoolingFastPathEqualsTheGeneralLoop() {
         // Odd sizes (the last row and column are dropped), ties, NaNs and infinities.
         let (planes, h, w) = (3, 9, 11)
