@@ -31,6 +31,10 @@ def ours(cnn, model, batch, mode, steps):
     return json.loads(out)["images_per_second"]
 
 
+def settle(seconds=2.0):
+    time.sleep(seconds)
+
+
 def timed_median(step, steps, warmup=5):
     for _ in range(warmup):
         step()
@@ -197,11 +201,17 @@ def main():
             continue
         figures = {c: [] for c in columns}
         for _ in range(args.runs):  # interleaved, so noise hits all alike
+            # Each measurement starts after a pause: the frameworks' OpenMP and Eigen workers spin for a while after
+            # their last step, and would otherwise take a core from whatever is measured next.
+            settle()
             figures["ours"].append(ours(args.cnn, model, batch, mode, steps))
+            settle()
             figures["pytorch"].append(torch_bench(model, batch, mode, steps))
             if model in BIG:  # channels_last: the better PyTorch layout for the big networks in ANCHORS.md
+                settle()
                 figures["torch-CL"].append(torch_bench(model, batch, mode, steps, channels_last=True))
             if args.tensorflow:
+                settle()
                 figure = tf_bench(model, batch, mode, steps)
                 if figure is not None:
                     figures["tensorflow"].append(figure)
