@@ -209,20 +209,22 @@ static double g_entry(int R, int i, int a) { return R == 3 ? G3[i][a] : G5[i][a]
 
 // ---- The convolution -------------------------------------------------------------------------------
 
-/// The calling thread's buffers for a block: V [36][C][block] and M [36][CO][block] (or dM), kept between calls.
-static _Thread_local float *block_buffer;
-static _Thread_local size_t block_capacity;
-
-static float *block_memory(size_t count) {
-    if (count > block_capacity) {
-        free(block_buffer);
+/// `*buffer`, grown to `count` floats (64-byte aligned) if it is smaller, and kept.
+static float *kept(float **buffer, size_t *capacity, size_t count) {
+    if (count > *capacity) {
+        free(*buffer);
         void *memory = NULL;
         if (posix_memalign(&memory, 64, count * sizeof(float)) != 0) abort();
-        block_buffer = memory;
-        block_capacity = count;
+        *buffer = memory;
+        *capacity = count;
     }
-    return block_buffer;
+    return *buffer;
 }
+
+/// The calling thread's buffers: a block's V [36][C][block] and M [36][CO][block] (or dM), and the weight
+/// gradient's dU [36][CO][C]. Kept between calls, so a training step allocates nothing once shapes are stable.
+static _Thread_local float *block_buffer, *gradient_buffer;
+static _Thread_local size_t block_capacity, gradient_capacity;
 
 typedef struct {
     const float *x, *u, *bias, *dy;
@@ -397,7 +399,7 @@ static void plan(job *j, int threads) {
         j->gradient_transform = f4 ? gradient_transform_f4_avx512 : gradient_transform_f2_avx512;
     }
 #endif
-    j->v = block_memory((size_t)XI * block * (j->C + j->CO));
+    j->v = kept(&block_buffer, &block_capacity, (size_t)XI * block * (j->C + j->CO));
     j->m = j->v + (size_t)XI * j->C * block;
 }
 
@@ -442,9 +444,9 @@ void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, co
     job j = {.x = x, .dy = dy, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R, .PT = PT, .PL = PL, .OH = OH,
              .OW = OW};
     plan(&j, threads);
-    // dU [36][CO][C], summed block after block in order.
-    j.du = calloc((size_t)XI * CO * C, sizeof(float));
-    if (!j.du) abort();
+    // dU [36][CO][C], summed block after block in order, in the calling thread's kept buffer (no allocation per step).
+    j.du = kept(&gradient_buffer, &gradient_capacity, (size_t)XI * CO * C);
+    memset(j.du, 0, (size_t)XI * CO * C * sizeof(float));
     for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
         cnn_parallel_run(j.parts, threads, input_and_gradient_phase, &j);
         cnn_parallel_run(XI, threads, gradient_product_phase, &j);
@@ -465,5 +467,4 @@ void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, co
                     g[a * R + b] += (float)sum;
                 }
         }
-    free(j.du);
 }
