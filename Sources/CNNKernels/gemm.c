@@ -5,6 +5,7 @@
 // Legend: M, N, K = sizes of C[M,N] += A[M,K] B[K,N]; MR x NR = the register tile of a micro-kernel;
 // MC x KC = the block of A kept in L2; KC x NR = the sliver of B kept in L1; NC = the columns of B per pass.
 #include "cnn_kernels.h"
+#include "buffers.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -206,7 +207,7 @@ int cnn_sgemm_nr(void) { return current_arch(1 << 20)->nr; }
 static _Thread_local float *packed_a, *packed_b;
 static _Thread_local size_t packed_a_capacity, packed_b_capacity;
 
-static float *reserve(float **buffer, size_t *capacity, size_t count) {
+float *cnn_reserve(float **buffer, size_t *capacity, size_t count) {
     if (count > *capacity) {
         free(*buffer);
         void *memory = NULL;
@@ -307,8 +308,8 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
     if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
 
     const int mr = arch->mr, nr = arch->nr;
-    float *a_buf = reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
-    float *b_buf = reserve(&packed_b, &packed_b_capacity, (size_t)(NC + NR_MAX) * KC);
+    float *a_buf = cnn_reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
+    float *b_buf = cnn_reserve(&packed_b, &packed_b_capacity, (size_t)(NC + NR_MAX) * KC);
     float edge[MR_MAX * NR_MAX] __attribute__((aligned(64)));
 
     for (int jc = 0; jc < N; jc += NC) {

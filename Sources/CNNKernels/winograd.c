@@ -17,6 +17,7 @@
 // channel), so every value is computed by one chunk whatever the thread count, and small layers (Inception's 7x7
 // maps: 64 tiles at batch 16) use every thread too. A block's buffers belong to the calling thread and are kept.
 #include "cnn_kernels.h"
+#include "buffers.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,22 +65,6 @@ enum { LANES = 16, TILE = 6, XI = TILE * TILE, OUT_MAX = 4, BLOCK_MAX = 4096 };
         out[5 * so + l] = y3;                                                                                      \
     }
 
-/// dy [OUT][OUT][LANES] to dm [36][LANES] = A dy A^T, lane by lane: the adjoint of the output transform.
-#define DEFINE_GRADIENT_TRANSFORM(NAME, ATTRIBUTES, GRADIENT_1D, OUT)                                              \
-    ATTRIBUTES static void NAME(const float *restrict dy, float *restrict dm) {                                   \
-        float t[TILE * OUT * LANES];                                                                               \
-        for (int j = 0; j < OUT; j++) {                                                                            \
-            const float *in = dy + j * LANES;                                                                      \
-            float *out = t + j * LANES;                                                                            \
-            GRADIENT_1D(in, OUT * LANES, out, OUT * LANES)                                                         \
-        }                                                                                                          \
-        for (int i = 0; i < TILE; i++) {                                                                           \
-            const float *in = t + i * OUT * LANES;                                                                 \
-            float *out = dm + i * TILE * LANES;                                                                    \
-            GRADIENT_1D(in, LANES, out, LANES)                                                                     \
-        }                                                                                                          \
-    }
-
 /// F(2, 5): out[i] = (A^T in)[i], six vectors to two.
 #define OUTPUT_1D_F2(in, si, out, so)                                                                              \
     FOR_LANES {                                                                                                    \
@@ -101,50 +86,36 @@ enum { LANES = 16, TILE = 6, XI = TILE * TILE, OUT_MAX = 4, BLOCK_MAX = 4096 };
         out[5 * so + l] = y1;                                                                                      \
     }
 
-/// d [6][6][LANES] to v [36][LANES] = B^T d B, lane by lane.
-#define DEFINE_INPUT_TRANSFORM(NAME, ATTRIBUTES)                                                                   \
-    ATTRIBUTES static void NAME(const float *restrict d, float *restrict v) {                                     \
-        float t[TILE * TILE * LANES];                                                                              \
-        for (int j = 0; j < TILE; j++) {                                                                           \
-            const float *in = d + j * LANES;                                                                       \
+/// A separable transform of LANES tiles at once: in [IN][IN][LANES] to out [OUT][OUT][LANES], ONE_D (IN vectors to OUT)
+/// applied down the columns, then along the rows. Input: B^T d B (6 to 6); output: A^T m A (6 to 4 or 2); gradient:
+/// A dy A^T (4 or 2 to 6), the adjoint of the output transform.
+#define DEFINE_TRANSFORM(NAME, ATTRIBUTES, ONE_D, IN, OUT)                                                          \
+    ATTRIBUTES static void NAME(const float *restrict source, float *restrict target) {                           \
+        float t[OUT * IN * LANES];                                                                                 \
+        for (int j = 0; j < IN; j++) {                                                                             \
+            const float *in = source + j * LANES;                                                                  \
             float *out = t + j * LANES;                                                                            \
-            INPUT_1D(in, TILE * LANES, out, TILE * LANES)                                                          \
-        }                                                                                                          \
-        for (int i = 0; i < TILE; i++) {                                                                           \
-            const float *in = t + i * TILE * LANES;                                                                \
-            float *out = v + i * TILE * LANES;                                                                     \
-            INPUT_1D(in, LANES, out, LANES)                                                                        \
-        }                                                                                                          \
-    }
-
-/// m [36][LANES] to o [OUT][OUT][LANES] = A^T m A, lane by lane.
-#define DEFINE_OUTPUT_TRANSFORM(NAME, ATTRIBUTES, OUTPUT_1D, OUT)                                                  \
-    ATTRIBUTES static void NAME(const float *restrict m, float *restrict o) {                                     \
-        float t[OUT * TILE * LANES];                                                                               \
-        for (int j = 0; j < TILE; j++) {                                                                           \
-            const float *in = m + j * LANES;                                                                       \
-            float *out = t + j * LANES;                                                                            \
-            OUTPUT_1D(in, TILE * LANES, out, TILE * LANES)                                                         \
+            ONE_D(in, IN * LANES, out, IN * LANES)                                                                 \
         }                                                                                                          \
         for (int i = 0; i < OUT; i++) {                                                                            \
-            const float *in = t + i * TILE * LANES;                                                                \
-            float *out = o + i * OUT * LANES;                                                                      \
-            OUTPUT_1D(in, LANES, out, LANES)                                                                       \
+            const float *in = t + i * IN * LANES;                                                                  \
+            float *out = target + i * OUT * LANES;                                                                 \
+            ONE_D(in, LANES, out, LANES)                                                                           \
         }                                                                                                          \
     }
 
 #define AVX512 __attribute__((target("avx512f,fma")))
-DEFINE_INPUT_TRANSFORM(input_transform_portable, )
-DEFINE_OUTPUT_TRANSFORM(output_transform_f4_portable, , OUTPUT_1D, 4)
-DEFINE_OUTPUT_TRANSFORM(output_transform_f2_portable, , OUTPUT_1D_F2, 2)
-DEFINE_GRADIENT_TRANSFORM(gradient_transform_f4_portable, , GRADIENT_1D, 4)
-DEFINE_GRADIENT_TRANSFORM(gradient_transform_f2_portable, , GRADIENT_1D_F2, 2)
+DEFINE_TRANSFORM(input_transform_portable, , INPUT_1D, TILE, TILE)
+DEFINE_TRANSFORM(output_transform_f4_portable, , OUTPUT_1D, TILE, 4)
+DEFINE_TRANSFORM(output_transform_f2_portable, , OUTPUT_1D_F2, TILE, 2)
+DEFINE_TRANSFORM(gradient_transform_f4_portable, , GRADIENT_1D, 4, TILE)
+DEFINE_TRANSFORM(gradient_transform_f2_portable, , GRADIENT_1D_F2, 2, TILE)
 #if defined(__x86_64__)
-DEFINE_INPUT_TRANSFORM(input_transform_avx512, AVX512)
-DEFINE_OUTPUT_TRANSFORM(output_transform_f4_avx512, AVX512, OUTPUT_1D, 4)
-DEFINE_OUTPUT_TRANSFORM(output_transform_f2_avx512, AVX512, OUTPUT_1D_F2, 2)
-DEFINE_GRADIENT_TRANSFORM(gradient_transform_f4_avx512, AVX512, GRADIENT_1D, 4)
-DEFINE_GRADIENT_TRANSFORM(gradient_transform_f2_avx512, AVX512, GRADIENT_1D_F2, 2)
+DEFINE_TRANSFORM(input_transform_avx512, AVX512, INPUT_1D, TILE, TILE)
+DEFINE_TRANSFORM(output_transform_f4_avx512, AVX512, OUTPUT_1D, TILE, 4)
+DEFINE_TRANSFORM(output_transform_f2_avx512, AVX512, OUTPUT_1D_F2, TILE, 2)
+DEFINE_TRANSFORM(gradient_transform_f4_avx512, AVX512, GRADIENT_1D, 4, TILE)
+DEFINE_TRANSFORM(gradient_transform_f2_avx512, AVX512, GRADIENT_1D_F2, 2, TILE)
 #endif
 
 typedef void (*transform_fn)(const float *restrict, float *restrict);
@@ -208,18 +179,6 @@ void cnn_winograd_transform_filter(const float *w, int CO, int C, int R, int fli
 static double g_entry(int R, int i, int a) { return R == 3 ? G3[i][a] : G5[i][a]; }
 
 // ---- The convolution -------------------------------------------------------------------------------
-
-/// `*buffer`, grown to `count` floats (64-byte aligned) if it is smaller, and kept.
-static float *kept(float **buffer, size_t *capacity, size_t count) {
-    if (count > *capacity) {
-        free(*buffer);
-        void *memory = NULL;
-        if (posix_memalign(&memory, 64, count * sizeof(float)) != 0) abort();
-        *buffer = memory;
-        *capacity = count;
-    }
-    return *buffer;
-}
 
 /// The calling thread's buffers: a block's V [36][C][block] and M [36][CO][block] (or dM), and the weight
 /// gradient's dU [36][CO][C]. Kept between calls, so a training step allocates nothing once shapes are stable.
@@ -399,7 +358,7 @@ static void plan(job *j, int threads) {
         j->gradient_transform = f4 ? gradient_transform_f4_avx512 : gradient_transform_f2_avx512;
     }
 #endif
-    j->v = kept(&block_buffer, &block_capacity, (size_t)XI * block * (j->C + j->CO));
+    j->v = cnn_reserve(&block_buffer, &block_capacity, (size_t)XI * block * (j->C + j->CO));
     j->m = j->v + (size_t)XI * j->C * block;
 }
 
@@ -445,7 +404,7 @@ void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, co
              .OW = OW};
     plan(&j, threads);
     // dU [36][CO][C], summed block after block in order, in the calling thread's kept buffer (no allocation per step).
-    j.du = kept(&gradient_buffer, &gradient_capacity, (size_t)XI * CO * C);
+    j.du = cnn_reserve(&gradient_buffer, &gradient_capacity, (size_t)XI * CO * C);
     memset(j.du, 0, (size_t)XI * CO * C * sizeof(float));
     for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
         cnn_parallel_run(j.parts, threads, input_and_gradient_phase, &j);
