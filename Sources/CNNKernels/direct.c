@@ -11,8 +11,8 @@
 enum { CB = 6, KB = 4 };  // output channels per block; kernel columns per block of the weight gradient
 
 __attribute__((target("avx512f")))
-static void forward_avx512(const float *x, int C, int H, int W, const float *w, const float *bias, int CO, int KH,
-                           int KW, int OH, int OW, float *y) {
+static void forward_avx512(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
+                           int KH, int KW, int OH, int OW, float *y) {
     const int taps = C * KH * KW;
     for (int co0 = 0; co0 < CO; co0 += CB) {
         const int cb = CO - co0 < CB ? CO - co0 : CB;
@@ -31,6 +31,8 @@ static void forward_avx512(const float *x, int C, int H, int W, const float *w, 
                                 if (j < cb) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(wk[(size_t)j * taps + kw]), v, acc[j]);
                         }
                     }
+                if (relu)
+                    for (int j = 0; j < cb; j++) acc[j] = _mm512_max_ps(acc[j], _mm512_setzero_ps());
                 for (int j = 0; j < cb; j++) _mm512_mask_storeu_ps(y + ((size_t)(co0 + j) * OH + oh) * OW + ow, m, acc[j]);
             }
     }
@@ -80,12 +82,13 @@ int cnn_conv2d_direct_available(int C, int KH, int KW, int OW) {
 #endif
 }
 
-void cnn_conv2d_direct_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int CO, int KH,
-                               int KW, int OH, int OW, float *y) {
+void cnn_conv2d_direct_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
+                               int KH, int KW, int OH, int OW, float *y) {
 #if defined(__x86_64__)
-    forward_avx512(x, C, H, W, w, bias, CO, KH, KW, OH, OW, y);
+    forward_avx512(x, C, H, W, w, bias, relu, CO, KH, KW, OH, OW, y);
 #else
     cnn_conv2d_naive(x, C, H, W, w, bias, CO, 1, KH, KW, 1, 1, 0, 0, OH, OW, y);
+    if (relu) cnn_relu_forward(y, y, (size_t)CO * OH * OW);
 #endif
 }
 

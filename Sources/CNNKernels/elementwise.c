@@ -30,6 +30,22 @@ void cnn_add_channel_bias(float *restrict y, const float *restrict bias, int ima
         }
 }
 
+void cnn_relu_mask(const float *restrict y, float *restrict dy, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = y[i], g = dy[i];
+        dy[i] = v > 0 ? g : 0;
+    }
+}
+
+void cnn_add_channel_bias_relu(float *restrict y, const float *restrict bias, int images, int C, int P) {
+    for (int n = 0; n < images; n++)
+        for (int c = 0; c < C; c++) {
+            float *restrict row = y + ((size_t)n * C + c) * P;
+            const float b = bias ? bias[c] : 0.0f;
+            for (int i = 0; i < P; i++) row[i] = row[i] + b > 0.0f ? row[i] + b : 0.0f;
+        }
+}
+
 void cnn_accumulate_channel_sums(const float *restrict dy, float *restrict sums, int images, int C, int P) {
     for (int n = 0; n < images; n++)
         for (int c = 0; c < C; c++) {

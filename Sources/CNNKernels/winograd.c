@@ -189,6 +189,7 @@ typedef struct {
     const float *x, *u, *bias, *dy;
     float *y, *du;
     int N, C, H, W, CO, R, out, PT, PL, OH, OW, TH, TW;
+    int relu;  // the forward pass applies max(0, .) after the bias
     long tiles;
     int block, parts;
     transform_fn input_transform, output_transform, gradient_transform;
@@ -260,7 +261,7 @@ static void product_phase(void *context, int xi) {
               j->block, 0.0f, j->m + (size_t)xi * j->CO * j->block, j->block);
 }
 
-/// Phase 3 of the forward pass: y = A^T M A + bias for this part's output channels.
+/// Phase 3 of the forward pass: y = A^T M A + bias (then max(0, .) with relu) for this part's output channels.
 static void output_phase(void *context, int part) {
     const job *j = context;
     const int CO = j->CO, block = j->block;
@@ -275,6 +276,11 @@ static void output_phase(void *context, int part) {
                 memcpy(t + xi * LANES, j->m + ((size_t)xi * CO + o) * block + g, LANES * sizeof(float));
             j->output_transform(t, d);
             float bias = j->bias ? j->bias[o] : 0;
+            const int values = j->out * j->out * LANES;
+            if (j->relu)
+                for (int i = 0; i < values; i++) d[i] = d[i] + bias > 0 ? d[i] + bias : 0;
+            else
+                for (int i = 0; i < values; i++) d[i] += bias;
             for (int l = 0; l < LANES && g + l < j->count; l++) {
                 long image;
                 int y0, x0;
@@ -284,7 +290,7 @@ static void output_phase(void *context, int part) {
                 int rows = j->OH - y0 < out ? j->OH - y0 : out, columns = j->OW - x0 < out ? j->OW - x0 : out;
                 for (int a = 0; a < rows; a++)
                     for (int b = 0; b < columns; b++)
-                        plane[(size_t)(y0 + a) * j->OW + x0 + b] = d[(a * out + b) * LANES + l] + bias;
+                        plane[(size_t)(y0 + a) * j->OW + x0 + b] = d[(a * out + b) * LANES + l];
             }
         }
     }
@@ -384,11 +390,11 @@ static int next_block(job *j, long t0) {
 
 size_t cnn_winograd_filter_size(int C, int CO) { return (size_t)XI * C * CO; }
 
-void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int CO, int R,
-                       int PT, int PL, int OH, int OW, float *y, int threads) {
+void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int relu, int CO,
+                       int R, int PT, int PL, int OH, int OW, float *y, int threads) {
     if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0 || !cnn_winograd_available(R)) return;
-    job j = {.x = x, .u = u, .bias = bias, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R, .PT = PT,
-             .PL = PL, .OH = OH, .OW = OW};
+    job j = {.x = x, .u = u, .bias = bias, .relu = relu, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R,
+             .PT = PT, .PL = PL, .OH = OH, .OW = OW};
     plan(&j, threads);
     for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
         cnn_parallel_run(j.parts, threads, input_phase, &j);

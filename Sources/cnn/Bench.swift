@@ -16,6 +16,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Lower 3x3 and 5x5 stride-1 convolutions to im2col + GEMM instead of Winograd, to measure what it gains.")
     var noWinograd = false
+    @Flag(help: "Run each ReLU as a layer of its own instead of fused into the convolution, linear or batch-norm layer before it.")
+    var noFusion = false
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -34,6 +36,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         runtime.apply()
         Conv2D.winogradEnabled = !noWinograd
+        Sequential.fusesActivationsByDefault = !noFusion
         let model = network.model
         let built = try network.make()
         built.initialize(seed: 0)

@@ -110,9 +110,14 @@ struct KernelTests {
         let w = randomTensor([s.co * s.c * s.kh * s.kw], seed: 32).values, b = randomTensor([s.co], seed: 33).values
         let dy = randomTensor([s.co * oh * ow], seed: 34).values
         var fast = [Float](repeating: 0, count: s.co * oh * ow), slow = fast
-        cnn_conv2d_direct_forward(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fast)
+        cnn_conv2d_direct_forward(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 0, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fast)
         cnn_conv2d_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slow)
         #expect(zip(fast, slow).map { abs($0 - $1) }.max()! < 1e-4)
+        // With the fused ReLU: exactly max(0, .) of the same sums.
+        var rectified = [Float](repeating: .nan, count: fast.count)
+        cnn_conv2d_direct_forward(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 1, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &rectified)
+        #expect(rectified == fast.map { max(0, $0) })
+        #expect(rectified.contains(0) && rectified.contains { $0 > 0 })
         var fastW = [Float](repeating: 0.5, count: w.count), slowW = fastW
         cnn_conv2d_direct_weight_gradient(x, Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fastW)
         cnn_conv2d_weight_gradient_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slowW)
@@ -159,11 +164,16 @@ struct KernelTests {
         var u = [Float](repeating: 0, count: cnn_winograd_filter_size(Int32(s.c), Int32(s.co)))
         cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), Int32(r), 0, &u)
         var fast = [Float](repeating: .nan, count: s.n * s.co * oh * ow), twoThreads = fast
-        cnn_winograd_conv(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(r), Int32(p.top), Int32(p.left),
+        cnn_winograd_conv(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, 0, Int32(s.co), Int32(r), Int32(p.top), Int32(p.left),
                           Int32(oh), Int32(ow), &fast, 1)
-        cnn_winograd_conv(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, Int32(s.co), Int32(r), Int32(p.top), Int32(p.left),
+        cnn_winograd_conv(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, 0, Int32(s.co), Int32(r), Int32(p.top), Int32(p.left),
                           Int32(oh), Int32(ow), &twoThreads, 2)
         #expect(fast.map(\.bitPattern) == twoThreads.map(\.bitPattern), "the thread count must not change a bit")
+        // With the fused ReLU: exactly max(0, .) of the same values.
+        var rectified = [Float](repeating: .nan, count: fast.count)
+        cnn_winograd_conv(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), u, b, 1, Int32(s.co), Int32(r), Int32(p.top), Int32(p.left),
+                          Int32(oh), Int32(ow), &rectified, 2)
+        #expect(rectified == fast.map { max(0, $0) })
         let (inPlane, outPlane) = (s.c * s.h * s.w, s.co * oh * ow)
         for image in 0..<s.n {
             var expected = [Float](repeating: 0, count: outPlane)
@@ -179,7 +189,7 @@ struct KernelTests {
         var flipped = [Float](repeating: 0, count: u.count)
         cnn_winograd_transform_filter(w, Int32(s.co), Int32(s.c), Int32(r), 1, &flipped)
         var dx = [Float](repeating: .nan, count: s.n * inPlane)
-        cnn_winograd_conv(dy, Int32(s.n), Int32(s.co), Int32(oh), Int32(ow), flipped, nil, Int32(s.c), Int32(r), Int32(r - 1 - p.top),
+        cnn_winograd_conv(dy, Int32(s.n), Int32(s.co), Int32(oh), Int32(ow), flipped, nil, 0, Int32(s.c), Int32(r), Int32(r - 1 - p.top),
                           Int32(r - 1 - p.left), Int32(s.h), Int32(s.w), &dx, 2)
         var forward = [Float](repeating: 0, count: s.n * outPlane)
         for image in 0..<s.n {

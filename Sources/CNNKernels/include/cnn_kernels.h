@@ -80,10 +80,11 @@ size_t cnn_winograd_filter_size(int C, int CO);
 /// input and output channels exchanged) to u [36][C][CO].
 void cnn_winograd_transform_filter(const float *w, int CO, int C, int R, int flip, float *u);
 /// y [N, CO, OH, OW] = the R x R stride-1 convolution of x [N, C, H, W] with the filter u transformed by
-/// cnn_winograd_transform_filter, plus bias (or NULL); padding (top PT, left PL) reads as zero. Runs on `threads`;
-/// the result does not depend on their number. Its naive twin is cnn_conv2d_naive.
-void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int CO, int R,
-                       int PT, int PL, int OH, int OW, float *y, int threads);
+/// cnn_winograd_transform_filter, plus bias (or NULL), then max(0, .) when `relu` is non-zero (a fused ReLU); padding
+/// (top PT, left PL) reads as zero. Runs on `threads`; the result does not depend on their number. Its naive twin is
+/// cnn_conv2d_naive.
+void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int relu, int CO,
+                       int R, int PT, int PL, int OH, int OW, float *y, int threads);
 /// dw [CO, C, R, R] += the weight gradient of that convolution for dy [N, CO, OH, OW], computed in the transformed
 /// domain (dU = sum over tiles of (A dy A^T) (B^T x B), then G^T dU G). Its naive twin is cnn_conv2d_weight_gradient_naive.
 void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int R, int PT,
@@ -93,9 +94,9 @@ void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, co
 
 /// Whether the direct kernels serve this shape on this CPU (AVX-512; C*KH*KW <= 75; OW >= 8).
 int cnn_conv2d_direct_available(int C, int KH, int KW, int OW);
-/// y[CO,OH,OW] = w * x + b for one image (b may be NULL).
-void cnn_conv2d_direct_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int CO, int KH,
-                               int KW, int OH, int OW, float *y);
+/// y[CO,OH,OW] = w * x + b for one image (b may be NULL), then max(0, .) when `relu` is non-zero (a fused ReLU).
+void cnn_conv2d_direct_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
+                               int KH, int KW, int OH, int OW, float *y);
 /// dw[CO,C,KH,KW] += the correlation of dy[CO,OH,OW] with x[C,H,W] for one image.
 void cnn_conv2d_direct_weight_gradient(const float *x, int C, int H, int W, const float *dy, int CO, int KH, int KW,
                                        int OH, int OW, float *dw);
@@ -124,8 +125,12 @@ void cnn_avgpool_backward(const float *dy, int planes, int H, int W, int KH, int
 void cnn_relu_forward(const float *x, float *y, size_t n);
 /// dx = dy where the ReLU's output y is positive, else 0.
 void cnn_relu_backward(const float *y, const float *dy, float *dx, size_t n);
+/// dy = dy where y > 0, else 0, in place (the derivative of a ReLU fused into the layer that wrote y).
+void cnn_relu_mask(const float *y, float *dy, size_t n);
 /// y[n, c, :] += bias[c] over `images` images of C planes of P elements.
 void cnn_add_channel_bias(float *y, const float *bias, int images, int C, int P);
+/// y[n, c, :] = max(0, y[n, c, :] + bias[c]) (bias may be NULL): a layer's bias and its fused ReLU in one pass.
+void cnn_add_channel_bias_relu(float *y, const float *bias, int images, int C, int P);
 /// sums[c] += the sum of dy[n, c, :] over `images` images (the bias gradient).
 void cnn_accumulate_channel_sums(const float *dy, float *sums, int images, int C, int P);
 /// target += source.

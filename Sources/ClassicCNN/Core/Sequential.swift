@@ -33,13 +33,45 @@ public enum LayerBuilder {
 public final class Sequential: Layer {
     public let kind = "Sequential"
     public let children: [(name: String, layer: any Layer)]
+    /// Each child that can take the ReLU after it (a convolution, a fully connected layer, a batch norm), with that ReLU.
+    private let fusablePairs: [(producer: any ReLUFusing, relu: ReLU)]
+
+    /// Whether each ReLU is fused into the layer before it (see `ReLU`); on by default. The values computed are the
+    /// same either way; off, each ReLU keeps its own output and gradient, and a walk over the layers one at a time
+    /// (`Model.featureMaps`) sees each layer's output before its ReLU.
+    public var fusesActivations: Bool {
+        didSet { applyFusion() }
+    }
+
+    /// Whether new `Sequential`s fuse their ReLUs: `cnn bench --no-fusion` measures the separate ReLUs.
+    nonisolated(unsafe) public static var fusesActivationsByDefault = true
 
     public init(@LayerBuilder _ build: () -> [LayerEntry]) {
-        self.children = Sequential.name(build())
+        (children, fusablePairs) = Sequential.arrange(build())
+        fusesActivations = Sequential.fusesActivationsByDefault
+        applyFusion()
     }
 
     public init(_ entries: [LayerEntry]) {
-        self.children = Sequential.name(entries)
+        (children, fusablePairs) = Sequential.arrange(entries)
+        fusesActivations = Sequential.fusesActivationsByDefault
+        applyFusion()
+    }
+
+    private static func arrange(_ entries: [LayerEntry]) -> ([(name: String, layer: any Layer)], [(producer: any ReLUFusing, relu: ReLU)]) {
+        let children = name(entries)
+        var pairs: [(producer: any ReLUFusing, relu: ReLU)] = []
+        for (before, after) in zip(children, children.dropFirst()) {
+            if let producer = before.layer as? any ReLUFusing, let relu = after.layer as? ReLU { pairs.append((producer, relu)) }
+        }
+        return (children, pairs)
+    }
+
+    private func applyFusion() {
+        for (producer, relu) in fusablePairs {
+            producer.fusesReLU = fusesActivations
+            relu.fusion = !fusesActivations ? .none : producer.appliesReLUDerivative ? .full : .forward
+        }
     }
 
     private static func name(_ entries: [LayerEntry]) -> [(name: String, layer: any Layer)] {
@@ -58,9 +90,23 @@ public final class Sequential: Layer {
         return x
     }
 
-    public func backward(_ outputGradient: Tensor) -> Tensor {
+    public func backward(_ outputGradient: Tensor) -> Tensor { backward(outputGradient, overwriting: false) }
+
+    /// `overwriting`: whether `outputGradient` is a buffer that the caller does not read again (a `Concat`'s share of
+    /// its gradient), which a fused ReLU may then mask in place. A gradient that a child returns is always such a
+    /// buffer, unless it is `outputGradient` itself passed through (a `Flatten`).
+    func backward(_ outputGradient: Tensor, overwriting: Bool) -> Tensor {
         var g = outputGradient
-        for child in children.reversed() { g = child.layer.backward(g) }
+        for child in children.reversed() {
+            let mayOverwrite = overwriting || !g.sharesStorage(with: outputGradient)
+            if let relu = child.layer as? ReLU {
+                g = relu.backward(g, overwriting: mayOverwrite)
+            } else if let sequential = child.layer as? Sequential {
+                g = sequential.backward(g, overwriting: mayOverwrite)
+            } else {
+                g = child.layer.backward(g)
+            }
+        }
         return g
     }
 

@@ -111,6 +111,9 @@ public struct Tensor {
 
     /// Read access for kernels. Internal: the engine's own buffers only.
     var data: UnsafeMutablePointer<Float> { storage.pointer }
+
+    /// Whether the two tensors are views of the same storage.
+    func sharesStorage(with other: Tensor) -> Bool { storage === other.storage }
 }
 
 extension Tensor {

@@ -29,15 +29,67 @@ public class ElementwiseActivation: Layer {
     }
 }
 
+/// A layer that can apply the ReLU after it to its own output as it writes it (the bias and the ReLU in one pass), so
+/// that the ReLU keeps no buffer of its own: a `Sequential` arranges it for each such pair of its children.
+protocol ReLUFusing: Layer {
+    /// Whether `forward` writes max(0, .) of its output: set by the `Sequential` that holds it and the ReLU after it.
+    var fusesReLU: Bool { get set }
+    /// Whether `backward` then also takes the ReLU's derivative itself (from its own output), so the ReLU passes
+    /// gradients through untouched; otherwise the ReLU masks the gradient, in place when it may.
+    var appliesReLUDerivative: Bool { get }
+}
+
 /// max(0, x).
+///
+/// After a convolution, a fully connected layer or a batch norm in the same `Sequential`, the ReLU is fused into that
+/// layer (see `ReLUFusing`): the layer writes max(0, .) as it writes its output, and the ReLU returns that output as it
+/// is. In backward it masks the gradient where the output is 0, in place when the gradient is a buffer that nobody
+/// reads again, or passes it through when the layer takes the derivative itself. Either way it holds no activation
+/// or gradient of its own, which is most of VGG16's training memory.
 public final class ReLU: ElementwiseActivation {
     public override var kind: String { "ReLU" }
     public override init() {}
+
+    enum Fusion { case none, forward, full }
+    /// Set by the `Sequential` that holds this ReLU and the layer before it.
+    var fusion = Fusion.none
+    /// The fused layer's output (already rectified) and, for gradients that may not be overwritten, a buffer.
+    private var rectified: Tensor?, maskedGradient: Tensor?
+
     override func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
         cnn_relu_forward(x, y, count)
     }
     override func derivative(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ count: Int) {
         cnn_relu_backward(y, dy, dx, count)
+    }
+
+    public override func forward(_ input: Tensor, training: Bool) -> Tensor {
+        guard fusion != .none else { return super.forward(input, training: training) }
+        rectified = input
+        return input
+    }
+
+    public override func backward(_ outputGradient: Tensor) -> Tensor { backward(outputGradient, overwriting: false) }
+
+    /// `overwriting`: whether `outputGradient` is a buffer nobody reads again, which a fused ReLU may mask in place.
+    func backward(_ outputGradient: Tensor, overwriting: Bool) -> Tensor {
+        switch fusion {
+        case .none: return super.backward(outputGradient)
+        case .full: return outputGradient
+        case .forward:
+            guard let rectified else { fatalError("ReLU.backward before forward") }
+            precondition(rectified.shape == outputGradient.shape, "ReLU.backward: gradient \(outputGradient.shape) for output \(rectified.shape)")
+            let dx = overwriting ? outputGradient : Tensor.reuse(&maskedGradient, shape: outputGradient.shape)
+            let y = rectified.data, dy = outputGradient.data, d = dx.data
+            Parallel.forEachSlice(dx.count) { r in
+                if overwriting {
+                    cnn_relu_mask(y + r.lowerBound, d + r.lowerBound, r.count)
+                } else {
+                    cnn_relu_backward(y + r.lowerBound, dy + r.lowerBound, d + r.lowerBound, r.count)
+                }
+            }
+            return dx
+        }
     }
 }
 

@@ -17,7 +17,9 @@
 /// The running estimates are non-trainable parameters named `running_mean` and `running_var`, beside the trainable
 /// `weight` (gamma) and `bias` (beta), so that checkpoints use torchvision's names; optimizers leave them alone.
 /// (torchvision's `num_batches_tracked` counter is not kept: it only matters for `momentum=None`.)
-public final class BatchNorm2D: Layer, Initializable {
+import CNNKernels
+
+public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
     public let kind = "BatchNorm2D"
     public let channels: Int
     /// Added to the variance before its square root.
@@ -37,6 +39,10 @@ public final class BatchNorm2D: Layer, Initializable {
     /// Per channel, from the last forward: the mean and 1 / sqrt(variance + epsilon) that it used.
     private var mean: [Float] = [], inverseDeviation: [Float] = []
     private var usedBatchStatistics = false
+    /// Whether the output is written rectified, for the ReLU after this layer; backward then takes the ReLU's
+    /// derivative too (see `ReLUFusing`).
+    var fusesReLU = false
+    let appliesReLUDerivative = true
 
     /// `scale` adds the trainable weight (gamma), `center` the trainable bias (beta).
     public init(channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1, scale: Bool = true, center: Bool = true) {
@@ -101,7 +107,7 @@ public final class BatchNorm2D: Layer, Initializable {
         if training {
             precondition(m > 1, "BatchNorm2D needs more than one value per channel in training, got \(input.shape.shapeText())")
         }
-        let epsilon = self.epsilon, momentum = self.momentum
+        let epsilon = self.epsilon, momentum = self.momentum, relu: Int32 = fusesReLU ? 1 : 0
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverseDeviation.withUnsafeMutableBufferPointer { inverseBuffer in
                 let mu = meanBuffer.baseAddress!, inv = inverseBuffer.baseAddress!
@@ -109,35 +115,20 @@ public final class BatchNorm2D: Layer, Initializable {
                 Parallel.forEachSlice(c, grain: max(1, (1 << 15) / max(m, 1))) { range in
                     for ch in range {
                         if training {
-                            // Two passes in double precision: a batch of 1.6 M values per channel is common.
-                            var sum = 0.0
-                            for image in 0..<n {
-                                let row = x + (image * c + ch) * p
-                                for i in 0..<p { sum += Double(row[i]) }
-                            }
-                            let batchMean = sum / Double(m)
-                            var squares = 0.0
-                            for image in 0..<n {
-                                let row = x + (image * c + ch) * p
-                                for i in 0..<p { let d = Double(row[i]) - batchMean; squares += d * d }
-                            }
-                            let variance = squares / Double(m)
+                            var batchMean = 0.0, variance = 0.0
+                            cnn_channel_moments(x, Int32(n), Int32(c), Int32(p), Int32(ch), &batchMean, &variance)
                             mu[ch] = Float(batchMean)
                             inv[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
                             runMean[ch] = (1 - momentum) * runMean[ch] + momentum * Float(batchMean)
-                            runVar[ch] = (1 - momentum) * runVar[ch] + momentum * Float(squares / Double(m - 1))
+                            runVar[ch] = (1 - momentum) * runVar[ch] + momentum * Float(variance * Double(m) / Double(m - 1))
                         } else {
                             mu[ch] = runMean[ch]
                             inv[ch] = 1 / (runVar[ch] + epsilon).squareRoot()
                         }
-                        // y = x * a + b with a = gamma / deviation, b = beta - mean * a.
+                        // y = x * a + b with a = gamma / deviation, b = beta - mean * a (then the fused ReLU).
                         let a = (gamma?[ch] ?? 1) * inv[ch]
                         let b = (beta?[ch] ?? 0) - mu[ch] * a
-                        for image in 0..<n {
-                            let offset = (image * c + ch) * p
-                            let row = x + offset, outRow = out + offset
-                            for i in 0..<p { outRow[i] = row[i] * a + b }
-                        }
+                        cnn_channel_affine(x, out, Int32(n), Int32(c), Int32(p), Int32(ch), a, b, relu)
                     }
                 }
             }
@@ -157,6 +148,8 @@ public final class BatchNorm2D: Layer, Initializable {
         let gamma = weight?.data
         let gammaGradient = weight?.gradient.data, betaGradient = bias?.gradient.data
         let batch = usedBatchStatistics
+        // With the ReLU fused, dy is masked by the rectified output first (its derivative).
+        let rectified = fusesReLU ? output?.data : nil
         mean.withUnsafeBufferPointer { meanBuffer in
             inverseDeviation.withUnsafeBufferPointer { inverseBuffer in
                 let mu = meanBuffer.baseAddress!, inv = inverseBuffer.baseAddress!
@@ -164,27 +157,14 @@ public final class BatchNorm2D: Layer, Initializable {
                     for ch in range {
                         // sum(dy) and sum(dy * xhat), xhat = (x - mean) / deviation.
                         var sumDY = 0.0, sumDYXhat = 0.0
-                        for image in 0..<n {
-                            let offset = (image * c + ch) * p
-                            let row = x + offset, g = dy + offset
-                            for i in 0..<p {
-                                sumDY += Double(g[i])
-                                sumDYXhat += Double(g[i]) * Double((row[i] - mu[ch]) * inv[ch])
-                            }
-                        }
+                        cnn_bn_gradient_sums(x, dy, rectified, Int32(n), Int32(c), Int32(p), Int32(ch), mu[ch], inv[ch], &sumDY, &sumDYXhat)
                         gammaGradient?[ch] += Float(sumDYXhat)
                         betaGradient?[ch] += Float(sumDY)
                         let a = (gamma?[ch] ?? 1) * inv[ch]
                         let meanDY = batch ? Float(sumDY / Double(m)) : 0
                         let meanDYXhat = batch ? Float(sumDYXhat / Double(m)) : 0
-                        for image in 0..<n {
-                            let offset = (image * c + ch) * p
-                            let row = x + offset, g = dy + offset, out = d + offset
-                            for i in 0..<p {
-                                let xhat = (row[i] - mu[ch]) * inv[ch]
-                                out[i] = a * (g[i] - meanDY - xhat * meanDYXhat)
-                            }
-                        }
+                        cnn_bn_input_gradient(x, dy, rectified, d, Int32(n), Int32(c), Int32(p), Int32(ch), mu[ch], inv[ch], a,
+                                              meanDY, meanDYXhat)
                     }
                 }
             }

@@ -109,7 +109,8 @@ public final class Concat: Layer {
                 (g.data + image * ci * r).update(from: dy + (image * c + offset) * r, count: ci * r)
             }
             offset += ci
-            let branchInputGradient = child.layer.backward(g)
+            // g is this layer's own copy, read by nobody after the branch: a fused ReLU may mask it in place.
+            let branchInputGradient = (child.layer as? Sequential)?.backward(g, overwriting: true) ?? child.layer.backward(g)
             if index == 0 {
                 dx.assign(from: branchInputGradient)
             } else {

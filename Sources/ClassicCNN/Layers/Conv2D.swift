@@ -87,7 +87,7 @@ struct WindowGeometry {
     }
 }
 
-public final class Conv2D: Layer, Initializable {
+public final class Conv2D: Layer, Initializable, ReLUFusing {
     public let kind = "Conv2D"
     public let inputChannels: Int, outputChannels: Int
     public let kernelSize: (height: Int, width: Int)
@@ -109,6 +109,9 @@ public final class Conv2D: Layer, Initializable {
     nonisolated(unsafe) public static var winogradEnabled = true
     /// Pads as "same" where the window would not fit the input (see `SmallInputs`).
     public let adaptsToSmallInputs = SmallInputs.adapting
+    /// Whether the output is written rectified, for the ReLU after this layer (see `ReLUFusing`).
+    var fusesReLU = false
+    let appliesReLUDerivative = false
 
     private var input: Tensor?
     private var output: Tensor?, inputGradient: Tensor?
@@ -236,7 +239,7 @@ public final class Conv2D: Layer, Initializable {
         cnn_winograd_transform_filter(weight.data, Int32(outputChannels), Int32(inputChannels), Int32(r), inputGradient ? 1 : 0, u.data)
         let (top, left) = inputGradient ? (r - 1 - g.padTop, r - 1 - g.padLeft) : (g.padTop, g.padLeft)
         cnn_winograd_conv(x.data, Int32(x.shape[0]), Int32(c), Int32(x.shape[2]), Int32(x.shape[3]), u.data,
-                          inputGradient ? nil : bias?.value.data, Int32(co), Int32(r), Int32(top), Int32(left),
+                          inputGradient ? nil : bias?.value.data, !inputGradient && fusesReLU ? 1 : 0, Int32(co), Int32(r), Int32(top), Int32(left),
                           Int32(y.shape[2]), Int32(y.shape[3]), y.data, Int32(Parallel.threads))
     }
 
@@ -257,10 +260,19 @@ public final class Conv2D: Layer, Initializable {
         let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)
         let x = input.data, wt = weight.data, out = y.data
         let biasData = bias?.value.data
+        let relu: Int32 = fusesReLU ? 1 : 0
+        /// The bias and the fused ReLU over `count` images from `first` (one pass, or none).
+        func finish(_ first: Int, _ count: Int) {
+            if fusesReLU {
+                cnn_add_channel_bias_relu(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p))
+            } else if let biasData {
+                cnn_add_channel_bias(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p))
+            }
+        }
         if usesDirectKernels(input.shape, g) {
             Parallel.forEachChunk(n, chunks: chunks) { _, images in
                 for image in images {
-                    cnn_conv2d_direct_forward(x + image * c * h * w, Int32(c), Int32(h), Int32(w), wt, biasData, Int32(co),
+                    cnn_conv2d_direct_forward(x + image * c * h * w, Int32(c), Int32(h), Int32(w), wt, biasData, relu, Int32(co),
                                               Int32(kh), Int32(kw), Int32(oh), Int32(ow), out + image * co * p)
                 }
             }
@@ -274,7 +286,7 @@ public final class Conv2D: Layer, Initializable {
             // The kernel covers the whole unpadded input (LeNet's conv3): a fully connected layer, Y [N, CO] = X [N, K] W^T,
             // with no column matrix at all (im2col would copy K single values per image).
             Gemm.multiply(transposeB: true, m: n, n: co, k: k, a: x, lda: k, b: wt, ldb: k, c: out, ldc: co)
-            if let biasData { cnn_add_channel_bias(out, biasData, Int32(n), Int32(co), 1) }
+            finish(0, n)
             return y
         }
         if !pointwise { buffers(&columns, count: chunks, shape: [k, span * p]) }
@@ -300,7 +312,7 @@ public final class Conv2D: Layer, Initializable {
                         }
                     }
                 }
-                if let biasData { cnn_add_channel_bias(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p)) }
+                finish(first, count)
             }
         }
         return y

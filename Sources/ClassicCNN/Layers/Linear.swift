@@ -2,7 +2,7 @@
 // [N, features] (so a Flatten before it is optional, as in Keras's Dense after Flatten).
 import CNNKernels
 
-public final class Linear: Layer, Initializable {
+public final class Linear: Layer, Initializable, ReLUFusing {
     public let kind = "Linear"
     public let inputFeatures: Int, outputFeatures: Int
     public let weightInitializer: Initializer, biasInitializer: Initializer
@@ -10,6 +10,9 @@ public final class Linear: Layer, Initializable {
     public let weight: Parameter
     public let bias: Parameter?
     public var computesInputGradient = true
+    /// Whether the output is written rectified, for the ReLU after this layer (see `ReLUFusing`).
+    var fusesReLU = false
+    let appliesReLUDerivative = false
 
     private var input: Tensor?
     private var output: Tensor?, inputGradient: Tensor?
@@ -53,7 +56,11 @@ public final class Linear: Layer, Initializable {
         // Y [N, out] = X [N, in] x W^T
         Gemm.multiply(transposeB: true, m: n, n: outputFeatures, k: inputFeatures, a: input.data, lda: inputFeatures,
                       b: weight.data, ldb: inputFeatures, c: y.data, ldc: outputFeatures)
-        if let bias { cnn_add_channel_bias(y.data, bias.data, Int32(n), Int32(outputFeatures), 1) }
+        if fusesReLU {
+            cnn_add_channel_bias_relu(y.data, bias?.data, Int32(n), Int32(outputFeatures), 1)
+        } else if let bias {
+            cnn_add_channel_bias(y.data, bias.data, Int32(n), Int32(outputFeatures), 1)
+        }
         return y
     }
 

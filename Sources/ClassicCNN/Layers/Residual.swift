@@ -74,7 +74,8 @@ public final class Residual: Layer {
                 for i in range { scaled[i] = s * dy[i] }
             }
         }
-        let df = body.backward(g).data
+        // A scaled copy is this layer's own (a fused ReLU may mask it in place); dY itself is read again below.
+        let df = body.backward(g, overwriting: scale != 1).data
         let dx = Tensor.reuse(&inputGradient, shape: outputGradient.shape)
         let d = dx.data
         Parallel.forEachSlice(outputGradient.count) { range in

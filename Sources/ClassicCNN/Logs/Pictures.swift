@@ -128,6 +128,11 @@ extension Model {
     public func featureMaps(of input: Tensor, maximumStages: Int = 12) -> [FeatureMaps] {
         var x = input.reshaped([1] + input.shape)
         var stages: [FeatureMaps] = []
+        // Each convolution's maps before its ReLU, as the layers compute them unfused.
+        let sequentials = network.allLayers.compactMap { $0 as? Sequential }
+        let fused = sequentials.map(\.fusesActivations)
+        for sequential in sequentials { sequential.fusesActivations = false }
+        defer { for (sequential, wasFused) in zip(sequentials, fused) { sequential.fusesActivations = wasFused } }
         for (name, layer) in leafLayers() {
             x = layer.forward(x, training: false)
             // An auxiliary classifier passes its input through at inference: not a stage.
