@@ -245,17 +245,22 @@ static void pack_a(int trans, const float *A, int lda, int i0, int p0, int mc, i
 /// op(B)[p0 : p0+kc, j0 : j0+nc] into slivers of NR columns: dst[sliver][p][j], zero-padded.
 /// Each source row is read sequentially (rows of B, or of B^T when trans).
 static void pack_b(int trans, const float *B, int ldb, int p0, int j0, int kc, int nc, int nr, float *dst) {
-    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)nr * kc) {
-        int cols = nc - jr < nr ? nc - jr : nr;
-        if (!trans) {
-            for (int p = 0; p < kc; p++) {
-                const float *src = B + (size_t)(p0 + p) * ldb + (j0 + jr);
-                float *d = dst + (size_t)p * nr;
-                int j = 0;
+    if (!trans) {
+        // Row by row of B, each read from start to end across all slivers: one sequential stream for the prefetchers.
+        for (int p = 0; p < kc; p++) {
+            const float *src = B + (size_t)(p0 + p) * ldb + j0;
+            float *d = dst + (size_t)p * nr;
+            for (int jr = 0; jr < nc; jr += nr, d += (size_t)nr * kc, src += nr) {
+                int cols = nc - jr < nr ? nc - jr : nr, j = 0;
                 for (; j < cols; j++) d[j] = src[j];
                 for (; j < nr; j++) d[j] = 0;
             }
-        } else {
+        }
+        return;
+    }
+    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)nr * kc) {
+        int cols = nc - jr < nr ? nc - jr : nr;
+        {
             for (int j = 0; j < cols; j++) {
                 const float *src = B + (size_t)(j0 + jr + j) * ldb + p0;
                 for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = src[p];
@@ -278,27 +283,51 @@ static void scale_c(int M, int N, float beta, float *C, int ldc) {
 }
 
 static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N, int K, float alpha,
-                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+                  const float *A, int lda, const float *packed, const float *B, int ldb, float beta, float *C, int ldc);
 
 void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm(current_arch(M), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm(current_arch(M), trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
+}
+
+/// The rows of A padded to whole slivers of the micro-kernel that serves M rows.
+static size_t padded_rows(const gemm_arch *arch, int M) { return (size_t)(M + arch->mr - 1) / arch->mr * arch->mr; }
+
+size_t cnn_sgemm_packed_a_size(int M, int K) {
+    return M <= 0 || K <= 0 ? 0 : padded_rows(current_arch(M), M) * (size_t)K;
+}
+
+void cnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, int lda, float *packed) {
+    // Block by block of KC columns, all rows at once: the same slivers, in the same order, as the driver packs
+    // them for each block of MC rows (MC is a multiple of every MR).
+    const gemm_arch *arch = current_arch(M);
+    const size_t rows = padded_rows(arch, M);
+    for (int pc = 0; pc < K; pc += KC) {
+        int kc = K - pc < KC ? K - pc : KC;
+        pack_a(trans_a, A, lda, 0, pc, M, kc, arch->mr, packed + rows * pc);
+    }
+}
+
+void cnn_sgemm_packed(int M, int N, int K, float alpha, const float *packed_a, int trans_b, const float *B, int ldb,
+                      float beta, float *C, int ldc) {
+    sgemm(current_arch(M), 0, trans_b, M, N, K, alpha, NULL, 0, packed_a, B, ldb, beta, C, ldc);
 }
 
 void cnn_sgemm_isa(cnn_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     cnn_isa best = cnn_isa_detected();
-    sgemm(arch_for(isa < best ? isa : best, M), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm(arch_for(isa < best ? isa : best, M), trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
 }
 
+/// The driver. With `packed` (from cnn_sgemm_pack_a for this arch), A is not read and not packed again.
 static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N, int K, float alpha,
-                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                  const float *A, int lda, const float *packed, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
 #ifdef CNN_X86
     // A few long rows against B^T (a fully connected layer's forward pass at a small batch): dot products.
     if (arch->kernel == kernel_avx512_12x32 || arch->kernel == kernel_avx512_8x32 || arch->kernel == kernel_avx512_4x32) {
-        if (!trans_a && trans_b && M <= 64 && K >= 256 && N >= 64) {
+        if (!packed && !trans_a && trans_b && M <= 64 && K >= 256 && N >= 64) {
             sgemm_dots_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
         }
@@ -308,7 +337,7 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
     if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
 
     const int mr = arch->mr, nr = arch->nr;
-    float *a_buf = cnn_reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
+    float *a_buf = packed ? NULL : cnn_reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
     float *b_buf = cnn_reserve(&packed_b, &packed_b_capacity, (size_t)(NC + NR_MAX) * KC);
     float edge[MR_MAX * NR_MAX] __attribute__((aligned(64)));
 
@@ -320,13 +349,14 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
             pack_b(trans_b, B, ldb, pc, jc, kc, nc, nr, b_buf);
             for (int ic = 0; ic < M; ic += MC) {
                 int mc = M - ic < MC ? M - ic : MC;
-                pack_a(trans_a, A, lda, ic, pc, mc, kc, mr, a_buf);
+                const float *a_block = packed ? packed + padded_rows(arch, M) * pc + (size_t)ic * kc : a_buf;
+                if (!packed) pack_a(trans_a, A, lda, ic, pc, mc, kc, mr, a_buf);
                 for (int jr = 0; jr < nc; jr += nr) {
                     int cols = nc - jr < nr ? nc - jr : nr;
                     const float *b_sliver = b_buf + (size_t)(jr / nr) * nr * kc;
                     for (int ir = 0; ir < mc; ir += mr) {
                         int rows = mc - ir < mr ? mc - ir : mr;
-                        const float *a_sliver = a_buf + (size_t)(ir / mr) * mr * kc;
+                        const float *a_sliver = a_block + (size_t)(ir / mr) * mr * kc;
                         float *c = C + (size_t)(ic + ir) * ldc + (jc + jr);
                         if (rows == mr && cols == nr) {
                             arch->kernel(kc, a_sliver, b_sliver, c, ldc, alpha, accumulate);

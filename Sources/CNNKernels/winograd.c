@@ -182,12 +182,14 @@ static double g_entry(int R, int i, int a) { return R == 3 ? G3[i][a] : G5[i][a]
 
 /// The calling thread's buffers: a block's V [36][C][block] and M [36][CO][block] (or dM), and the weight
 /// gradient's dU [36][CO][C]. Kept between calls, so a training step allocates nothing once shapes are stable.
-static _Thread_local float *block_buffer, *gradient_buffer;
-static _Thread_local size_t block_capacity, gradient_capacity;
+static _Thread_local float *block_buffer, *gradient_buffer, *packed_filter_buffer;
+static _Thread_local size_t block_capacity, gradient_capacity, packed_filter_capacity;
 
 typedef struct {
     const float *x, *u, *bias, *dy;
     float *y, *du;
+    float *packed_u;     // the forward pass's U[xi], packed for the GEMM, packed_size floats each
+    size_t packed_size;
     int N, C, H, W, CO, R, out, PT, PL, OH, OW, TH, TW;
     int relu;  // the forward pass applies max(0, .) after the bias
     long tiles;
@@ -257,8 +259,14 @@ static void input_phase(void *context, int part) {
 /// Phase 2 of the forward pass: M[xi] (CO x width) = U[xi] (CO x C) V[xi] (C x width).
 static void product_phase(void *context, int xi) {
     const job *j = context;
-    cnn_sgemm(0, 0, j->CO, j->width, j->C, 1.0f, j->u + (size_t)xi * j->CO * j->C, j->C, j->v + (size_t)xi * j->C * j->block,
-              j->block, 0.0f, j->m + (size_t)xi * j->CO * j->block, j->block);
+    cnn_sgemm_packed(j->CO, j->width, j->C, 1.0f, j->packed_u + (size_t)xi * j->packed_size, 0,
+                     j->v + (size_t)xi * j->C * j->block, j->block, 0.0f, j->m + (size_t)xi * j->CO * j->block, j->block);
+}
+
+/// Before the blocks: each U[xi] packed once for the GEMM, rather than once per block.
+static void pack_phase(void *context, int xi) {
+    const job *j = context;
+    cnn_sgemm_pack_a(0, j->CO, j->C, j->u + (size_t)xi * j->CO * j->C, j->C, j->packed_u + (size_t)xi * j->packed_size);
 }
 
 /// Phase 3 of the forward pass: y = A^T M A + bias (then max(0, .) with relu) for this part's output channels.
@@ -338,18 +346,18 @@ static void gradient_product_phase(void *context, int xi) {
               j->v + (size_t)xi * j->C * j->block, j->block, 1.0f, j->du + (size_t)xi * j->CO * j->C, j->C);
 }
 
-/// The tiling (blocks of up to 4096 tiles within about 32 MB of buffers), the parts of the transform phases, the
-/// transforms for this CPU, and the calling thread's buffers.
-static void plan(job *j, int threads) {
+/// The tiling (blocks of `least` to 4096 tiles within about `megabytes` of buffers), the parts of the transform
+/// phases, the transforms for this CPU, and the calling thread's buffers.
+static void plan(job *j, int threads, long megabytes, long least) {
     j->out = TILE + 1 - j->R;
     j->TH = (j->OH + j->out - 1) / j->out;
     j->TW = (j->OW + j->out - 1) / j->out;
     j->tiles = (long)j->N * j->TH * j->TW;
-    long block = (32L << 20) / ((long)sizeof(float) * XI * (j->C + j->CO));
+    long block = (megabytes << 20) / ((long)sizeof(float) * XI * (j->C + j->CO));
     long whole = (j->tiles + LANES - 1) / LANES * LANES;
     if (block > BLOCK_MAX) block = BLOCK_MAX;
     block = block / LANES * LANES;
-    if (block < 4 * LANES) block = 4 * LANES;
+    if (block < least) block = least;
     if (block > whole) block = whole;
     j->block = (int)block;
     j->parts = 4 * (threads < 1 ? 1 : threads);
@@ -395,7 +403,11 @@ void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *
     if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0 || !cnn_winograd_available(R)) return;
     job j = {.x = x, .u = u, .bias = bias, .relu = relu, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R,
              .PT = PT, .PL = PL, .OH = OH, .OW = OW};
-    plan(&j, threads);
+    // Small blocks, so that a block's V and M stay in the caches between the phases (U is packed once, above them).
+    plan(&j, threads, 4, 128);
+    j.packed_size = cnn_sgemm_packed_a_size(CO, C);
+    j.packed_u = cnn_reserve(&packed_filter_buffer, &packed_filter_capacity, XI * j.packed_size);
+    cnn_parallel_run(XI, threads, pack_phase, &j);
     for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
         cnn_parallel_run(j.parts, threads, input_phase, &j);
         cnn_parallel_run(XI, threads, product_phase, &j);
@@ -408,7 +420,8 @@ void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, co
     if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0 || !cnn_winograd_available(R)) return;
     job j = {.x = x, .dy = dy, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R, .PT = PT, .PL = PL, .OH = OH,
              .OW = OW};
-    plan(&j, threads);
+    // Large blocks: each block reads and writes all of dU [36][CO][C] once.
+    plan(&j, threads, 32, 4 * LANES);
     // dU [36][CO][C], summed block after block in order, in the calling thread's kept buffer (no allocation per step).
     j.du = cnn_reserve(&gradient_buffer, &gradient_capacity, (size_t)XI * CO * C);
     memset(j.du, 0, (size_t)XI * CO * C * sizeof(float));

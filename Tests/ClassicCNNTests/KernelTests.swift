@@ -36,6 +36,26 @@ struct KernelTests {
         }
     }
 
+    @Test("A packed once gives the same product as cnn_sgemm, bit for bit", arguments: [false, true])
+    func prepackedGemm(_ transposeA: Bool) {
+        // Rows on each side of a sliver and of MC (192), columns with a partial tile, K across two KC blocks (256).
+        for (m, n, k) in [(1, 5, 3), (13, 33, 17), (24, 64, 300), (193, 70, 513), (7, 70, 300)] {
+            let a = randomTensor([m * k], seed: 6).values, b = randomTensor([k * n], seed: 7).values
+            let lda = transposeA ? m : k
+            var packed = [Float](repeating: .nan, count: cnn_sgemm_packed_a_size(Int32(m), Int32(k)))
+            cnn_sgemm_pack_a(transposeA ? 1 : 0, Int32(m), Int32(k), a, Int32(lda), &packed)
+            for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1)] {
+                let c0 = randomTensor([m * n], seed: 8).values
+                var once = c0, each = c0, slow = c0
+                cnn_sgemm_packed(Int32(m), Int32(n), Int32(k), alpha, packed, 0, b, Int32(n), beta, &once, Int32(n))
+                cnn_sgemm(transposeA ? 1 : 0, 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &each, Int32(n))
+                cnn_sgemm_naive(transposeA ? 1 : 0, 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &slow, Int32(n))
+                #expect(once.map(\.bitPattern) == each.map(\.bitPattern), "\(m)x\(n)x\(k) transposeA=\(transposeA)")
+                #expect(zip(once, slow).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4)
+            }
+        }
+    }
+
     @Test func threadedGemmEqualsSingleThreaded() {
         let (m, n, k) = (150, 700, 90)
         let a = randomTensor([m * k], seed: 4).values, b = randomTensor([k * n], seed: 5).values

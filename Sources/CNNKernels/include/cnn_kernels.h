@@ -47,6 +47,12 @@ void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 /// cnn_sgemm with a given instruction set (clamped to the CPU's), leaving the active one alone: for tests.
 void cnn_sgemm_isa(cnn_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/// A packed once for many products with it (a layer's weights against each image's columns): the floats that
+/// cnn_sgemm_pack_a writes for op(A) [M, K], then C = alpha op(A) op(B) + beta C with it, as cnn_sgemm computes it.
+size_t cnn_sgemm_packed_a_size(int M, int K);
+void cnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, int lda, float *packed);
+void cnn_sgemm_packed(int M, int N, int K, float alpha, const float *packed_a, int trans_b, const float *B, int ldb,
+                      float beta, float *C, int ldc);
 /// The naive triple loop, in double precision accumulation: the oracle for cnn_sgemm.
 void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);

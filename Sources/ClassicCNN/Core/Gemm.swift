@@ -38,4 +38,32 @@ public enum Gemm {
             }
         }
     }
+
+    /// op(A) [m, k] packed once into `buffer` for several `multiply(packedA:)` calls (a layer's weights against
+    /// each image's columns), so that it is not packed again for each.
+    static func pack(transposeA: Bool = false, m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, into buffer: inout Tensor?) -> UnsafePointer<Float> {
+        let packed = Tensor.reuse(&buffer, shape: [cnn_sgemm_packed_a_size(Int32(m), Int32(k))])
+        cnn_sgemm_pack_a(transposeA ? 1 : 0, Int32(m), Int32(k), a, Int32(lda), packed.data)
+        return UnsafePointer(packed.data)
+    }
+
+    /// C = alpha * A * op(B) + beta * C with A [m, k] packed by `pack`; split over the columns across `threads`.
+    static func multiply(
+        packedA: UnsafePointer<Float>, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads
+    ) {
+        let tb: Int32 = transposeB ? 1 : 0
+        let nr = Int(cnn_sgemm_nr())
+        let tiles = (n + nr - 1) / nr
+        let parts = m * n * k < 1 << 20 ? 1 : Swift.min(threads, tiles)
+        if parts <= 1 {
+            cnn_sgemm_packed(Int32(m), Int32(n), Int32(k), alpha, packedA, tb, b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        Parallel.forEachChunk(tiles, chunks: parts) { _, range in
+            let j0 = range.lowerBound * nr, j1 = Swift.min(n, range.upperBound * nr)
+            cnn_sgemm_packed(Int32(m), Int32(j1 - j0), Int32(k), alpha, packedA, tb, transposeB ? b + j0 * ldb : b + j0, Int32(ldb),
+                             beta, c + j0, Int32(ldc))
+        }
+    }
 }

@@ -118,6 +118,9 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     private var columns: [Tensor] = [], columnGradients: [Tensor] = [], scratch: [Tensor] = []
     private var weightGradients: [Tensor] = [], biasGradients: [Tensor] = []
     private var winogradFilter: Tensor?
+    /// Each group's weights packed once per pass for the GEMM (W in forward, W^T in backward), when the batch is split
+    /// over the threads and each image's GEMM would otherwise pack them again.
+    private var packedWeights: [Tensor?] = []
 
     public init(
         inputChannels: Int, outputChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
@@ -243,6 +246,17 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                           Int32(y.shape[2]), Int32(y.shape[3]), y.data, Int32(Parallel.threads))
     }
 
+    /// Each group's W_g [cog, K] (or W_g^T [K, cog] when `transposed`) packed for `Gemm.multiply(packedA:)`, when
+    /// the batch is split over the threads (`gemmThreads` 1), so that every image's GEMM uses it; nil otherwise.
+    private func packWeights(transposed: Bool, gemmThreads: Int, m: Int, k: Int) -> [UnsafePointer<Float>]? {
+        guard gemmThreads == 1 else { return nil }
+        if packedWeights.count != groups { packedWeights = Array(repeating: nil, count: groups) }
+        let cog = outputChannels / groups, fanIn = (inputChannels / groups) * kernelSize.height * kernelSize.width
+        return (0..<groups).map { group in
+            Gemm.pack(transposeA: transposed, m: m, k: k, a: weight.data + group * cog * fanIn, lda: fanIn, into: &packedWeights[group])
+        }
+    }
+
     private func buffers(_ list: inout [Tensor], count: Int, shape: [Int]) {
         if list.count != count || list.first?.shape != shape { list = (0..<count).map { _ in Tensor(shape: shape) } }
     }
@@ -291,6 +305,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         }
         if !pointwise { buffers(&columns, count: chunks, shape: [k, span * p]) }
         if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
+        let packed = packWeights(transposed: false, gemmThreads: gemmThreads, m: cog, k: k)
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
                 let count = Swift.min(span, images.upperBound - first), ld = count * p
@@ -299,8 +314,12 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                                            buffer: pointwise ? nil : columns[chunk])
                     // Y_g [cog, count * P] = W_g [cog, K] x col; written straight into y for one image.
                     let target = count == 1 ? out + (first * co + group * cog) * p : scratch[chunk].data
-                    Gemm.multiply(m: cog, n: ld, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: ld,
-                                  c: target, ldc: ld, threads: gemmThreads)
+                    if let packed {
+                        Gemm.multiply(packedA: packed[group], m: cog, n: ld, k: k, b: col, ldb: ld, c: target, ldc: ld, threads: 1)
+                    } else {
+                        Gemm.multiply(m: cog, n: ld, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: ld,
+                                      c: target, ldc: ld, threads: gemmThreads)
+                    }
                     if count > 1 {
                         // [cog, count, P] to [count, co, P]: a transpose of P-long rows (single values for LeNet's conv3).
                         for i in 0..<count {
@@ -367,6 +386,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         let x = input.data, wt = weight.data, dy = outputGradient.data, dxData = dx.data
         let needDX = computesInputGradient
         let direct = usesDirectKernels(input.shape, g)
+        let packed = needDX ? packWeights(transposed: true, gemmThreads: gemmThreads, m: k, k: cog) : nil
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
             let dw = weightGradients[chunk].data, db = biasGradients[chunk].data
             weightGradients[chunk].zero()
@@ -403,12 +423,21 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                     guard needDX else { continue }
                     // dcol = W_g^T [K, cog] x dY_g, then scattered back onto each image.
                     if pointwise {
-                        Gemm.multiply(transposeA: true, m: k, n: p, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: p,
-                                      c: dxData + (first * c + group * cg) * h * w, ldc: p, threads: gemmThreads)
+                        let target = dxData + (first * c + group * cg) * h * w
+                        if let packed {
+                            Gemm.multiply(packedA: packed[group], m: k, n: p, k: cog, b: dyg, ldb: p, c: target, ldc: p, threads: 1)
+                        } else {
+                            Gemm.multiply(transposeA: true, m: k, n: p, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: p,
+                                          c: target, ldc: p, threads: gemmThreads)
+                        }
                     } else {
                         let dcol = columnGradients[chunk].data
-                        Gemm.multiply(transposeA: true, m: k, n: ld, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: ld,
-                                      c: dcol, ldc: ld, threads: gemmThreads)
+                        if let packed {
+                            Gemm.multiply(packedA: packed[group], m: k, n: ld, k: cog, b: dyg, ldb: ld, c: dcol, ldc: ld, threads: 1)
+                        } else {
+                            Gemm.multiply(transposeA: true, m: k, n: ld, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: ld,
+                                          c: dcol, ldc: ld, threads: gemmThreads)
+                        }
                         for i in 0..<count {
                             let dxg = dxData + ((first + i) * c + group * cg) * h * w
                             dxg.update(repeating: 0, count: cg * h * w)
