@@ -114,6 +114,46 @@ struct KernelTests {
         }
     }
 
+    @Test("A large image lowered in bands of output rows equals the naive convolution, forward and backward", arguments: [1, 2])
+    func bandedConvolution(_ batch: Int) throws {
+        // 147 x 2,160 columns per group: bands of 39 and 9 output rows. Batch 1 splits each GEMM over the threads, batch
+        // 2 the images (with the weights packed once).
+        let (c, h, w, co, groups) = (6, 95, 90, 8, 2)
+        let conv = Conv2D(inputChannels: c, outputChannels: co, kernelSize: 7, stride: 2, padding: .uniform(3), groups: groups)
+        var rng = RandomGenerator(seed: 12)
+        conv.resetParameters(using: &rng)
+        conv.bias!.value = randomTensor([co], seed: 13)
+        let x = randomTensor([batch, c, h, w], seed: 14)
+        let y = Tensor(copying: conv.forward(x, training: true))
+        let (oh, ow) = (48, 45)
+        #expect(y.shape == [batch, co, oh, ow])
+        let dy = randomTensor(y.shape, seed: 15)
+        conv.weight.zeroGradient()
+        conv.bias!.zeroGradient()
+        let dx = Tensor(copying: conv.backward(dy))
+        let (xs, ws, bs, dys) = (x.values, conv.weight.value.values, conv.bias!.value.values, dy.values)
+        let (inPlane, outPlane) = (c * h * w, co * oh * ow)
+        var expectedDW = [Float](repeating: 0, count: ws.count)
+        var forwardWithoutBias = [Float](repeating: 0, count: batch * outPlane)
+        for image in 0..<batch {
+            let xi = Array(xs[(image * inPlane)..<((image + 1) * inPlane)]), dyi = Array(dys[(image * outPlane)..<((image + 1) * outPlane)])
+            var expected = [Float](repeating: 0, count: outPlane), plain = expected
+            cnn_conv2d_naive(xi, Int32(c), Int32(h), Int32(w), ws, bs, Int32(co), Int32(groups), 7, 7, 2, 2, 3, 3, Int32(oh), Int32(ow), &expected)
+            cnn_conv2d_naive(xi, Int32(c), Int32(h), Int32(w), ws, nil, Int32(co), Int32(groups), 7, 7, 2, 2, 3, 3, Int32(oh), Int32(ow), &plain)
+            forwardWithoutBias.replaceSubrange((image * outPlane)..<((image + 1) * outPlane), with: plain)
+            let got = y.values[(image * outPlane)..<((image + 1) * outPlane)]
+            #expect(zip(got, expected).map { abs($0 - $1) }.max()! < 1e-4, "image \(image)")
+            cnn_conv2d_weight_gradient_naive(xi, Int32(c), Int32(h), Int32(w), dyi, Int32(co), Int32(groups), 7, 7, 2, 2, 3, 3,
+                                             Int32(oh), Int32(ow), &expectedDW)
+        }
+        let dwError = zip(conv.weight.gradient.values, expectedDW).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+        #expect(dwError < 1e-4, "weight gradient error \(dwError)")
+        // The input gradient is the adjoint of the convolution: <dY, conv(x)> = <dX, x>.
+        let lhs = zip(dys, forwardWithoutBias).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(dx.values, xs).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(lhs - rhs) <= 1e-4 * max(1, abs(lhs)), "<dY, conv x> = \(lhs), <dX, x> = \(rhs)")
+    }
+
     /// Shapes the direct kernels take: LeNet's C1, a masked tail (OW = 17), two output-channel blocks (8 = 6 + 2),
     /// two kernel-column blocks for the weight gradient (5 = 4 + 1), several input channels.
     static let directShapes: [(c: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int)] = [

@@ -198,14 +198,31 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     /// smaller than the thread count, one share whose GEMMs use `gemmThreads`). Within a share, `span` images at a
     /// time are laid side by side in one column matrix and go through one GEMM: for small outputs (LeNet's C5 has
     /// one output position per image) a single image's GEMM is too thin to fill the register tiles.
-    private func plan(batch: Int, k: Int, p: Int) -> (chunks: Int, gemmThreads: Int, span: Int) {
-        let threads = Parallel.threads
+    ///
+    /// The other way round, an image whose column matrix would exceed about 1 MB (GoogLeNet's conv1: 147 x 12,544) is
+    /// lowered `band` output rows at a time, so that the GEMM reads each band's columns from the caches just after
+    /// im2col wrote them; `band` is the output height otherwise.
+    private func plan(batch: Int, k: Int, oh: Int, ow: Int) -> (chunks: Int, gemmThreads: Int, span: Int, band: Int) {
+        let threads = Parallel.threads, p = oh * ow
         let (chunks, gemmThreads) = batch >= threads ? (threads, 1) : (1, threads)
-        guard !isPointwise else { return (chunks, gemmThreads, 1) }
+        guard !isPointwise else { return (chunks, gemmThreads, 1, oh) }
         let share = (batch + chunks - 1) / chunks
         // Keep a column matrix within about 1 MB, and only batch images whose own GEMM is narrow.
         let span = p >= 4096 ? 1 : Swift.max(1, Swift.min(share, (1 << 18) / Swift.max(k * p, 1)))
-        return (chunks, gemmThreads, span)
+        let band = span == 1 && k * p > 1 << 18 ? Swift.max(1, Swift.min(oh, (1 << 18) / Swift.max(k * ow, 1))) : oh
+        return (chunks, gemmThreads, span, band)
+    }
+
+    /// The column matrix [K, rows * OW] of output rows `firstRow ..< firstRow + rows` of one image in `group`.
+    private func lowerBand(_ x: UnsafeMutablePointer<Float>, shape: [Int], geometry g: WindowGeometry, image: Int, group: Int,
+                           firstRow: Int, rows: Int, buffer: Tensor) -> UnsafeMutablePointer<Float> {
+        let (c, h, w) = (shape[1], shape[2], shape[3])
+        let cg = c / groups
+        // Output row r of the band is output row firstRow + r: the same window with the padding moved up.
+        cnn_im2col(x + (image * c + group * cg) * h * w, Int32(cg), Int32(h), Int32(w), Int32(kernelSize.height),
+                   Int32(kernelSize.width), Int32(stride.height), Int32(stride.width), Int32(g.padTop - firstRow * stride.height),
+                   Int32(g.padLeft), Int32(rows), Int32(g.outputWidth), buffer.data, Int32(rows * g.outputWidth))
+        return buffer.data
     }
 
     /// The column matrix [K, count * P] of images `first ..< first + count` in `group`, the images side by side:
@@ -271,7 +288,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         let (kh, kw) = kernelSize
         let k = cg * kh * kw, p = oh * ow
         let pointwise = isPointwise
-        let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)
+        let (chunks, gemmThreads, span, band) = plan(batch: n, k: k, oh: oh, ow: ow)
         let x = input.data, wt = weight.data, out = y.data
         let biasData = bias?.value.data
         let relu: Int32 = fusesReLU ? 1 : 0
@@ -303,10 +320,32 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
             finish(0, n)
             return y
         }
-        if !pointwise { buffers(&columns, count: chunks, shape: [k, span * p]) }
+        if !pointwise { buffers(&columns, count: chunks, shape: [k, band < oh ? band * ow : span * p]) }
         if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         let packed = packWeights(transposed: false, gemmThreads: gemmThreads, m: cog, k: k)
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
+            if band < oh {
+                // Band by band of output rows: Y_g[:, band] = W_g x the band's columns, written straight into y.
+                for image in images {
+                    for group in 0..<groups {
+                        let target = out + (image * co + group * cog) * p
+                        for firstRow in Swift.stride(from: 0, to: oh, by: band) {
+                            let rows = Swift.min(band, oh - firstRow), width = rows * ow
+                            let col = lowerBand(x, shape: input.shape, geometry: g, image: image, group: group, firstRow: firstRow,
+                                                rows: rows, buffer: columns[chunk])
+                            if let packed {
+                                Gemm.multiply(packedA: packed[group], m: cog, n: width, k: k, b: col, ldb: width, c: target + firstRow * ow,
+                                              ldc: p, threads: 1)
+                            } else {
+                                Gemm.multiply(m: cog, n: width, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: width,
+                                              c: target + firstRow * ow, ldc: p, threads: gemmThreads)
+                            }
+                        }
+                    }
+                    finish(image, 1)
+                }
+                return
+            }
             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
                 let count = Swift.min(span, images.upperBound - first), ld = count * p
                 for group in 0..<groups {
@@ -374,10 +413,10 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
             if computesInputGradient { winograd(outputGradient, geometry: g, into: dx, inputGradient: true) }
             return dx
         }
-        let (chunks, gemmThreads, span) = plan(batch: n, k: k, p: p)
+        let (chunks, gemmThreads, span, band) = plan(batch: n, k: k, oh: oh, ow: ow)
         if !pointwise {
-            buffers(&columns, count: chunks, shape: [k, span * p])
-            buffers(&columnGradients, count: chunks, shape: [k, span * p])
+            buffers(&columns, count: chunks, shape: [k, band < oh ? band * ow : span * p])
+            buffers(&columnGradients, count: chunks, shape: [k, band < oh ? band * ow : span * p])
         }
         if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         // Per-chunk gradient accumulators, summed in chunk order afterwards: the result does not depend on timing.
@@ -398,6 +437,38 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                                                       Int32(co), Int32(kh), Int32(kw), Int32(oh), Int32(ow), dw)
                 }
                 guard needDX else { return }
+            }
+            if band < oh {
+                // Band by band of output rows: dW_g += dY_g[:, band] x the band's columns^T; dX gets the band's col2im.
+                for image in images {
+                    for group in 0..<groups {
+                        let dyg = dy + (image * co + group * cog) * p
+                        let dxg = dxData + (image * c + group * cg) * h * w
+                        if needDX { dxg.update(repeating: 0, count: cg * h * w) }
+                        for firstRow in Swift.stride(from: 0, to: oh, by: band) {
+                            let rows = Swift.min(band, oh - firstRow), width = rows * ow
+                            let bandDY = dyg + firstRow * ow
+                            if !direct {
+                                let col = lowerBand(x, shape: input.shape, geometry: g, image: image, group: group, firstRow: firstRow,
+                                                    rows: rows, buffer: columns[chunk])
+                                Gemm.multiply(transposeB: true, m: cog, n: k, k: width, a: bandDY, lda: p, b: col, ldb: width,
+                                              beta: 1, c: dw + group * cog * k, ldc: k, threads: gemmThreads)
+                            }
+                            guard needDX else { continue }
+                            let dcol = columnGradients[chunk].data
+                            if let packed {
+                                Gemm.multiply(packedA: packed[group], m: k, n: width, k: cog, b: bandDY, ldb: p, c: dcol, ldc: width, threads: 1)
+                            } else {
+                                Gemm.multiply(transposeA: true, m: k, n: width, k: cog, a: wt + group * cog * k, lda: k, b: bandDY, ldb: p,
+                                              c: dcol, ldc: width, threads: gemmThreads)
+                            }
+                            cnn_col2im(dcol, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height), Int32(stride.width),
+                                       Int32(g.padTop - firstRow * stride.height), Int32(g.padLeft), Int32(rows), Int32(ow), dxg,
+                                       Int32(width))
+                        }
+                    }
+                }
+                return
             }
             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: span) {
                 let count = Swift.min(span, images.upperBound - first), ld = count * p
