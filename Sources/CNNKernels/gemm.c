@@ -271,6 +271,76 @@ static void pack_b(int trans, const float *B, int ldb, int p0, int j0, int kc, i
     }
 }
 
+#ifdef CNN_X86
+/// r[c] = column c of the 16 x 16 matrix whose row i is r[i]. Pairs of rows interleaved (unpack), then groups of four
+/// (shuffle), then the 128-bit lanes of four vectors exchanged (shuffle_f32x4) in two steps.
+__attribute__((target("avx512f")))
+static inline void transpose16_avx512(__m512 r[16]) {
+    __m512 t[16], s[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // lane L: M[2i][4L], M[2i+1][4L], M[2i][4L+1], M[2i+1][4L+1]
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // the same for columns 4L+2, 4L+3
+    }
+    for (int i = 0; i < 4; i++) {  // s[4i+q], lane L: column 4L+q of rows 4i..4i+3
+        s[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        s[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        s[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        s[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {  // column 4L+q gathers lane L of s[q], s[4+q], s[8+q], s[12+q]
+        __m512 x0 = _mm512_shuffle_f32x4(s[q], s[4 + q], 0x44), x1 = _mm512_shuffle_f32x4(s[q], s[4 + q], 0xEE);
+        __m512 y0 = _mm512_shuffle_f32x4(s[8 + q], s[12 + q], 0x44), y1 = _mm512_shuffle_f32x4(s[8 + q], s[12 + q], 0xEE);
+        r[q] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        r[4 + q] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+        r[8 + q] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        r[12 + q] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+}
+
+/// pack_b for B^T and slivers of 32 columns (the AVX-512 kernels): 16 x 16 blocks of B transposed in registers, where
+/// the portable loop writes every value to its own place one at a time.
+__attribute__((target("avx512f")))
+static void pack_b_trans_avx512(const float *B, int ldb, int p0, int j0, int kc, int nc, float *dst) {
+    for (int jr = 0; jr < nc; jr += 32, dst += (size_t)32 * kc) {
+        const int cols = nc - jr < 32 ? nc - jr : 32;
+        for (int half = 0; half < 2; half++) {
+            const int rows = cols - 16 * half;  // rows of B (columns of the sliver) that exist; the others are zeros
+            const float *src = B + (size_t)(j0 + jr + 16 * half) * ldb + p0;
+            for (int pb = 0; pb < kc; pb += 16) {
+                const int width = kc - pb < 16 ? kc - pb : 16;
+                const __mmask16 m = width == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1);
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + (size_t)i * ldb + pb) : _mm512_setzero_ps();
+                transpose16_avx512(r);
+                for (int q = 0; q < width; q++) _mm512_store_ps(dst + (size_t)(pb + q) * 32 + 16 * half, r[q]);
+            }
+        }
+    }
+}
+
+/// pack_a for A not transposed, on AVX-512: the sliver's rows read 16 values at a time and transposed in registers;
+/// each of the 16 columns then stored as MR contiguous values (masked), where the portable loop writes every value
+/// to its own place one at a time.
+__attribute__((target("avx512f")))
+static void pack_a_avx512(const float *A, int lda, int i0, int p0, int mc, int kc, int mr, float *dst) {
+    const __mmask16 sliver = (__mmask16)((1u << mr) - 1);
+    for (int ir = 0; ir < mc; ir += mr, dst += (size_t)mr * kc) {
+        const int rows = mc - ir < mr ? mc - ir : mr;
+        const float *src = A + (size_t)(i0 + ir) * lda + p0;
+        for (int pb = 0; pb < kc; pb += 16) {
+            const int width = kc - pb < 16 ? kc - pb : 16;
+            const __mmask16 m = width == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + (size_t)i * lda + pb) : _mm512_setzero_ps();
+            transpose16_avx512(r);
+            for (int q = 0; q < width; q++) _mm512_mask_storeu_ps(dst + (size_t)(pb + q) * mr, sliver, r[q]);
+        }
+    }
+}
+#endif
+
 // ---- Driver ------------------------------------------------------------------------------------------
 
 static void scale_c(int M, int N, float beta, float *C, int ldc) {
@@ -346,11 +416,21 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
             const int accumulate = beta != 0.0f || pc > 0;
-            pack_b(trans_b, B, ldb, pc, jc, kc, nc, nr, b_buf);
+#ifdef CNN_X86
+            if (trans_b && nr == 32) pack_b_trans_avx512(B, ldb, pc, jc, kc, nc, b_buf);
+            else
+#endif
+                pack_b(trans_b, B, ldb, pc, jc, kc, nc, nr, b_buf);
             for (int ic = 0; ic < M; ic += MC) {
                 int mc = M - ic < MC ? M - ic : MC;
                 const float *a_block = packed ? packed + padded_rows(arch, M) * pc + (size_t)ic * kc : a_buf;
-                if (!packed) pack_a(trans_a, A, lda, ic, pc, mc, kc, mr, a_buf);
+                if (!packed) {
+#ifdef CNN_X86
+                    if (!trans_a && nr == 32) pack_a_avx512(A, lda, ic, pc, mc, kc, mr, a_buf);
+                    else
+#endif
+                        pack_a(trans_a, A, lda, ic, pc, mc, kc, mr, a_buf);
+                }
                 for (int jr = 0; jr < nc; jr += nr) {
                     int cols = nc - jr < nr ? nc - jr : nr;
                     const float *b_sliver = b_buf + (size_t)(jr / nr) * nr * kc;
