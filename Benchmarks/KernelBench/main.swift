@@ -51,7 +51,7 @@ shapes += convolution("vgg16 conv5_3", cout: 512, p: 14 * 14, k: 512 * 9)
 shapes.append(Shape(name: "vgg16 fc6 forward (batch 16)", m: 16, n: 4096, k: 25088, transposeA: false, transposeB: true))
 
 struct Result: Encodable {
-    let shape: String, m: Int, n: Int, k: Int, threads: Int, gflops: Double
+    let shape: String, m: Int, n: Int, k: Int, transpose_a: Bool, transpose_b: Bool, threads: Int, gflops: Double
 }
 
 func measure(_ s: Shape, threads: Int) -> Double {
@@ -86,8 +86,10 @@ if !json {
 }
 for shape in shapes {
     let one = measure(shape, threads: 1), two = measure(shape, threads: 2)
-    results.append(Result(shape: shape.name, m: shape.m, n: shape.n, k: shape.k, threads: 1, gflops: one))
-    results.append(Result(shape: shape.name, m: shape.m, n: shape.n, k: shape.k, threads: 2, gflops: two))
+    for (threads, gflops) in [(1, one), (2, two)] {
+        results.append(Result(shape: shape.name, m: shape.m, n: shape.n, k: shape.k, transpose_a: shape.transposeA,
+                              transpose_b: shape.transposeB, threads: threads, gflops: gflops))
+    }
     if !json {
         print(shape.name.padding(toLength: 42, withPad: " ", startingAt: 0)
               + "\(shape.m) x \(shape.n) x \(shape.k)".padding(toLength: 22, withPad: " ", startingAt: 0)

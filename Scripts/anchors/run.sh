@@ -2,7 +2,9 @@
 # Side-by-side benchmark: ClassicCNN against PyTorch (and TensorFlow with --tensorflow) on this machine, the same
 # models at the same shapes, 2 threads, medians of repeated runs, printed with the ratio ours / best anchor.
 #
-#     Scripts/anchors/run.sh [--tensorflow] [--runs 5] [--models lenet5|alexnet-cifar|vgg16|googlenet-torchvision|all] [--no-gemm]
+#     Scripts/anchors/run.sh [--tensorflow] [--runs 5] [--models lenet5|alexnet-cifar|vgg16|googlenet-torchvision|all|none] [--no-gemm]
+#
+# The GEMM rows compare torch.mm at 512, 1024 and 2048 square and at the layer shapes kernel-bench lists.
 #
 # LeNet-5 takes about 2 minutes with TensorFlow; `--models all` about 40 (VGG16 training steps take 6-15 s each).
 #
