@@ -274,6 +274,20 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         }
     }
 
+    /// C = W_g B (forward) or W_g^T B (`transposed`: the input gradient's columns) for `group`, n columns, with the
+    /// weights packed once by `packWeights` (`packed`) or packed inside the GEMM.
+    private func multiplyByWeights(transposed: Bool, packed: [UnsafePointer<Float>]?, group: Int, n: Int, b: UnsafePointer<Float>,
+                                   ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, gemmThreads: Int) {
+        let cog = outputChannels / groups, k = (inputChannels / groups) * kernelSize.height * kernelSize.width
+        let (rows, depth) = transposed ? (k, cog) : (cog, k)
+        if let packed {
+            Gemm.multiply(packedA: packed[group], m: rows, n: n, k: depth, b: b, ldb: ldb, c: c, ldc: ldc, threads: 1)
+        } else {
+            Gemm.multiply(transposeA: transposed, m: rows, n: n, k: depth, a: weight.data + group * cog * k, lda: k, b: b, ldb: ldb,
+                          c: c, ldc: ldc, threads: gemmThreads)
+        }
+    }
+
     private func buffers(_ list: inout [Tensor], count: Int, shape: [Int]) {
         if list.count != count || list.first?.shape != shape { list = (0..<count).map { _ in Tensor(shape: shape) } }
     }
@@ -333,13 +347,8 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                             let rows = Swift.min(band, oh - firstRow), width = rows * ow
                             let col = lowerBand(x, shape: input.shape, geometry: g, image: image, group: group, firstRow: firstRow,
                                                 rows: rows, buffer: columns[chunk])
-                            if let packed {
-                                Gemm.multiply(packedA: packed[group], m: cog, n: width, k: k, b: col, ldb: width, c: target + firstRow * ow,
-                                              ldc: p, threads: 1)
-                            } else {
-                                Gemm.multiply(m: cog, n: width, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: width,
-                                              c: target + firstRow * ow, ldc: p, threads: gemmThreads)
-                            }
+                            multiplyByWeights(transposed: false, packed: packed, group: group, n: width, b: col, ldb: width,
+                                              c: target + firstRow * ow, ldc: p, gemmThreads: gemmThreads)
                         }
                     }
                     finish(image, 1)
@@ -353,12 +362,8 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                                            buffer: pointwise ? nil : columns[chunk])
                     // Y_g [cog, count * P] = W_g [cog, K] x col; written straight into y for one image.
                     let target = count == 1 ? out + (first * co + group * cog) * p : scratch[chunk].data
-                    if let packed {
-                        Gemm.multiply(packedA: packed[group], m: cog, n: ld, k: k, b: col, ldb: ld, c: target, ldc: ld, threads: 1)
-                    } else {
-                        Gemm.multiply(m: cog, n: ld, k: k, a: wt + group * cog * k, lda: k, b: col, ldb: ld,
-                                      c: target, ldc: ld, threads: gemmThreads)
-                    }
+                    multiplyByWeights(transposed: false, packed: packed, group: group, n: ld, b: col, ldb: ld, c: target, ldc: ld,
+                                      gemmThreads: gemmThreads)
                     if count > 1 {
                         // [cog, count, P] to [count, co, P]: a transpose of P-long rows (single values for LeNet's conv3).
                         for i in 0..<count {
@@ -422,7 +427,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         // Per-chunk gradient accumulators, summed in chunk order afterwards: the result does not depend on timing.
         buffers(&weightGradients, count: chunks, shape: weight.shape)
         buffers(&biasGradients, count: chunks, shape: [co])
-        let x = input.data, wt = weight.data, dy = outputGradient.data, dxData = dx.data
+        let x = input.data, dy = outputGradient.data, dxData = dx.data
         let needDX = computesInputGradient
         let direct = usesDirectKernels(input.shape, g)
         let packed = needDX ? packWeights(transposed: true, gemmThreads: gemmThreads, m: k, k: cog) : nil
@@ -456,12 +461,8 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                             }
                             guard needDX else { continue }
                             let dcol = columnGradients[chunk].data
-                            if let packed {
-                                Gemm.multiply(packedA: packed[group], m: k, n: width, k: cog, b: bandDY, ldb: p, c: dcol, ldc: width, threads: 1)
-                            } else {
-                                Gemm.multiply(transposeA: true, m: k, n: width, k: cog, a: wt + group * cog * k, lda: k, b: bandDY, ldb: p,
-                                              c: dcol, ldc: width, threads: gemmThreads)
-                            }
+                            multiplyByWeights(transposed: true, packed: packed, group: group, n: width, b: bandDY, ldb: p, c: dcol,
+                                              ldc: width, gemmThreads: gemmThreads)
                             cnn_col2im(dcol, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(stride.height), Int32(stride.width),
                                        Int32(g.padTop - firstRow * stride.height), Int32(g.padLeft), Int32(rows), Int32(ow), dxg,
                                        Int32(width))
@@ -495,20 +496,12 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                     // dcol = W_g^T [K, cog] x dY_g, then scattered back onto each image.
                     if pointwise {
                         let target = dxData + (first * c + group * cg) * h * w
-                        if let packed {
-                            Gemm.multiply(packedA: packed[group], m: k, n: p, k: cog, b: dyg, ldb: p, c: target, ldc: p, threads: 1)
-                        } else {
-                            Gemm.multiply(transposeA: true, m: k, n: p, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: p,
-                                          c: target, ldc: p, threads: gemmThreads)
-                        }
+                        multiplyByWeights(transposed: true, packed: packed, group: group, n: p, b: dyg, ldb: p, c: target, ldc: p,
+                                          gemmThreads: gemmThreads)
                     } else {
                         let dcol = columnGradients[chunk].data
-                        if let packed {
-                            Gemm.multiply(packedA: packed[group], m: k, n: ld, k: cog, b: dyg, ldb: ld, c: dcol, ldc: ld, threads: 1)
-                        } else {
-                            Gemm.multiply(transposeA: true, m: k, n: ld, k: cog, a: wt + group * cog * k, lda: k, b: dyg, ldb: ld,
-                                          c: dcol, ldc: ld, threads: gemmThreads)
-                        }
+                        multiplyByWeights(transposed: true, packed: packed, group: group, n: ld, b: dyg, ldb: ld, c: dcol, ldc: ld,
+                                          gemmThreads: gemmThreads)
                         for i in 0..<count {
                             let dxg = dxData + ((first + i) * c + group * cg) * h * w
                             dxg.update(repeating: 0, count: cg * h * w)
