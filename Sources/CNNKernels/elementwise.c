@@ -21,15 +21,6 @@ void cnn_relu_backward(const float *restrict y, const float *restrict dy, float 
     }
 }
 
-void cnn_add_channel_bias(float *restrict y, const float *restrict bias, int images, int C, int P) {
-    for (int n = 0; n < images; n++)
-        for (int c = 0; c < C; c++) {
-            float *restrict row = y + ((size_t)n * C + c) * P;
-            const float b = bias[c];
-            for (int i = 0; i < P; i++) row[i] += b;
-        }
-}
-
 void cnn_relu_mask(const float *restrict y, float *restrict dy, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = y[i], g = dy[i];
@@ -37,12 +28,16 @@ void cnn_relu_mask(const float *restrict y, float *restrict dy, size_t n) {
     }
 }
 
-void cnn_add_channel_bias_relu(float *restrict y, const float *restrict bias, int images, int C, int P) {
+void cnn_add_channel_bias(float *restrict y, const float *restrict bias, int images, int C, int P, int relu) {
+    if (!bias && !relu) return;
     for (int n = 0; n < images; n++)
         for (int c = 0; c < C; c++) {
             float *restrict row = y + ((size_t)n * C + c) * P;
             const float b = bias ? bias[c] : 0.0f;
-            for (int i = 0; i < P; i++) row[i] = row[i] + b > 0.0f ? row[i] + b : 0.0f;
+            if (relu)
+                for (int i = 0; i < P; i++) row[i] = row[i] + b > 0.0f ? row[i] + b : 0.0f;
+            else
+                for (int i = 0; i < P; i++) row[i] += b;
         }
 }
 

@@ -297,6 +297,14 @@ static inline void transpose16_avx512(__m512 r[16]) {
     }
 }
 
+/// r[q] = column q of the block src[0 : rows, 0 : width] (row stride ld), zeros past `rows` and `width` (both <= 16).
+__attribute__((target("avx512f")))
+static inline void load_transposed_avx512(const float *src, size_t ld, int rows, int width, __m512 r[16]) {
+    const __mmask16 m = width == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1);
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
+    transpose16_avx512(r);
+}
+
 /// pack_b for B^T and slivers of 32 columns (the AVX-512 kernels): 16 x 16 blocks of B transposed in registers, where
 /// the portable loop writes every value to its own place one at a time.
 __attribute__((target("avx512f")))
@@ -308,11 +316,8 @@ static void pack_b_trans_avx512(const float *B, int ldb, int p0, int j0, int kc,
             const float *src = B + (size_t)(j0 + jr + 16 * half) * ldb + p0;
             for (int pb = 0; pb < kc; pb += 16) {
                 const int width = kc - pb < 16 ? kc - pb : 16;
-                const __mmask16 m = width == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1);
                 __m512 r[16];
-                for (int i = 0; i < 16; i++)
-                    r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + (size_t)i * ldb + pb) : _mm512_setzero_ps();
-                transpose16_avx512(r);
+                load_transposed_avx512(src + pb, (size_t)ldb, rows, width, r);
                 for (int q = 0; q < width; q++) _mm512_store_ps(dst + (size_t)(pb + q) * 32 + 16 * half, r[q]);
             }
         }
@@ -330,11 +335,8 @@ static void pack_a_avx512(const float *A, int lda, int i0, int p0, int mc, int k
         const float *src = A + (size_t)(i0 + ir) * lda + p0;
         for (int pb = 0; pb < kc; pb += 16) {
             const int width = kc - pb < 16 ? kc - pb : 16;
-            const __mmask16 m = width == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1);
             __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + (size_t)i * lda + pb) : _mm512_setzero_ps();
-            transpose16_avx512(r);
+            load_transposed_avx512(src + pb, (size_t)lda, rows, width, r);
             for (int q = 0; q < width; q++) _mm512_mask_storeu_ps(dst + (size_t)(pb + q) * mr, sliver, r[q]);
         }
     }

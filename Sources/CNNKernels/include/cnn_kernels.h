@@ -133,10 +133,9 @@ void cnn_relu_forward(const float *x, float *y, size_t n);
 void cnn_relu_backward(const float *y, const float *dy, float *dx, size_t n);
 /// dy = dy where y > 0, else 0, in place (the derivative of a ReLU fused into the layer that wrote y).
 void cnn_relu_mask(const float *y, float *dy, size_t n);
-/// y[n, c, :] += bias[c] over `images` images of C planes of P elements.
-void cnn_add_channel_bias(float *y, const float *bias, int images, int C, int P);
-/// y[n, c, :] = max(0, y[n, c, :] + bias[c]) (bias may be NULL): a layer's bias and its fused ReLU in one pass.
-void cnn_add_channel_bias_relu(float *y, const float *bias, int images, int C, int P);
+/// y[n, c, :] += bias[c] over `images` images of C planes of P elements (bias may be NULL), then max(0, .) when
+/// `relu` is non-zero: a layer's bias and its fused ReLU in one pass.
+void cnn_add_channel_bias(float *y, const float *bias, int images, int C, int P, int relu);
 /// sums[c] += the sum of dy[n, c, :] over `images` images (the bias gradient).
 void cnn_accumulate_channel_sums(const float *dy, float *sums, int images, int C, int P);
 /// target += source.

@@ -19,10 +19,7 @@ public enum Gemm {
             return
         }
         if n >= m {
-            let nr = Int(cnn_sgemm_nr())
-            let tiles = (n + nr - 1) / nr
-            Parallel.forEachChunk(tiles, chunks: parts) { _, range in
-                let j0 = range.lowerBound * nr, j1 = min(n, range.upperBound * nr)
+            forEachColumnShare(n, parts: parts) { j0, j1 in
                 let bPart = transposeB ? b + j0 * ldb : b + j0
                 cnn_sgemm(ta, tb, Int32(m), Int32(j1 - j0), Int32(k), alpha, a, Int32(lda), bPart, Int32(ldb),
                           beta, c + j0, Int32(ldc))
@@ -53,17 +50,19 @@ public enum Gemm {
         b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads
     ) {
         let tb: Int32 = transposeB ? 1 : 0
-        let nr = Int(cnn_sgemm_nr())
-        let tiles = (n + nr - 1) / nr
-        let parts = m * n * k < 1 << 20 ? 1 : Swift.min(threads, tiles)
-        if parts <= 1 {
-            cnn_sgemm_packed(Int32(m), Int32(n), Int32(k), alpha, packedA, tb, b, Int32(ldb), beta, c, Int32(ldc))
-            return
-        }
-        Parallel.forEachChunk(tiles, chunks: parts) { _, range in
-            let j0 = range.lowerBound * nr, j1 = Swift.min(n, range.upperBound * nr)
+        forEachColumnShare(n, parts: m * n * k < 1 << 20 ? 1 : threads) { j0, j1 in
             cnn_sgemm_packed(Int32(m), Int32(j1 - j0), Int32(k), alpha, packedA, tb, transposeB ? b + j0 * ldb : b + j0, Int32(ldb),
                              beta, c + j0, Int32(ldc))
+        }
+    }
+
+    /// Columns [j0, j1) of n in up to `parts` shares on register-tile boundaries, run in parallel (inline for one).
+    private static func forEachColumnShare(_ n: Int, parts: Int, _ body: (Int, Int) -> Void) {
+        let nr = Int(cnn_sgemm_nr())
+        let tiles = (n + nr - 1) / nr
+        guard parts > 1 && tiles > 1 else { return body(0, n) }
+        Parallel.forEachChunk(tiles, chunks: Swift.min(parts, tiles)) { _, range in
+            body(range.lowerBound * nr, Swift.min(n, range.upperBound * nr))
         }
     }
 }

@@ -308,11 +308,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         let relu: Int32 = fusesReLU ? 1 : 0
         /// The bias and the fused ReLU over `count` images from `first` (one pass, or none).
         func finish(_ first: Int, _ count: Int) {
-            if fusesReLU {
-                cnn_add_channel_bias_relu(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p))
-            } else if let biasData {
-                cnn_add_channel_bias(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p))
-            }
+            cnn_add_channel_bias(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p), relu)
         }
         if usesDirectKernels(input.shape, g) {
             Parallel.forEachChunk(n, chunks: chunks) { _, images in

@@ -56,11 +56,7 @@ public final class Linear: Layer, Initializable, ReLUFusing {
         // Y [N, out] = X [N, in] x W^T
         Gemm.multiply(transposeB: true, m: n, n: outputFeatures, k: inputFeatures, a: input.data, lda: inputFeatures,
                       b: weight.data, ldb: inputFeatures, c: y.data, ldc: outputFeatures)
-        if fusesReLU {
-            cnn_add_channel_bias_relu(y.data, bias?.data, Int32(n), Int32(outputFeatures), 1)
-        } else if let bias {
-            cnn_add_channel_bias(y.data, bias.data, Int32(n), Int32(outputFeatures), 1)
-        }
+        cnn_add_channel_bias(y.data, bias?.data, Int32(n), Int32(outputFeatures), 1, fusesReLU ? 1 : 0)
         return y
     }
 
