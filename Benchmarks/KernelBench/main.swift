@@ -1,7 +1,11 @@
 // Kernel benchmark: GFLOP/s of the GEMM at square sizes and at the GEMM shapes that the classic networks' layers
-// produce, forward and backward, on 1 and 2 threads. Medians of repeated runs; `--json` for scripts.
+// produce, on 1 and 2 threads. The layer shapes are not written down by hand: each workload (a training step or an
+// inference pass of the issue's goal table) runs once with the engine's GEMM trace on, and every distinct product it
+// sent is measured, with its share of the workload's GEMM work and the thread count the layer gave it.
+// Medians of repeated runs; `--json` for scripts.
 //
-//     swift run -c release kernel-bench [--json] [--quick] [--isa portable|avx2|avx512]
+//     swift run -c release kernel-bench [--json] [--quick] [--list] [--isa portable|avx2|avx512]
+//                                       [--models lenet5,alexnet-cifar,vgg16|none] [--shape OP,M,N,K]
 import CNNKernels
 import ClassicCNN
 import Foundation
@@ -10,15 +14,33 @@ struct Shape {
     let name: String
     let m: Int, n: Int, k: Int
     let transposeA: Bool, transposeB: Bool
+    /// The workload's calls of this shape, their share of its GEMM multiply-adds, and the threads its layer used.
+    var calls = 1, share = 1.0, layerThreads = 0
 }
 
-/// A convolution layer as the three GEMMs of its training step, per image (C_out x P output, K = C_in * kh * kw).
-func convolution(_ name: String, cout: Int, p: Int, k: Int, images: Int = 1) -> [Shape] {
-    [
-        Shape(name: "\(name) forward", m: cout, n: p * images, k: k, transposeA: false, transposeB: false),
-        Shape(name: "\(name) backward-data", m: k, n: p * images, k: cout, transposeA: true, transposeB: false),
-        Shape(name: "\(name) backward-weights", m: cout, n: k, k: p * images, transposeA: false, transposeB: true),
-    ]
+/// The distinct GEMMs of one step of `model` at `batch` (training: forward, backward and update), in the order first
+/// sent, with their share of the step's GEMM work.
+func traced(_ model: String, batch: Int, training: Bool) throws -> [Shape] {
+    let network = try ModelZoo.make(model)
+    var rng = RandomGenerator(seed: 1)
+    let count = batch * network.inputShape.reduce(1, *)
+    let images = Tensor(shape: [batch] + network.inputShape, values: (0..<count).map { _ in rng.nextFloat() })
+    let labels = (0..<batch).map { Int32($0 % network.configuration.classes) }
+    let optimizer = SGD(learningRate: 1e-4, momentum: 0.9)
+    let step = { if training { network.trainStep(batch: images, labels: labels, optimizer: optimizer) } else { _ = network.forward(images) } }
+    step()  // warm-up: buffers and plans settle
+    cnn_gemm_trace_begin()
+    step()
+    var shapes = [cnn_gemm_shape](repeating: cnn_gemm_shape(), count: 1024)
+    let distinct = Int(cnn_gemm_trace_end(&shapes, Int32(shapes.count)))
+    precondition(distinct <= shapes.count, "more than \(shapes.count) distinct GEMM shapes in \(model)")
+    let workload = "\(model) \(training ? "train" : "infer") b\(batch)"
+    let work = shapes[..<distinct].map { Double($0.m) * Double($0.n) * Double($0.k) * Double($0.calls) }
+    let total = max(work.reduce(0, +), 1)
+    return shapes[..<distinct].enumerated().map { i, s in
+        Shape(name: "\(workload) #\(i + 1)", m: Int(s.m), n: Int(s.n), k: Int(s.k), transposeA: s.trans_a != 0,
+              transposeB: s.trans_b != 0, calls: s.calls, share: work[i] / total, layerThreads: Int(s.threads))
+    }
 }
 
 let arguments = CommandLine.arguments
@@ -35,23 +57,44 @@ if let flag = arguments.firstIndex(of: "--isa"), flag + 1 < arguments.count {
 }
 
 var shapes: [Shape] = [512, 1024, 2048].map { Shape(name: "square \($0)", m: $0, n: $0, k: $0, transposeA: false, transposeB: false) }
-// LeNet-5 at batch 32, 16 images per thread, as Conv2D batches them (13, 16 and 16 images per GEMM).
-shapes += convolution("lenet5 conv1", cout: 6, p: 784, k: 25, images: 13)
-shapes += convolution("lenet5 conv2", cout: 16, p: 100, k: 150, images: 16)
-shapes += convolution("lenet5 conv3", cout: 120, p: 1, k: 400, images: 16)
-shapes.append(Shape(name: "lenet5 fc1 forward", m: 32, n: 84, k: 120, transposeA: false, transposeB: true))
-// AlexNet (torchvision / Keras CIFAR widths at 224) and VGG16 (D), one image per GEMM.
-shapes += convolution("alexnet conv1 11x11/4", cout: 96, p: 55 * 55, k: 3 * 121)
-shapes += convolution("alexnet conv2 5x5", cout: 256, p: 27 * 27, k: 96 * 25)
-shapes += convolution("alexnet conv3 3x3", cout: 384, p: 13 * 13, k: 256 * 9)
-shapes.append(Shape(name: "alexnet fc6 forward (batch 32)", m: 32, n: 4096, k: 9216, transposeA: false, transposeB: true))
-shapes += convolution("vgg16 conv1_2", cout: 64, p: 224 * 224, k: 64 * 9)
-shapes += convolution("vgg16 conv3_3", cout: 256, p: 56 * 56, k: 256 * 9)
-shapes += convolution("vgg16 conv5_3", cout: 512, p: 14 * 14, k: 512 * 9)
-shapes.append(Shape(name: "vgg16 fc6 forward (batch 16)", m: 16, n: 4096, k: 25088, transposeA: false, transposeB: true))
+// The goal table's workloads (the speed issue): LeNet-5 training at 32 and 128 and inference at 1000, AlexNet (CIFAR
+// widths at 224) training at 32, VGG16 training at 16. Inference passes of AlexNet and VGG16 send the same products
+// as their training steps' forward passes.
+var chosen = ["lenet5", "alexnet-cifar", "vgg16"]
+if let flag = arguments.firstIndex(of: "--models"), flag + 1 < arguments.count {
+    chosen = arguments[flag + 1] == "none" ? [] : arguments[flag + 1].split(separator: ",").map(String.init)
+}
+let workloads: [(String, Int, Bool)] = [("lenet5", 32, true), ("lenet5", 128, true), ("lenet5", 1000, false),
+                                        ("alexnet-cifar", 32, true), ("vgg16", 16, true)]
+for name in chosen where !workloads.contains(where: { $0.0 == name }) {
+    FileHandle.standardError.write(Data("--models: no workload for '\(name)'; choose from lenet5, alexnet-cifar, vgg16 or none\n".utf8))
+    exit(64)
+}
+// --shape NT,M,N,K measures one product only (for work on the kernel).
+if let flag = arguments.firstIndex(of: "--shape"), flag + 1 < arguments.count {
+    let parts = arguments[flag + 1].split(separator: ",").map(String.init)
+    guard parts.count == 4, parts[0].count == 2, let m = Int(parts[1]), let n = Int(parts[2]), let k = Int(parts[3]), m > 0, n > 0, k > 0 else {
+        FileHandle.standardError.write(Data("--shape takes OP,M,N,K with OP one of NN, NT, TN, TT, got '\(arguments[flag + 1])'\n".utf8))
+        exit(64)
+    }
+    shapes = [Shape(name: "given", m: m, n: n, k: k, transposeA: parts[0].hasPrefix("T"), transposeB: parts[0].hasSuffix("T"))]
+    chosen = []
+}
+for (model, batch, training) in workloads where chosen.contains(model) {
+    shapes += try traced(model, batch: batch, training: training)
+}
+if arguments.contains("--list") {
+    for s in shapes {
+        print(s.name.padding(toLength: 28, withPad: " ", startingAt: 0) + "\(s.transposeA ? "T" : "N")\(s.transposeB ? "T" : "N") "
+              + "\(s.m) x \(s.n) x \(s.k)".padding(toLength: 22, withPad: " ", startingAt: 0)
+              + String(format: "%6d calls %6.1f%% of the work, layer threads %d", s.calls, 100 * s.share, s.layerThreads))
+    }
+    exit(0)
+}
 
 struct Result: Encodable {
     let shape: String, m: Int, n: Int, k: Int, transpose_a: Bool, transpose_b: Bool, threads: Int, gflops: Double
+    let calls: Int, share: Double, layer_threads: Int
 }
 
 func measure(_ s: Shape, threads: Int) -> Double {
@@ -81,18 +124,20 @@ func measure(_ s: Shape, threads: Int) -> Double {
 var results: [Result] = []
 if !json {
     print("GEMM, \(String(cString: cnn_isa_name(cnn_isa_active()))) micro-kernel, GFLOP/s (median)")
-    print("shape".padding(toLength: 42, withPad: " ", startingAt: 0) + "M x N x K".padding(toLength: 22, withPad: " ", startingAt: 0)
-          + "1 thread".leftPadded(10) + "2 threads".leftPadded(11))
+    print("shape".padding(toLength: 28, withPad: " ", startingAt: 0) + "op M x N x K".padding(toLength: 25, withPad: " ", startingAt: 0)
+          + "work".leftPadded(7) + "layer".leftPadded(6) + "1 thread".leftPadded(10) + "2 threads".leftPadded(11))
 }
 for shape in shapes {
     let one = measure(shape, threads: 1), two = measure(shape, threads: 2)
     for (threads, gflops) in [(1, one), (2, two)] {
         results.append(Result(shape: shape.name, m: shape.m, n: shape.n, k: shape.k, transpose_a: shape.transposeA,
-                              transpose_b: shape.transposeB, threads: threads, gflops: gflops))
+                              transpose_b: shape.transposeB, threads: threads, gflops: gflops, calls: shape.calls,
+                              share: shape.share, layer_threads: shape.layerThreads))
     }
     if !json {
-        print(shape.name.padding(toLength: 42, withPad: " ", startingAt: 0)
-              + "\(shape.m) x \(shape.n) x \(shape.k)".padding(toLength: 22, withPad: " ", startingAt: 0)
+        print(shape.name.padding(toLength: 28, withPad: " ", startingAt: 0)
+              + "\(shape.transposeA ? "T" : "N")\(shape.transposeB ? "T" : "N") \(shape.m) x \(shape.n) x \(shape.k)".padding(toLength: 25, withPad: " ", startingAt: 0)
+              + String(format: "%6.1f%%", 100 * shape.share) + (shape.layerThreads == 0 ? "" : "\(shape.layerThreads)t").leftPadded(6)
               + String(format: "%10.1f%11.1f", one, two))
     }
 }

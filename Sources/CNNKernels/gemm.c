@@ -6,6 +6,7 @@
 // MC x KC = the block of A kept in L2; KC x NR = the sliver of B kept in L1; NC = the columns of B per pass.
 #include "cnn_kernels.h"
 #include "buffers.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -454,6 +455,45 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
             }
         }
     }
+}
+
+// ---- Trace -------------------------------------------------------------------------------------------
+
+enum { TRACE_CAPACITY = 1024 };
+static _Atomic int tracing;
+static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
+static cnn_gemm_shape traced[TRACE_CAPACITY];
+static int traced_count;
+
+void cnn_gemm_trace_begin(void) {
+    pthread_mutex_lock(&trace_lock);
+    traced_count = 0;
+    tracing = 1;
+    pthread_mutex_unlock(&trace_lock);
+}
+
+void cnn_gemm_trace(int trans_a, int trans_b, int M, int N, int K, int threads) {
+    if (!tracing) return;
+    pthread_mutex_lock(&trace_lock);
+    int i = 0;
+    for (; i < traced_count; i++) {
+        const cnn_gemm_shape *s = &traced[i];
+        if (s->trans_a == trans_a && s->trans_b == trans_b && s->m == M && s->n == N && s->k == K && s->threads == threads) break;
+    }
+    if (i < traced_count) traced[i].calls++;
+    else if (traced_count < TRACE_CAPACITY) traced[traced_count++] = (cnn_gemm_shape){trans_a, trans_b, M, N, K, threads, 1};
+    else traced_count++;  // counted, not stored: the caller learns that its buffer missed some
+    pthread_mutex_unlock(&trace_lock);
+}
+
+int cnn_gemm_trace_end(cnn_gemm_shape *shapes, int capacity) {
+    pthread_mutex_lock(&trace_lock);
+    tracing = 0;
+    int stored = traced_count < TRACE_CAPACITY ? traced_count : TRACE_CAPACITY;
+    for (int i = 0; i < stored && i < capacity; i++) shapes[i] = traced[i];
+    int count = traced_count;
+    pthread_mutex_unlock(&trace_lock);
+    return count;
 }
 
 void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,

@@ -259,6 +259,7 @@ static void input_phase(void *context, int part) {
 /// Phase 2 of the forward pass: M[xi] (CO x width) = U[xi] (CO x C) V[xi] (C x width).
 static void product_phase(void *context, int xi) {
     const job *j = context;
+    cnn_gemm_trace(0, 0, j->CO, j->width, j->C, 1);
     cnn_sgemm_packed(j->CO, j->width, j->C, 1.0f, j->packed_u + (size_t)xi * j->packed_size, 0,
                      j->v + (size_t)xi * j->C * j->block, j->block, 0.0f, j->m + (size_t)xi * j->CO * j->block, j->block);
 }
@@ -342,6 +343,7 @@ static void input_and_gradient_phase(void *context, int part) {
 /// Phase 2 of the weight gradient: dU[xi] (CO x C) += dM[xi] (CO x width) V[xi]^T (width x C).
 static void gradient_product_phase(void *context, int xi) {
     const job *j = context;
+    cnn_gemm_trace(0, 1, j->CO, j->C, j->width, 1);
     cnn_sgemm(0, 1, j->CO, j->C, j->width, 1.0f, j->m + (size_t)xi * j->CO * j->block, j->block,
               j->v + (size_t)xi * j->C * j->block, j->block, 1.0f, j->du + (size_t)xi * j->CO * j->C, j->C);
 }

@@ -56,6 +56,25 @@ struct KernelTests {
         }
     }
 
+    @Test func gemmTraceCountsTheShapesAsTheCallerSendsThem() {
+        // Other tests may run GEMMs meanwhile, so the trace is checked for what this test sent, not for nothing else.
+        let (m, n, k) = (37, 300, 123)
+        let a = randomTensor([m * k], seed: 4).values, b = randomTensor([n * k], seed: 5).values
+        var c = [Float](repeating: 0, count: m * n)
+        cnn_gemm_trace_begin()
+        for _ in 0..<3 { Gemm.multiply(transposeB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c, ldc: n, threads: 2) }
+        var shapes = [cnn_gemm_shape](repeating: cnn_gemm_shape(), count: 1024)
+        let count = Int(cnn_gemm_trace_end(&shapes, Int32(shapes.count)))
+        let mine = shapes[..<min(count, shapes.count)].first { $0.m == m && $0.n == n && $0.k == k }
+        #expect(mine?.trans_a == 0 && mine?.trans_b == 1)
+        #expect(mine?.calls == 3, "one call per product, not per thread's share")
+        #expect(mine?.threads == 2, "1.4 million multiply-adds are split over the 2 threads asked for")
+        // A new trace starts empty.
+        cnn_gemm_trace_begin()
+        let again = Int(cnn_gemm_trace_end(&shapes, Int32(shapes.count)))
+        #expect(!shapes[..<min(again, shapes.count)].contains { $0.m == m && $0.n == n && $0.k == k })
+    }
+
     @Test func threadedGemmEqualsSingleThreaded() {
         let (m, n, k) = (150, 700, 90)
         let a = randomTensor([m * k], seed: 4).values, b = randomTensor([k * n], seed: 5).values

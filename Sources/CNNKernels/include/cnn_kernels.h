@@ -61,6 +61,19 @@ void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
 int cnn_sgemm_mr(void);
 int cnn_sgemm_nr(void);
 
+/// The GEMM shapes a workload sends, for the benchmark that lists "the shapes the layers produce": between
+/// cnn_gemm_trace_begin and cnn_gemm_trace_end, each cnn_gemm_trace call (made by the engine's GEMM entry points,
+/// once per product as the caller sees it, before any split over threads) counts its shape. Costs one atomic load
+/// per GEMM when off.
+typedef struct {
+    int trans_a, trans_b, m, n, k, threads;
+    long calls;
+} cnn_gemm_shape;
+void cnn_gemm_trace_begin(void);
+void cnn_gemm_trace(int trans_a, int trans_b, int M, int N, int K, int threads);
+/// Stops tracing; copies up to `capacity` distinct shapes, in the order first seen, and returns how many there were.
+int cnn_gemm_trace_end(cnn_gemm_shape *shapes, int capacity);
+
 // ---- Convolution lowering ----------------------------------------------------------------------
 
 /// One image x[C,H,W] to columns col[C*KH*KW, OH*OW]; padding reads as zero. Rows of col are `ldcol` apart

@@ -14,6 +14,7 @@ public enum Gemm {
         // Below about a million multiply-adds a second thread costs more than it saves.
         let work = m * n * k
         let parts = work < 1 << 20 ? 1 : threads
+        cnn_gemm_trace(ta, tb, Int32(m), Int32(n), Int32(k), Int32(parts))
         if parts <= 1 {
             cnn_sgemm(ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
@@ -50,7 +51,9 @@ public enum Gemm {
         b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads
     ) {
         let tb: Int32 = transposeB ? 1 : 0
-        forEachColumnShare(n, parts: m * n * k < 1 << 20 ? 1 : threads) { j0, j1 in
+        let parts = m * n * k < 1 << 20 ? 1 : threads
+        cnn_gemm_trace(0, tb, Int32(m), Int32(n), Int32(k), Int32(parts))
+        forEachColumnShare(n, parts: parts) { j0, j1 in
             cnn_sgemm_packed(Int32(m), Int32(j1 - j0), Int32(k), alpha, packedA, tb, transposeB ? b + j0 * ldb : b + j0, Int32(ldb),
                              beta, c + j0, Int32(ldc))
         }
