@@ -22,6 +22,7 @@ typedef void (*micro_kernel)(int k, const float *a, const float *b, float *c, in
 typedef struct {
     int mr, nr;
     micro_kernel kernel;
+    int avx512;  // the AVX-512 packers and the dot-product path may serve it
 } gemm_arch;
 
 // ---- Micro-kernels ---------------------------------------------------------------------------------
@@ -41,9 +42,11 @@ static void kernel_portable_4x16(int k, const float *a, const float *b, float *c
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
     __m256 acc[6][2];
+#pragma clang loop unroll(full)
     for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int p = 0; p < k; p++, a += 6, b += 16) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma clang loop unroll(full)
         for (int r = 0; r < 6; r++) {
             __m256 ar = _mm256_broadcast_ss(a + r);
             acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
@@ -51,6 +54,7 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
         }
     }
     __m256 va = _mm256_set1_ps(alpha);
+#pragma clang loop unroll(full)
     for (int r = 0; r < 6; r++) {
         float *cr = c + (size_t)r * ldc;
         __m256 c0 = accumulate ? _mm256_loadu_ps(cr) : _mm256_setzero_ps();
@@ -61,15 +65,21 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
 }
 
 // AVX-512: MR x 32 with 2 * MR zmm accumulators; two FMAs per broadcast of A. Three heights, so that a GEMM whose
-// M is 6 or 16 (LeNet) or 64 (VGG) is not padded to a multiple of 12.
+// M is 6 or 16 (LeNet) or 64 (VGG) is not padded to a multiple of 12. And MR x 16, one zmm per row, for products
+// of at most 16 columns (VGG16's last Winograd block of a layer, a classifier's 10 classes), which the 32-wide
+// tile would pad to twice their width. Every loop over the rows is unrolled, so that the accumulators live in
+// registers from start to end (otherwise they are cleared, spilled and stored through the stack, which costs a
+// product of small K, such as LeNet's 16 output channels, a sixth of its time).
 #define AVX512_KERNEL(MR)                                                                                          \
     __attribute__((target("avx512f,fma")))                                                                         \
     static void kernel_avx512_##MR##x32(int k, const float *a, const float *b, float *c, int ldc, float alpha,     \
                                         int accumulate) {                                                          \
         __m512 acc[MR][2];                                                                                         \
+        _Pragma("clang loop unroll(full)")                                                                         \
         for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();                                  \
         for (int p = 0; p < k; p++, a += MR, b += 32) {                                                            \
             __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                            \
+            _Pragma("clang loop unroll(full)")                                                                     \
             for (int r = 0; r < MR; r++) {                                                                         \
                 __m512 ar = _mm512_set1_ps(a[r]);                                                                  \
                 acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);                                                    \
@@ -77,12 +87,32 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
             }                                                                                                      \
         }                                                                                                          \
         __m512 va = _mm512_set1_ps(alpha);                                                                         \
+        _Pragma("clang loop unroll(full)")                                                                         \
         for (int r = 0; r < MR; r++) {                                                                             \
             float *cr = c + (size_t)r * ldc;                                                                       \
             __m512 c0 = accumulate ? _mm512_loadu_ps(cr) : _mm512_setzero_ps();                                   \
             __m512 c1 = accumulate ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps();                               \
             _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, acc[r][0], c0));                                              \
             _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, acc[r][1], c1));                                         \
+        }                                                                                                          \
+    }                                                                                                              \
+    __attribute__((target("avx512f,fma")))                                                                         \
+    static void kernel_avx512_##MR##x16(int k, const float *a, const float *b, float *c, int ldc, float alpha,     \
+                                        int accumulate) {                                                          \
+        __m512 acc[MR];                                                                                            \
+        _Pragma("clang loop unroll(full)")                                                                         \
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();                                                 \
+        for (int p = 0; p < k; p++, a += MR, b += 16) {                                                            \
+            __m512 b0 = _mm512_load_ps(b);                                                                         \
+            _Pragma("clang loop unroll(full)")                                                                     \
+            for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b0, acc[r]);               \
+        }                                                                                                          \
+        __m512 va = _mm512_set1_ps(alpha);                                                                         \
+        _Pragma("clang loop unroll(full)")                                                                         \
+        for (int r = 0; r < MR; r++) {                                                                             \
+            float *cr = c + (size_t)r * ldc;                                                                       \
+            __m512 c0 = accumulate ? _mm512_loadu_ps(cr) : _mm512_setzero_ps();                                   \
+            _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, acc[r], c0));                                                 \
         }                                                                                                          \
     }
 AVX512_KERNEL(12)
@@ -136,10 +166,12 @@ static void sgemm_dots_avx512(int M, int N, int K, float alpha, const float *A, 
 
 // ---- Dispatch ----------------------------------------------------------------------------------------
 
-static const gemm_arch arch_portable = {4, 16, kernel_portable_4x16};
+static const gemm_arch arch_portable = {4, 16, kernel_portable_4x16, 0};
 #ifdef CNN_X86
-static const gemm_arch arch_avx2 = {6, 16, kernel_avx2_6x16};
-static const gemm_arch arch_avx512[] = {{12, 32, kernel_avx512_12x32}, {8, 32, kernel_avx512_8x32}, {4, 32, kernel_avx512_4x32}};
+static const gemm_arch arch_avx2 = {6, 16, kernel_avx2_6x16, 0};
+static const gemm_arch arch_avx512[] = {{12, 32, kernel_avx512_12x32, 1}, {8, 32, kernel_avx512_8x32, 1}, {4, 32, kernel_avx512_4x32, 1}};
+/// The same heights 16 wide, for N <= 16 (same MR for the same M, so A packed for one serves the other).
+static const gemm_arch arch_avx512_narrow[] = {{12, 16, kernel_avx512_12x16, 1}, {8, 16, kernel_avx512_8x16, 1}, {4, 16, kernel_avx512_4x16, 1}};
 /// Relative throughput of the three heights (fewer accumulators hide less latency and load more per FMA).
 static const float avx512_efficiency[] = {1.0f, 0.95f, 0.8f};
 #endif
@@ -174,8 +206,9 @@ const char *cnn_isa_name(cnn_isa isa) {
     }
 }
 
-/// The micro-kernel for a GEMM with M rows: on AVX-512, the height that pads M least for its speed.
-static const gemm_arch *arch_for(cnn_isa isa, int M) {
+/// The micro-kernel for a GEMM with M rows and N columns: on AVX-512, the height that pads M least for its speed,
+/// 16 wide when N is at most 16.
+static const gemm_arch *arch_for(cnn_isa isa, int M, int N) {
 #ifdef CNN_X86
     switch (isa) {
     case CNN_ISA_AVX512: {
@@ -186,7 +219,7 @@ static const gemm_arch *arch_for(cnn_isa isa, int M) {
             float cost = (float)((M + mr - 1) / mr * mr) / avx512_efficiency[i];
             if (i == 0 || cost < best_cost) { best = i; best_cost = cost; }
         }
-        return &arch_avx512[best];
+        return N <= 16 ? &arch_avx512_narrow[best] : &arch_avx512[best];
     }
     case CNN_ISA_AVX2: return &arch_avx2;
     default: break;
@@ -194,13 +227,14 @@ static const gemm_arch *arch_for(cnn_isa isa, int M) {
 #endif
     (void)isa;
     (void)M;
+    (void)N;
     return &arch_portable;
 }
 
-static const gemm_arch *current_arch(int M) { return arch_for(cnn_isa_active(), M); }
+static const gemm_arch *current_arch(int M, int N) { return arch_for(cnn_isa_active(), M, N); }
 
 int cnn_sgemm_mr(void) { return 24; }
-int cnn_sgemm_nr(void) { return current_arch(1 << 20)->nr; }
+int cnn_sgemm_nr(void) { return current_arch(1 << 20, 1 << 20)->nr; }
 
 // ---- Packing -----------------------------------------------------------------------------------------
 
@@ -276,7 +310,7 @@ static void pack_b(int trans, const float *B, int ldb, int p0, int j0, int kc, i
 /// r[c] = column c of the 16 x 16 matrix whose row i is r[i]. Pairs of rows interleaved (unpack), then groups of four
 /// (shuffle), then the 128-bit lanes of four vectors exchanged (shuffle_f32x4) in two steps.
 __attribute__((target("avx512f")))
-static inline void transpose16_avx512(__m512 r[16]) {
+__attribute__((always_inline)) static inline void transpose16_avx512(__m512 r[16]) {
     __m512 t[16], s[16];
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // lane L: M[2i][4L], M[2i+1][4L], M[2i][4L+1], M[2i+1][4L+1]
@@ -300,26 +334,29 @@ static inline void transpose16_avx512(__m512 r[16]) {
 
 /// r[q] = column q of the block src[0 : rows, 0 : width] (row stride ld), zeros past `rows` and `width` (both <= 16).
 __attribute__((target("avx512f")))
-static inline void load_transposed_avx512(const float *src, size_t ld, int rows, int width, __m512 r[16]) {
+__attribute__((always_inline)) static inline void load_transposed_avx512(const float *src, size_t ld, int rows, int width, __m512 r[16]) {
     const __mmask16 m = width == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1);
     for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
     transpose16_avx512(r);
 }
 
-/// pack_b for B^T and slivers of 32 columns (the AVX-512 kernels): 16 x 16 blocks of B transposed in registers, where
-/// the portable loop writes every value to its own place one at a time.
+/// pack_b for B^T and slivers of 32 or 16 columns (the AVX-512 kernels): 16 x 16 blocks of B transposed in
+/// registers, where the portable loop writes every value to its own place one at a time.
 __attribute__((target("avx512f")))
-static void pack_b_trans_avx512(const float *B, int ldb, int p0, int j0, int kc, int nc, float *dst) {
-    for (int jr = 0; jr < nc; jr += 32, dst += (size_t)32 * kc) {
-        const int cols = nc - jr < 32 ? nc - jr : 32;
-        for (int half = 0; half < 2; half++) {
+static void pack_b_trans_avx512(const float *B, int ldb, int p0, int j0, int kc, int nc, int nr, float *dst) {
+    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)nr * kc) {
+        const int cols = nc - jr < nr ? nc - jr : nr;
+        for (int half = 0; half < nr / 16; half++) {
             const int rows = cols - 16 * half;  // rows of B (columns of the sliver) that exist; the others are zeros
             const float *src = B + (size_t)(j0 + jr + 16 * half) * ldb + p0;
             for (int pb = 0; pb < kc; pb += 16) {
                 const int width = kc - pb < 16 ? kc - pb : 16;
                 __m512 r[16];
                 load_transposed_avx512(src + pb, (size_t)ldb, rows, width, r);
-                for (int q = 0; q < width; q++) _mm512_store_ps(dst + (size_t)(pb + q) * 32 + 16 * half, r[q]);
+                // Unrolled with constant indices, so that r stays in registers (a loop to `width` spills it).
+#pragma clang loop unroll(full)
+                for (int q = 0; q < 16; q++)
+                    if (q < width) _mm512_store_ps(dst + (size_t)(pb + q) * nr + 16 * half, r[q]);
             }
         }
     }
@@ -338,7 +375,9 @@ static void pack_a_avx512(const float *A, int lda, int i0, int p0, int mc, int k
             const int width = kc - pb < 16 ? kc - pb : 16;
             __m512 r[16];
             load_transposed_avx512(src + pb, (size_t)lda, rows, width, r);
-            for (int q = 0; q < width; q++) _mm512_mask_storeu_ps(dst + (size_t)(pb + q) * mr, sliver, r[q]);
+#pragma clang loop unroll(full)
+            for (int q = 0; q < 16; q++)
+                if (q < width) _mm512_mask_storeu_ps(dst + (size_t)(pb + q) * mr, sliver, r[q]);
         }
     }
 }
@@ -360,20 +399,20 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
 
 void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm(current_arch(M), trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
+    sgemm(current_arch(M, N), trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
 }
 
 /// The rows of A padded to whole slivers of the micro-kernel that serves M rows.
 static size_t padded_rows(const gemm_arch *arch, int M) { return (size_t)(M + arch->mr - 1) / arch->mr * arch->mr; }
 
 size_t cnn_sgemm_packed_a_size(int M, int K) {
-    return M <= 0 || K <= 0 ? 0 : padded_rows(current_arch(M), M) * (size_t)K;
+    return M <= 0 || K <= 0 ? 0 : padded_rows(current_arch(M, 1 << 20), M) * (size_t)K;
 }
 
 void cnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, int lda, float *packed) {
     // Block by block of KC columns, all rows at once: the same slivers, in the same order, as the driver packs
     // them for each block of MC rows (MC is a multiple of every MR).
-    const gemm_arch *arch = current_arch(M);
+    const gemm_arch *arch = current_arch(M, 1 << 20);
     const size_t rows = padded_rows(arch, M);
     for (int pc = 0; pc < K; pc += KC) {
         int kc = K - pc < KC ? K - pc : KC;
@@ -383,13 +422,13 @@ void cnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, int lda, float 
 
 void cnn_sgemm_packed(int M, int N, int K, float alpha, const float *packed_a, int trans_b, const float *B, int ldb,
                       float beta, float *C, int ldc) {
-    sgemm(current_arch(M), 0, trans_b, M, N, K, alpha, NULL, 0, packed_a, B, ldb, beta, C, ldc);
+    sgemm(current_arch(M, N), 0, trans_b, M, N, K, alpha, NULL, 0, packed_a, B, ldb, beta, C, ldc);
 }
 
 void cnn_sgemm_isa(cnn_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     cnn_isa best = cnn_isa_detected();
-    sgemm(arch_for(isa < best ? isa : best, M), trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
+    sgemm(arch_for(isa < best ? isa : best, M, N), trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
 }
 
 /// The driver. With `packed` (from cnn_sgemm_pack_a for this arch), A is not read and not packed again.
@@ -399,8 +438,8 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
     if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
 #ifdef CNN_X86
     // A few long rows against B^T (a fully connected layer's forward pass at a small batch): dot products.
-    if (arch->kernel == kernel_avx512_12x32 || arch->kernel == kernel_avx512_8x32 || arch->kernel == kernel_avx512_4x32) {
-        if (!packed && !trans_a && trans_b && M <= 64 && K >= 256 && N >= 64) {
+    if (arch->avx512) {
+        if (!packed && !trans_a && trans_b && M <= 64 && K >= 256) {
             sgemm_dots_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
         }
@@ -420,7 +459,7 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
             int kc = K - pc < KC ? K - pc : KC;
             const int accumulate = beta != 0.0f || pc > 0;
 #ifdef CNN_X86
-            if (trans_b && nr == 32) pack_b_trans_avx512(B, ldb, pc, jc, kc, nc, b_buf);
+            if (trans_b && arch->avx512) pack_b_trans_avx512(B, ldb, pc, jc, kc, nc, nr, b_buf);
             else
 #endif
                 pack_b(trans_b, B, ldb, pc, jc, kc, nc, nr, b_buf);
@@ -429,7 +468,7 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
                 const float *a_block = packed ? packed + padded_rows(arch, M) * pc + (size_t)ic * kc : a_buf;
                 if (!packed) {
 #ifdef CNN_X86
-                    if (!trans_a && nr == 32) pack_a_avx512(A, lda, ic, pc, mc, kc, mr, a_buf);
+                    if (!trans_a && arch->avx512) pack_a_avx512(A, lda, ic, pc, mc, kc, mr, a_buf);
                     else
 #endif
                         pack_a(trans_a, A, lda, ic, pc, mc, kc, mr, a_buf);
