@@ -96,3 +96,69 @@ void cnn_adam_update(float *restrict w, const float *restrict g, float *restrict
         w[i] -= step_size * mi / (sqrtf(vi) * inverse_sqrt_correction2 + epsilon);
     }
 }
+
+// ---- Dropout -----------------------------------------------------------------------------------
+
+enum { DROPOUT_LANES = 16 };
+
+static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/// 16 xoshiro256** generators in lockstep, the state stored lane-minor (s[word][lane]) so that each step is a few
+/// vector instructions; element i takes the top 24 bits of lane i % 16's (i / 16)-th number, as
+/// RandomGenerator.nextFloat does.
+__attribute__((always_inline)) static inline void dropout_body(const float *restrict x, float *restrict y,
+                                                              float *restrict mask, size_t n, float keep,
+                                                              const uint64_t *seeds) {
+    uint64_t s0[DROPOUT_LANES], s1[DROPOUT_LANES], s2[DROPOUT_LANES], s3[DROPOUT_LANES];
+    for (int l = 0; l < DROPOUT_LANES; l++) {  // SplitMix64, as RandomGenerator(seed:) seeds its four words
+        uint64_t z = seeds[l], w[4];
+        for (int i = 0; i < 4; i++) {
+            z += 0x9E3779B97F4A7C15ull;
+            uint64_t v = z;
+            v = (v ^ (v >> 30)) * 0xBF58476D1CE4E5B9ull;
+            v = (v ^ (v >> 27)) * 0x94D049BB133111EBull;
+            w[i] = v ^ (v >> 31);
+        }
+        s0[l] = w[0], s1[l] = w[1], s2[l] = w[2], s3[l] = w[3];
+    }
+    const float scale = 1.0f / keep;
+    for (size_t i0 = 0; i0 < n; i0 += DROPOUT_LANES) {
+        float kept[DROPOUT_LANES];
+        for (int l = 0; l < DROPOUT_LANES; l++) {
+            uint64_t result = rotl64(s1[l] * 5, 7) * 9, t = s1[l] << 17;
+            s2[l] ^= s0[l], s3[l] ^= s1[l], s1[l] ^= s2[l], s0[l] ^= s3[l], s2[l] ^= t;
+            s3[l] = rotl64(s3[l], 45);
+            float u = (float)(uint32_t)(result >> 40) * 0x1p-24f;
+            kept[l] = u < keep ? scale : 0.0f;
+        }
+        if (i0 + DROPOUT_LANES <= n) {
+            for (int l = 0; l < DROPOUT_LANES; l++) mask[i0 + l] = kept[l], y[i0 + l] = x[i0 + l] * kept[l];
+        } else {
+            for (size_t l = 0; i0 + l < n; l++) mask[i0 + l] = kept[l], y[i0 + l] = x[i0 + l] * kept[l];
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512dq")))
+static void dropout_avx512(const float *restrict x, float *restrict y, float *restrict mask, size_t n, float keep,
+                           const uint64_t *seeds) {
+    dropout_body(x, y, mask, n, keep, seeds);
+}
+#endif
+
+static void dropout_portable(const float *restrict x, float *restrict y, float *restrict mask, size_t n, float keep,
+                             const uint64_t *seeds) {
+    dropout_body(x, y, mask, n, keep, seeds);
+}
+
+void cnn_dropout_forward(const float *x, float *y, float *mask, size_t n, float keep, const uint64_t seeds[16]) {
+#if defined(__x86_64__)
+    if (cnn_isa_active() == CNN_ISA_AVX512) return dropout_avx512(x, y, mask, n, keep, seeds);
+#endif
+    dropout_portable(x, y, mask, n, keep, seeds);
+}
+
+void cnn_multiply(const float *restrict a, const float *restrict b, float *restrict out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}

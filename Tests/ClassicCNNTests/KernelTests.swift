@@ -13,6 +13,8 @@ struct KernelTests {
         (1, 1, 1), (3, 5, 7), (12, 32, 1), (13, 33, 17), (6, 784, 25), (120, 1, 400), (64, 64, 300),
         (1, 1000, 257), (200, 37, 513), (5, 3100, 9),
         (7, 70, 300), (16, 66, 272),  // few rows against B^T: the dot-product path (partial 4x4 blocks, with and without a K tail)
+        (9, 3, 260), (30, 10, 513),  // ... and with fewer columns than a 4x4 block
+        (200, 16, 40), (70, 9, 300), (25, 13, 513),  // at most 16 columns: the 16-wide micro-kernels, K across KC blocks
     ]
 
     @Test("sgemm equals the naive product", arguments: [(false, false), (true, false), (false, true), (true, true)])
@@ -39,7 +41,8 @@ struct KernelTests {
     @Test("A packed once gives the same product as cnn_sgemm, bit for bit", arguments: [false, true])
     func prepackedGemm(_ transposeA: Bool) {
         // Rows on each side of a sliver and of MC (192), columns with a partial tile, K across two KC blocks (256).
-        for (m, n, k) in [(1, 5, 3), (13, 33, 17), (24, 64, 300), (193, 70, 513), (7, 70, 300)] {
+        // And at most 16 columns, where the 16-wide micro-kernels take the same packed A.
+        for (m, n, k) in [(1, 5, 3), (13, 33, 17), (24, 64, 300), (193, 70, 513), (7, 70, 300), (193, 16, 513), (13, 5, 17)] {
             let a = randomTensor([m * k], seed: 6).values, b = randomTensor([k * n], seed: 7).values
             let lda = transposeA ? m : k
             var packed = [Float](repeating: .nan, count: cnn_sgemm_packed_a_size(Int32(m), Int32(k)))
@@ -73,6 +76,36 @@ struct KernelTests {
         cnn_gemm_trace_begin()
         let again = Int(cnn_gemm_trace_end(&shapes, Int32(shapes.count)))
         #expect(!shapes[..<min(again, shapes.count)].contains { $0.m == m && $0.n == n && $0.k == k })
+    }
+
+    @Test("Dropout's vectorised mask equals its naive twin, element for element", arguments: [1, 15, 16, 17, 1000])
+    func dropoutMask(_ count: Int) {
+        let seeds: [UInt64] = (0..<16).map { 0x9E37_79B9 &* UInt64($0 + 1) }
+        let x = randomTensor([count], seed: 9).values
+        var y = [Float](repeating: .nan, count: count + 1), mask = y
+        cnn_dropout_forward(x, &y, &mask, count, 0.6, seeds)
+        let naive = Dropout.naiveMask(count: count, rate: 0.4, seeds: seeds)
+        #expect(Array(mask[..<count]) == naive)
+        #expect(Array(y[..<count]) == zip(x, naive).map { $0 * $1 })
+        #expect(mask[count].isNaN && y[count].isNaN, "nothing written past the end")
+        #expect(Set(naive).isSubset(of: [0, 1 / Float(0.6)]))
+        if count == 1000 {
+            let kept = naive.filter { $0 > 0 }.count
+            #expect((540...660).contains(kept), "about 60% kept: \(kept)")
+        }
+    }
+
+    @Test func dropoutLayerDrawsNewMasksAndMasksTheGradient() {
+        let layer = Dropout(rate: 0.5)
+        layer.rng = RandomGenerator(seed: 3)
+        let x = Tensor(shape: [4, 100], values: [Float](repeating: 1, count: 400))
+        let first = layer.forward(x, training: true).values
+        let dx = layer.backward(Tensor(shape: [4, 100], values: [Float](repeating: 3, count: 400))).values
+        #expect(dx == first.map { $0 * 3 }, "the gradient passes where the input did, scaled alike")
+        let second = layer.forward(x, training: true).values
+        #expect(first != second, "each step draws a new mask")
+        layer.rng = RandomGenerator(seed: 3)
+        #expect(layer.forward(x, training: true).values == first, "the same generator state gives the same mask")
     }
 
     @Test func threadedGemmEqualsSingleThreaded() {

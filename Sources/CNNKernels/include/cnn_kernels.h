@@ -153,6 +153,12 @@ void cnn_add_channel_bias(float *y, const float *bias, int images, int C, int P,
 void cnn_accumulate_channel_sums(const float *dy, float *sums, int images, int C, int P);
 /// target += source.
 void cnn_add(float *target, const float *source, size_t n);
+/// out = a * b, element by element.
+void cnn_multiply(const float *a, const float *b, float *out, size_t n);
+/// Dropout's training pass: mask[i] = 1 / keep where element i's uniform number in [0, 1) is below `keep`, else 0,
+/// and y = x * mask. The numbers come from 16 xoshiro256** generators run in lockstep, lane l seeded from seeds[l]
+/// with SplitMix64 as RandomGenerator(seed:) does, element i taking lane i % 16's next number's top 24 bits.
+void cnn_dropout_forward(const float *x, float *y, float *mask, size_t n, float keep, const uint64_t seeds[16]);
 /// 1 when none of the n values is NaN or infinite, else 0.
 int cnn_all_finite(const float *x, size_t n);
 /// PyTorch's SGD: g = grad + wd * w; v = momentum * v + g; w -= lr * (nesterov ? g + momentum * v : v).

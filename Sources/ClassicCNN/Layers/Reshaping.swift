@@ -1,4 +1,5 @@
 // Flatten and Dropout: layers without parameters that reshape or mask.
+import CNNKernels
 
 /// [N, C, H, W] to [N, C * H * W]; shares storage, costs nothing.
 public final class Flatten: Layer {
@@ -38,21 +39,24 @@ public final class Dropout: Layer {
         guard wasTraining else { return input }
         let m = Tensor.reuse(&mask, shape: input.shape)
         let y = Tensor.reuse(&output, shape: input.shape)
-        let keep = 1 - rate, scale = 1 / keep
-        let x = input.data, md = m.data, out = y.data
-        for i in 0..<input.count {
-            let kept: Float = rng.nextFloat() < keep ? scale : 0
-            md[i] = kept
-            out[i] = x[i] * kept
-        }
+        // 16 generators in lockstep (vector instructions), seeded from this layer's generator, whose four words
+        // therefore still say all that a checkpoint needs. `Dropout.naiveMask` is the same in plain Swift.
+        let seeds = (0..<16).map { _ in rng.next() }
+        cnn_dropout_forward(input.data, y.data, m.data, input.count, 1 - rate, seeds)
         return y
+    }
+
+    /// The mask `forward` draws from 16 generators seeded with `seeds`, one element at a time: its naive twin.
+    static func naiveMask(count: Int, rate: Float, seeds: [UInt64]) -> [Float] {
+        var lanes = seeds.map { RandomGenerator(seed: $0) }
+        let keep = 1 - rate
+        return (0..<count).map { i in lanes[i % lanes.count].nextFloat() < keep ? 1 / keep : 0 }
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard wasTraining, let mask else { return outputGradient }
         let dx = Tensor.reuse(&inputGradient, shape: outputGradient.shape)
-        let dy = outputGradient.data, md = mask.data, d = dx.data
-        for i in 0..<outputGradient.count { d[i] = dy[i] * md[i] }
+        cnn_multiply(outputGradient.data, mask.data, dx.data, outputGradient.count)
         return dx
     }
 }
