@@ -381,6 +381,22 @@ static void pack_a_avx512(const float *A, int lda, int i0, int p0, int mc, int k
         }
     }
 }
+
+/// The rows x cols that exist of a tile computed into `edge` (row stride nr, 16 or 32), added to C or stored: 16 lanes
+/// at a time, masked at the last columns. Every tile of a GEMM with fewer rows than the micro-kernel (LeNet's and
+/// the classifiers' 10 classes) goes through here.
+__attribute__((target("avx512f")))
+static void store_edge_avx512(const float *edge, int nr, float *c, int ldc, int rows, int cols, int accumulate) {
+    for (int r = 0; r < rows; r++) {
+        float *cr = c + (size_t)r * ldc;
+        for (int j = 0; j < cols; j += 16) {
+            const __mmask16 m = cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1);
+            __m512 v = _mm512_load_ps(edge + r * nr + j);
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cr + j));
+            _mm512_mask_storeu_ps(cr + j, m, v);
+        }
+    }
+}
 #endif
 
 // ---- Driver ------------------------------------------------------------------------------------------
@@ -485,9 +501,13 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
                         } else {
                             // A partial tile: compute the whole tile into a scratch tile, then the part that exists.
                             arch->kernel(kc, a_sliver, b_sliver, edge, nr, alpha, 0);
-                            for (int r = 0; r < rows; r++)
-                                for (int j = 0; j < cols; j++)
-                                    c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
+#ifdef CNN_X86
+                            if (arch->avx512) store_edge_avx512(edge, nr, c, ldc, rows, cols, accumulate);
+                            else
+#endif
+                                for (int r = 0; r < rows; r++)
+                                    for (int j = 0; j < cols; j++)
+                                        c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
                         }
                     }
                 }

@@ -2,6 +2,10 @@
 import CNNKernels
 
 public enum Gemm {
+    /// Below about half a million multiply-adds a second thread costs more than it saves (kernel-bench: 64 x 64 x 64,
+    /// 262,144, ran at 93 GFLOP/s on one thread and 83 on two; 96 x 32 x 256, 786,432, at 95 and 168).
+    static let splitThreshold = 1 << 19
+
     /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is m x k, op(B) is k x n.
     /// Splits the larger of m and n across `threads`; each part is an independent GEMM, so the result does not
     /// depend on scheduling.
@@ -11,9 +15,7 @@ public enum Gemm {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads
     ) {
         let ta: Int32 = transposeA ? 1 : 0, tb: Int32 = transposeB ? 1 : 0
-        // Below about a million multiply-adds a second thread costs more than it saves.
-        let work = m * n * k
-        let parts = work < 1 << 20 ? 1 : threads
+        let parts = m * n * k < Gemm.splitThreshold ? 1 : threads
         cnn_gemm_trace(ta, tb, Int32(m), Int32(n), Int32(k), Int32(parts))
         if parts <= 1 {
             cnn_sgemm(ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -51,7 +53,7 @@ public enum Gemm {
         b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads
     ) {
         let tb: Int32 = transposeB ? 1 : 0
-        let parts = m * n * k < 1 << 20 ? 1 : threads
+        let parts = m * n * k < Gemm.splitThreshold ? 1 : threads
         cnn_gemm_trace(0, tb, Int32(m), Int32(n), Int32(k), Int32(parts))
         forEachColumnShare(n, parts: parts) { j0, j1 in
             cnn_sgemm_packed(Int32(m), Int32(j1 - j0), Int32(k), alpha, packedA, tb, transposeB ? b + j0 * ldb : b + j0, Int32(ldb),
