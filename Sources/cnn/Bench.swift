@@ -18,6 +18,8 @@ struct Bench: ParsableCommand {
     var noWinograd = false
     @Flag(help: "Run each ReLU as a layer of its own instead of fused into the convolution, linear or batch-norm layer before it.")
     var noFusion = false
+    @Flag(help: "Keep every layer's gradient buffers for the life of the network instead of sharing them through a pool, to measure the memory the pool saves.")
+    var noGradientPool = false
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -37,6 +39,7 @@ struct Bench: ParsableCommand {
         runtime.apply()
         Conv2D.winogradEnabled = !noWinograd
         Sequential.fusesActivationsByDefault = !noFusion
+        GradientPool.enabled = !noGradientPool
         let model = network.model
         let built = try network.make()
         built.initialize(seed: 0)

@@ -48,6 +48,9 @@ public protocol Layer: AnyObject {
     func forward(_ input: Tensor, training: Bool) -> Tensor
     /// Accumulates parameter gradients and returns the input gradient. Valid after a `forward` with `training`.
     func backward(_ outputGradient: Tensor) -> Tensor
+    /// Gives the buffer of the input gradient that `backward` returned (and any other gradient buffer still held)
+    /// back to the pool that the layers share: called by the container once that gradient has been read.
+    func releaseGradients()
     /// Connections and multiply-adds for one image of `inputShape`.
     func cost(inputShape: [Int]) -> LayerCost
     /// Appends this layer's summary rows; containers append one row per descendant. Returns the output shape.
@@ -58,6 +61,7 @@ extension Layer {
     public var ownParameters: [(name: String, parameter: Parameter)] { [] }
     public var children: [(name: String, layer: any Layer)] { [] }
     public func cost(inputShape: [Int]) -> LayerCost { LayerCost() }
+    public func releaseGradients() {}
 
     public func summarize(inputShape: [Int], path: String, into rows: inout [SummaryRow]) throws -> [Int] {
         let output = try outputShape(for: inputShape)

@@ -35,6 +35,8 @@ public final class Sequential: Layer {
     public let children: [(name: String, layer: any Layer)]
     /// Each child that can take the ReLU after it (a convolution, a fully connected layer, a batch norm), with that ReLU.
     private let fusablePairs: [(producer: any ReLUFusing, relu: ReLU)]
+    /// The child whose buffer holds the gradient that `backward` returned last.
+    private var gradientHolder: (any Layer)?
 
     /// Whether each ReLU is fused into the layer before it (see `ReLU`); on by default. The values computed are the
     /// same either way; off, each ReLU keeps its own output and gradient, and a walk over the layers one at a time
@@ -95,19 +97,36 @@ public final class Sequential: Layer {
     /// `overwriting`: whether `outputGradient` is a buffer that the caller does not read again (a `Concat`'s share of
     /// its gradient), which a fused ReLU may then mask in place. A gradient that a child returns is always such a
     /// buffer, unless it is `outputGradient` itself passed through (a `Flatten`).
+    ///
+    /// Each child's input gradient is given back to the shared pool (`releaseGradients`) as soon as the child before
+    /// it has returned a gradient in a buffer of its own; the one returned here is given back by this layer's
+    /// `releaseGradients`.
     func backward(_ outputGradient: Tensor, overwriting: Bool) -> Tensor {
         var g = outputGradient
+        var holder: (any Layer)? = nil  // the child whose buffer g is; nil while g is the caller's
         for child in children.reversed() {
             let mayOverwrite = overwriting || !g.sharesStorage(with: outputGradient)
+            let dx: Tensor
             if let relu = child.layer as? ReLU {
-                g = relu.backward(g, overwriting: mayOverwrite)
+                dx = relu.backward(g, overwriting: mayOverwrite)
             } else if let sequential = child.layer as? Sequential {
-                g = sequential.backward(g, overwriting: mayOverwrite)
+                dx = sequential.backward(g, overwriting: mayOverwrite)
             } else {
-                g = child.layer.backward(g)
+                dx = child.layer.backward(g)
             }
+            if !dx.sharesStorage(with: g) {
+                holder?.releaseGradients()
+                holder = child.layer
+            }
+            g = dx
         }
+        gradientHolder = holder
         return g
+    }
+
+    public func releaseGradients() {
+        gradientHolder?.releaseGradients()
+        gradientHolder = nil
     }
 
     public func summarize(inputShape: [Int], path: String, into rows: inout [SummaryRow]) throws -> [Int] {

@@ -67,6 +67,14 @@ public struct Tensor {
         values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
+    /// A tensor over existing storage of at least the shape's size.
+    init(storage: TensorStorage, shape: [Int]) {
+        precondition(storage.count >= shape.reduce(1, *))
+        self.shape = shape
+        count = shape.reduce(1, *)
+        self.storage = storage
+    }
+
     /// A deep copy, detached from the buffers of the layer that produced `other`.
     public init(copying other: Tensor) {
         self.init(shape: other.shape)
@@ -162,3 +170,62 @@ extension Tensor: Equatable {
     }
 }
 
+
+/// Gradient buffers shared by the layers of every network: a layer takes the buffer of its input gradient from here
+/// (`Tensor.reuseGradient`), and its container gives it back (`Layer.releaseGradients`) as soon as the layer before
+/// it has read it. A backward pass then holds the gradients of a few layers at a time rather than one buffer per
+/// layer for the life of the network, which in Inception v3 are as large as all its activations together. The buffers
+/// stay in the pool for the next step, so training still allocates nothing once a step has run.
+public final class GradientPool: @unchecked Sendable {
+    static let shared = GradientPool()
+    /// Off, each layer keeps its gradient buffers as its other buffers (tests compare the two; `cnn bench
+    /// --no-gradient-pool` measures the difference).
+    nonisolated(unsafe) public static var enabled = true
+
+    private let lock = NSLock()
+    private var free: [TensorStorage] = []  // by capacity, smallest first
+
+    /// The smallest free buffer of at least `count` floats, unless it is more than twice that (it would then serve
+    /// better a larger gradient later), else a new one. Its values are left from an earlier use.
+    func take(_ count: Int) -> TensorStorage {
+        lock.lock()
+        defer { lock.unlock() }
+        if let index = free.firstIndex(where: { $0.count >= count }), free[index].count <= 2 * count + 4096 {
+            return free.remove(at: index)
+        }
+        return TensorStorage(count: count)
+    }
+
+    func give(_ storage: TensorStorage) {
+        lock.lock()
+        defer { lock.unlock() }
+        precondition(!free.contains { $0 === storage }, "a gradient buffer given back twice")
+        free.insert(storage, at: free.firstIndex { $0.count >= storage.count } ?? free.count)
+    }
+
+    /// Floats held by free buffers (for tests).
+    var freeCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return free.reduce(0) { $0 + $1.count }
+    }
+}
+
+extension Tensor {
+    /// `reuse` for a gradient buffer: taken from `GradientPool` when `buffer` holds none (it was given back by
+    /// `releaseGradient`), so that layers do not each keep one.
+    static func reuseGradient(_ buffer: inout Tensor?, shape: [Int]) -> Tensor {
+        let needed = shape.reduce(1, *)
+        if let existing = buffer, existing.storage.count < needed { releaseGradient(&buffer) }
+        if buffer == nil && GradientPool.enabled { buffer = Tensor(storage: GradientPool.shared.take(needed), shape: shape) }
+        return reuse(&buffer, shape: shape)
+    }
+
+    /// Gives `buffer`'s storage back to `GradientPool` (when pooling is on) and empties it. The caller must be
+    /// done with every tensor that shares that storage.
+    static func releaseGradient(_ buffer: inout Tensor?) {
+        guard GradientPool.enabled, let existing = buffer else { return }
+        buffer = nil
+        GradientPool.shared.give(existing.storage)
+    }
+}

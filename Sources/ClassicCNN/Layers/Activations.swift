@@ -7,6 +7,7 @@ import Foundation
 public class ElementwiseActivation: Layer {
     public var kind: String { "Activation" }
     private var output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] { inputShape }
 
@@ -22,7 +23,7 @@ public class ElementwiseActivation: Layer {
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard let output else { fatalError("\(kind).backward before forward") }
-        let dx = Tensor.reuse(&inputGradient, shape: output.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: output.shape)
         let y = output.data, dy = outputGradient.data, d = dx.data
         Parallel.forEachSlice(output.count) { r in self.derivative(y + r.lowerBound, dy + r.lowerBound, d + r.lowerBound, r.count) }
         return dx
@@ -55,6 +56,10 @@ public final class ReLU: ElementwiseActivation {
     var fusion = Fusion.none
     /// The fused layer's output (already rectified) and, for gradients that may not be overwritten, a buffer.
     private var rectified: Tensor?, maskedGradient: Tensor?
+    public override func releaseGradients() {
+        Tensor.releaseGradient(&maskedGradient)
+        super.releaseGradients()
+    }
 
     override func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
         cnn_relu_forward(x, y, count)
@@ -79,7 +84,7 @@ public final class ReLU: ElementwiseActivation {
         case .forward:
             guard let rectified else { fatalError("ReLU.backward before forward") }
             precondition(rectified.shape == outputGradient.shape, "ReLU.backward: gradient \(outputGradient.shape) for output \(rectified.shape)")
-            let dx = overwriting ? outputGradient : Tensor.reuse(&maskedGradient, shape: outputGradient.shape)
+            let dx = overwriting ? outputGradient : Tensor.reuseGradient(&maskedGradient, shape: outputGradient.shape)
             let y = rectified.data, dy = outputGradient.data, d = dx.data
             Parallel.forEachSlice(dx.count) { r in
                 if overwriting {

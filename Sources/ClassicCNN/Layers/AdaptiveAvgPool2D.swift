@@ -7,6 +7,7 @@ public final class AdaptiveAvgPool2D: Layer {
     public let outputSize: (height: Int, width: Int)
     private var inputShape: [Int] = []
     private var output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     public init(outputSize: (Int, Int)) {
         precondition(outputSize.0 > 0 && outputSize.1 > 0)
@@ -55,7 +56,7 @@ public final class AdaptiveAvgPool2D: Layer {
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        let dx = Tensor.reuse(&inputGradient, shape: inputShape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: inputShape)
         dx.zero()
         let dy = outputGradient.data, d = dx.data
         forEachWindow(inputShape) { o, rowStarts, columns in

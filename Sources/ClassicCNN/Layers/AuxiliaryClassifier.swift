@@ -54,9 +54,12 @@ public final class AuxiliaryClassifier: Layer {
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard output != nil, lossEvaluated else { return outputGradient }
         let fromHead = head.backward(loss.gradient)
-        let total = Tensor.reuse(&summed, shape: outputGradient.shape)
+        let total = Tensor.reuseGradient(&summed, shape: outputGradient.shape)
         total.assign(from: outputGradient)
         cnn_add(total.data, fromHead.data, total.count)
+        head.releaseGradients()
         return total
     }
+
+    public func releaseGradients() { Tensor.releaseGradient(&summed) }
 }

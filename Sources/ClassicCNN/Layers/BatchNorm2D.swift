@@ -36,6 +36,7 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
     public let runningVar: Parameter
 
     private var input: Tensor?, output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
     /// Per channel, from the last forward: the mean and 1 / sqrt(variance + epsilon) that it used.
     private var mean: [Float] = [], inverseDeviation: [Float] = []
     private var usedBatchStatistics = false
@@ -143,7 +144,7 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
         guard let input else { fatalError("BatchNorm2D.backward before forward") }
         let (n, c, p) = (input.shape[0], channels, input.shape[2] * input.shape[3])
         let m = n * p
-        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: input.shape)
         let x = input.data, dy = outputGradient.data, d = dx.data
         let gamma = weight?.data
         let gammaGradient = weight?.gradient.data, betaGradient = bias?.gradient.data

@@ -97,14 +97,14 @@ public final class Concat: Layer {
         let (n, c) = (outputGradient.shape[0], outputGradient.shape[1])
         let r = outputGradient.shape.dropFirst(2).reduce(1, *)
         if branchGradients.count != children.count { branchGradients = Array(repeating: nil, count: children.count) }
-        let dx = Tensor.reuse(&inputGradient, shape: inputShape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: inputShape)
         let dy = outputGradient.data
         var offset = 0
         for (index, child) in children.enumerated() {
             let ci = branchChannels[index]
             var shape = outputGradient.shape
             shape[1] = ci
-            let g = Tensor.reuse(&branchGradients[index], shape: shape)
+            let g = Tensor.reuseGradient(&branchGradients[index], shape: shape)
             for image in 0..<n {
                 (g.data + image * ci * r).update(from: dy + (image * c + offset) * r, count: ci * r)
             }
@@ -116,7 +116,12 @@ public final class Concat: Layer {
             } else {
                 cnn_add(dx.data, branchInputGradient.data, dx.count)
             }
+            // Both read: the branch's share and the branch's own gradients go back to the pool for the next branch.
+            Tensor.releaseGradient(&branchGradients[index])
+            child.layer.releaseGradients()
         }
         return dx
     }
+
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 }

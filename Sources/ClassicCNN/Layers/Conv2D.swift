@@ -115,8 +115,9 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
 
     private var input: Tensor?
     private var output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
     private var columns: [Tensor] = [], columnGradients: [Tensor] = [], scratch: [Tensor] = []
-    private var weightGradients: [Tensor] = [], biasGradients: [Tensor] = []
+    private var weightGradients: [Tensor?] = [], biasGradients: [Tensor] = []
     private var winogradFilter: Tensor?
     /// Each group's weights packed once per pass for the GEMM (W in forward, W^T in backward), when the batch is split
     /// over the threads and each image's GEMM would otherwise pack them again.
@@ -393,7 +394,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         let (kh, kw) = kernelSize
         let k = cg * kh * kw, p = oh * ow
         let pointwise = isPointwise
-        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: input.shape)
         if coversWholeInput(input.shape, g) {
             // dW [CO, K] += dY^T X; db += the columns' sums of dY [N, CO]; dX [N, K] = dY W.
             let dy = outputGradient.data
@@ -421,15 +422,17 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         }
         if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }
         // Per-chunk gradient accumulators, summed in chunk order afterwards: the result does not depend on timing.
-        buffers(&weightGradients, count: chunks, shape: weight.shape)
+        // The weights' accumulators come from the gradient pool and go back to it at the end: one layer's at a time.
+        if weightGradients.count != chunks { weightGradients = Array(repeating: nil, count: chunks) }
+        let partialWeights = (0..<chunks).map { Tensor.reuseGradient(&weightGradients[$0], shape: weight.shape) }
         buffers(&biasGradients, count: chunks, shape: [co])
         let x = input.data, dy = outputGradient.data, dxData = dx.data
         let needDX = computesInputGradient
         let direct = usesDirectKernels(input.shape, g)
         let packed = needDX ? packWeights(transposed: true, gemmThreads: gemmThreads, m: k, k: cog) : nil
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
-            let dw = weightGradients[chunk].data, db = biasGradients[chunk].data
-            weightGradients[chunk].zero()
+            let dw = partialWeights[chunk].data, db = biasGradients[chunk].data
+            partialWeights[chunk].zero()
             biasGradients[chunk].zero()
             cnn_accumulate_channel_sums(dy + images.lowerBound * co * p, db, Int32(images.count), Int32(co), Int32(p))
             if direct {
@@ -508,7 +511,8 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
                 }
             }
         }
-        accumulate(weightGradients, into: weight.gradient)
+        accumulate(partialWeights, into: weight.gradient)
+        for chunk in 0..<chunks { Tensor.releaseGradient(&weightGradients[chunk]) }
         if let bias { accumulate(biasGradients, into: bias.gradient) }
         return dx
     }

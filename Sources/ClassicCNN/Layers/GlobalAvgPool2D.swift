@@ -11,6 +11,7 @@ public final class GlobalAvgPool2D: Layer {
     public let keepDimensions: Bool
     private var inputShape: [Int] = []
     private var output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     public init(keepDimensions: Bool = false) {
         self.keepDimensions = keepDimensions
@@ -50,7 +51,7 @@ public final class GlobalAvgPool2D: Layer {
     /// Each input receives its channel's output gradient divided by H * W.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let planes = inputShape[0] * inputShape[1], p = inputShape[2] * inputShape[3]
-        let dx = Tensor.reuse(&inputGradient, shape: inputShape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: inputShape)
         let dy = outputGradient.data, d = dx.data
         let divisor = Float(p)
         Parallel.forEachSlice(planes, grain: max(1, (1 << 15) / p)) { range in

@@ -13,6 +13,7 @@ public final class Subsampling: Layer, Initializable {
     /// One bias per map [C].
     public let bias: Parameter
     private var input: Tensor?, sums: Tensor?, output: Tensor?, inputGradient: Tensor?, scaledGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     public init(channels: Int, window: Int = 2) {
         self.channels = channels
@@ -90,7 +91,7 @@ public final class Subsampling: Layer, Initializable {
                 db[c] += gradB
             }
         }
-        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: input.shape)
         cnn_avgpool_backward(sg, Int32(n * channels), Int32(h), Int32(w), Int32(window), Int32(window),
                              Int32(window), Int32(window), 0, 0, Int32(oh), Int32(ow), 1, dx.data)
         return dx
@@ -214,6 +215,7 @@ public final class EuclideanRBF: Layer {
     /// The centres [classes, inputFeatures].
     public let centres: Parameter
     private var input: Tensor?, output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     public init(centres: Tensor, trainable: Bool = false) {
         precondition(centres.shape.count == 2)
@@ -255,7 +257,7 @@ public final class EuclideanRBF: Layer {
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard let input else { fatalError("EuclideanRBF.backward before forward") }
         let n = input.shape[0]
-        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: input.shape)
         let x = input.data, w = centres.data, dy = outputGradient.data, d = dx.data, dw = centres.gradient.data
         let trainable = centres.isTrainable
         for image in 0..<n {

@@ -16,6 +16,7 @@ public final class Linear: Layer, Initializable, ReLUFusing {
 
     private var input: Tensor?
     private var output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     public init(inputFeatures: Int, outputFeatures: Int, bias: Bool = true,
                 weightInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros) {
@@ -68,7 +69,7 @@ public final class Linear: Layer, Initializable, ReLUFusing {
         Gemm.multiply(transposeA: true, m: outputFeatures, n: inputFeatures, k: n, a: dy, lda: outputFeatures,
                       b: input.data, ldb: inputFeatures, beta: 1, c: weight.gradient.data, ldc: inputFeatures)
         if let bias { cnn_accumulate_channel_sums(dy, bias.gradient.data, Int32(n), Int32(outputFeatures), 1) }
-        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: input.shape)
         if computesInputGradient {
             // dX [N, in] = dY [N, out] x W [out, in]
             Gemm.multiply(m: n, n: inputFeatures, k: outputFeatures, a: dy, lda: outputFeatures, b: weight.data,

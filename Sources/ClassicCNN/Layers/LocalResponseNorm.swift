@@ -26,6 +26,7 @@ public final class LocalResponseNorm: Layer {
     /// Whether `alpha` is divided by `size` (PyTorch, Caffe) or used as is (the AlexNet paper).
     public let alphaIsDividedBySize: Bool
     private var input: Tensor?, output: Tensor?, scale: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     /// AlexNet's values by default (`size` 5, `alpha` 1e-4, `beta` 0.75, `k` 2), in PyTorch's convention unless
     /// `alphaIsDividedBySize` is false.
@@ -72,7 +73,7 @@ public final class LocalResponseNorm: Layer {
         guard let input, let output, let scale else { fatalError("LocalResponseNorm.backward before forward") }
         let (n, c) = (input.shape[0], input.shape[1])
         let p = input.count / max(n * c, 1)
-        let dx = Tensor.reuse(&inputGradient, shape: input.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: input.shape)
         let x = input.data, y = output.data, sd = scale.data, dy = outputGradient.data, d = dx.data
         let (window, a, b) = (Int32(size), sumCoefficient, beta)
         Parallel.forEachSlice(n, grain: max(1, (1 << 15) / max(c * p, 1))) { images in

@@ -35,6 +35,7 @@ public final class MaxPool2D: SlidingWindowPool {
     public let adaptsToSmallInputs = SmallInputs.adapting
     private var inputShape: [Int] = []
     private var output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
     private var argmax: [Int32] = []
 
     /// `stride` defaults to the kernel size; `ceilMode` rounds the output size up (Caffe's rule, used by GoogLeNet).
@@ -73,7 +74,7 @@ public final class MaxPool2D: SlidingWindowPool {
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
         let (oh, ow) = (outputGradient.shape[2], outputGradient.shape[3])
-        let dx = Tensor.reuse(&inputGradient, shape: inputShape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: inputShape)
         let dy = outputGradient.data, d = dx.data
         precondition(argmax.count == outputGradient.count, "MaxPool2D.backward needs a forward pass in training mode first")
         argmax.withUnsafeBufferPointer { indices in
@@ -96,6 +97,7 @@ public final class AvgPool2D: SlidingWindowPool {
     public let countIncludesPadding: Bool
     private var inputShape: [Int] = []
     private var output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 
     public init(kernelSize: Int, stride: Int? = nil, padding: Padding = .valid, ceilMode: Bool = false,
                 countIncludesPadding: Bool = true) {
@@ -126,7 +128,7 @@ public final class AvgPool2D: SlidingWindowPool {
         let g = try! geometry(inputShape)
         let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
         let (oh, ow) = (g.outputHeight, g.outputWidth)
-        let dx = Tensor.reuse(&inputGradient, shape: inputShape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: inputShape)
         let dy = outputGradient.data, d = dx.data
         Parallel.forEachSlice(n * c, grain: max(1, 4096 / max(oh * ow, 1))) { planes in
             cnn_avgpool_backward(dy + planes.lowerBound * oh * ow, Int32(planes.count), Int32(h), Int32(w),

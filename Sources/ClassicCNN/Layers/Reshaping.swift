@@ -25,6 +25,7 @@ public final class Dropout: Layer {
     /// The generator of the masks; seeded by `Model` from the run's seed, saved in checkpoints.
     public var rng = RandomGenerator(seed: 0)
     private var mask: Tensor?, output: Tensor?, inputGradient: Tensor?
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
     private var wasTraining = false
 
     public init(rate: Float) {
@@ -55,7 +56,7 @@ public final class Dropout: Layer {
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard wasTraining, let mask else { return outputGradient }
-        let dx = Tensor.reuse(&inputGradient, shape: outputGradient.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: outputGradient.shape)
         cnn_multiply(outputGradient.data, mask.data, dx.data, outputGradient.count)
         return dx
     }

@@ -68,7 +68,7 @@ public final class Residual: Layer {
         let dy = outputGradient.data, s = scale
         var g = outputGradient
         if scale != 1 {
-            g = Tensor.reuse(&scaledGradient, shape: outputGradient.shape)
+            g = Tensor.reuseGradient(&scaledGradient, shape: outputGradient.shape)
             let scaled = g.data
             Parallel.forEachSlice(outputGradient.count) { range in
                 for i in range { scaled[i] = s * dy[i] }
@@ -76,11 +76,15 @@ public final class Residual: Layer {
         }
         // A scaled copy is this layer's own (a fused ReLU may mask it in place); dY itself is read again below.
         let df = body.backward(g, overwriting: scale != 1).data
-        let dx = Tensor.reuse(&inputGradient, shape: outputGradient.shape)
+        let dx = Tensor.reuseGradient(&inputGradient, shape: outputGradient.shape)
         let d = dx.data
         Parallel.forEachSlice(outputGradient.count) { range in
             for i in range { d[i] = dy[i] + df[i] }
         }
+        body.releaseGradients()
+        Tensor.releaseGradient(&scaledGradient)
         return dx
     }
+
+    public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
 }

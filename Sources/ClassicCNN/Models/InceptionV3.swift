@@ -292,5 +292,6 @@ public enum InceptionV3 {
         func forward(_ input: Tensor, training: Bool) -> Tensor { body.forward(input, training: training) }
 
         func backward(_ outputGradient: Tensor) -> Tensor { body.backward(outputGradient) }
+        func releaseGradients() { body.releaseGradients() }
     }
 }

@@ -295,5 +295,6 @@ public enum InceptionV4 {
         func forward(_ input: Tensor, training: Bool) -> Tensor { body.forward(input, training: training) }
 
         func backward(_ outputGradient: Tensor) -> Tensor { body.backward(outputGradient) }
+        func releaseGradients() { body.releaseGradients() }
     }
 }
