@@ -162,3 +162,73 @@ void cnn_dropout_forward(const float *x, float *y, float *mask, size_t n, float 
 void cnn_multiply(const float *restrict a, const float *restrict b, float *restrict out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
 }
+
+// ---- Softmax cross-entropy ---------------------------------------------------------------------
+
+/// e^x for x <= about 0 (the arguments here are z - max(z) and z - log-sum-exp), branch-free so that loops of it
+/// vectorise: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by Cephes' degree-6 polynomial (about 1 ulp), 2^k built in the
+/// exponent bits. Below -87.3 (where e^x is no longer a normal float) the result is 0.
+static inline float exp_nonpositive(float x) {
+    const float kept = x >= -87.3f ? 1.0f : 0.0f;
+    x = x >= -87.3f ? x : -87.3f;
+    const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest, as 1.5 * 2^23 does
+    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;           // ln 2 = 0.693359375 - 2.12194440e-4
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    union { uint32_t bits; float value; } scale = {.bits = (uint32_t)((int32_t)k + 127) << 23};
+    return p * scale.value * kept;
+}
+
+enum { SOFTMAX_LANES = 16 };
+
+float cnn_softmax_cross_entropy(const float *restrict logits, const int32_t *restrict labels, int n, int classes,
+                                float on, float off, float *restrict gradient) {
+    // The row's reductions (maximum, sum of exponentials, dot product with the target) run in 16 lanes, which the
+    // compiler vectorises (a single float accumulator would have to keep its order, and stay scalar); the lanes are
+    // then combined, and a row's last classes % 16 go to lane 0.
+    double total = 0;
+    const int whole = classes / SOFTMAX_LANES * SOFTMAX_LANES;
+    for (int row = 0; row < n; row++) {
+        const float *z = logits + (size_t)row * classes;
+        // poison: NaN when a logit is not finite (NaN or infinite), which the clamps below would otherwise hide.
+        float maxima[SOFTMAX_LANES], poisons[SOFTMAX_LANES], sums[SOFTMAX_LANES], dots[SOFTMAX_LANES];
+        for (int l = 0; l < SOFTMAX_LANES; l++) maxima[l] = -INFINITY, poisons[l] = 0, sums[l] = 0, dots[l] = 0;
+        for (int j = 0; j < whole; j += SOFTMAX_LANES)
+            for (int l = 0; l < SOFTMAX_LANES; l++) {
+                float v = z[j + l];
+                maxima[l] = v > maxima[l] ? v : maxima[l];
+                poisons[l] += v - v;
+            }
+        for (int j = whole; j < classes; j++) maxima[0] = z[j] > maxima[0] ? z[j] : maxima[0], poisons[0] += z[j] - z[j];
+        float maximum = maxima[0], poison = poisons[0];
+        for (int l = 1; l < SOFTMAX_LANES; l++) maximum = maxima[l] > maximum ? maxima[l] : maximum, poison += poisons[l];
+
+        for (int j = 0; j < whole; j += SOFTMAX_LANES)
+            for (int l = 0; l < SOFTMAX_LANES; l++) sums[l] += exp_nonpositive(z[j + l] - maximum);
+        for (int j = whole; j < classes; j++) sums[0] += exp_nonpositive(z[j] - maximum);
+        float sum = 0;
+        for (int l = 0; l < SOFTMAX_LANES; l++) sum += sums[l];
+        const float log_sum = maximum + logf(sum);
+
+        // Cross-entropy against the target (`on` at the label, `off` elsewhere): -sum_j target_j (z_j - log_sum).
+        for (int j = 0; j < whole; j += SOFTMAX_LANES)
+            for (int l = 0; l < SOFTMAX_LANES; l++) dots[l] += z[j + l] - log_sum;
+        for (int j = whole; j < classes; j++) dots[0] += z[j] - log_sum;
+        float dot = 0;
+        for (int l = 0; l < SOFTMAX_LANES; l++) dot += dots[l];
+        const int label = labels[row], valid = label >= 0 && label < classes;  // another label gives no class `on`
+        total -= (double)(off * dot + (valid ? (on - off) * (z[label] - log_sum) : 0)) - (double)poison;
+        if (gradient) {
+            float *g = gradient + (size_t)row * classes;
+            const float scale = 1.0f / (float)n;
+            for (int j = 0; j < classes; j++) g[j] = (exp_nonpositive(z[j] - log_sum) - off) * scale + poison;
+            if (valid) g[label] -= (on - off) * scale;
+        }
+    }
+    return (float)total;
+}

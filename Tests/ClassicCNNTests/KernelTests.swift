@@ -108,6 +108,29 @@ struct KernelTests {
         #expect(layer.forward(x, training: true).values == first, "the same generator state gives the same mask")
     }
 
+    @Test("softmax cross-entropy equals its naive twin", arguments: [(1, 1), (3, 10), (2, 16), (4, 17), (2, 1000)])
+    func softmaxCrossEntropy(_ size: (n: Int, classes: Int)) {
+        let (n, classes) = size
+        // Logits spread over +-60, so that some exponentials reach the clamp at -87.3 and some are tiny.
+        let logits = randomTensor([n, classes], seed: 12).values.map { $0 * 60 }
+        var labels = (0..<n).map { Int32(($0 * 7) % classes) }
+        if n > 2 { labels[2] = Int32(classes) }  // a label past the classes: no class is the target's
+        for smoothing in [Float(0), 0.1] {
+            let loss = SoftmaxCrossEntropy(labelSmoothing: smoothing)
+            let fast = labels.withUnsafeBufferPointer { loss.evaluate(output: Tensor(shape: [n, classes], values: logits), labels: $0, computeGradient: true) }
+            let (slow, slowGradient) = SoftmaxCrossEntropy.naive(logits: logits, labels: labels, classes: classes, labelSmoothing: smoothing)
+            #expect(abs(fast - slow) <= 1e-5 * max(1, abs(slow)), "loss \(fast) vs \(slow)")
+            let error = zip(loss.gradient.values, slowGradient).map { abs($0 - $1) }.max() ?? 0
+            #expect(error < 1e-6, "gradient differs by \(error)")
+        }
+        // A logit that is not finite makes the loss and the gradient NaN, as a plain exp would.
+        var poisoned = logits
+        poisoned[0] = .nan
+        let loss = SoftmaxCrossEntropy()
+        let value = labels.withUnsafeBufferPointer { loss.evaluate(output: Tensor(shape: [n, classes], values: poisoned), labels: $0, computeGradient: true) }
+        #expect(value.isNaN && loss.gradient.values[0].isNaN)
+    }
+
     @Test func threadedGemmEqualsSingleThreaded() {
         let (m, n, k) = (150, 700, 90)
         let a = randomTensor([m * k], seed: 4).values, b = randomTensor([k * n], seed: 5).values

@@ -159,6 +159,11 @@ void cnn_multiply(const float *a, const float *b, float *out, size_t n);
 /// and y = x * mask. The numbers come from 16 xoshiro256** generators run in lockstep, lane l seeded from seeds[l]
 /// with SplitMix64 as RandomGenerator(seed:) does, element i taking lane i % 16's next number's top 24 bits.
 void cnn_dropout_forward(const float *x, float *y, float *mask, size_t n, float keep, const uint64_t seeds[16]);
+/// Softmax cross-entropy of n rows of logits against targets that put `on` at the row's label and `off` elsewhere
+/// (label smoothing: off = epsilon / classes, on = 1 - epsilon + off): returns the summed loss, and writes the gradient
+/// of the mean loss when `gradient` is not NULL. The exponentials are a vectorised polynomial (about 1 ulp).
+float cnn_softmax_cross_entropy(const float *logits, const int32_t *labels, int n, int classes, float on, float off,
+                                float *gradient);
 /// 1 when none of the n values is NaN or infinite, else 0.
 int cnn_all_finite(const float *x, size_t n);
 /// PyTorch's SGD: g = grad + wd * w; v = momentum * v + g; w -= lr * (nesterov ? g + momentum * v : v).

@@ -1,5 +1,6 @@
 // Losses for classification. Each returns the summed loss over the batch (so that evaluation can average over a
 // whole dataset exactly) and writes the gradient of the *mean* loss into a buffer it owns.
+import CNNKernels
 import Foundation
 
 public protocol ClassificationLoss: AnyObject {
@@ -47,26 +48,27 @@ public final class SoftmaxCrossEntropy: LogitLoss {
         let (n, classes) = (output.shape[0], output.count / max(output.shape[0], 1))
         precondition(labels.count == n)
         let g = computeGradient ? Tensor.reuse(&buffer, shape: output.shape).data : nil
-        let logits = output.data
+        guard n > 0, let labelData = labels.baseAddress else { return 0 }
         let off = labelSmoothing / Float(classes), on = 1 - labelSmoothing + off
-        var total: Double = 0
+        return cnn_softmax_cross_entropy(output.data, labelData, Int32(n), Int32(classes), on, off, g)
+    }
+
+    /// `evaluate` one element at a time with the standard library's exp and log: the kernel's naive twin.
+    static func naive(logits: [Float], labels: [Int32], classes: Int, labelSmoothing: Float) -> (loss: Float, gradient: [Float]) {
+        let n = labels.count
+        let off = labelSmoothing / Float(classes), on = 1 - labelSmoothing + off
+        var total: Double = 0, gradient = [Float](repeating: 0, count: logits.count)
         for row in 0..<n {
-            let z = logits + row * classes
-            var maximum = -Float.infinity
-            for j in 0..<classes { maximum = max(maximum, z[j]) }
-            var sum: Float = 0
-            for j in 0..<classes { sum += Foundation.exp(z[j] - maximum) }
-            let logSum = maximum + Foundation.log(sum)
-            let label = Int(labels[row])
-            var loss: Float = 0
+            let z = Array(logits[row * classes ..< (row + 1) * classes])
+            let maximum = z.max()!
+            let logSum = maximum + Foundation.log(z.reduce(Float(0)) { $0 + Foundation.exp($1 - maximum) })
             for j in 0..<classes {
-                let target = j == label ? on : off
-                if target != 0 { loss -= target * (z[j] - logSum) }
-                if let g { g[row * classes + j] = (Foundation.exp(z[j] - logSum) - target) / Float(n) }
+                let target = j == Int(labels[row]) ? on : off
+                total -= Double(target * (z[j] - logSum))
+                gradient[row * classes + j] = (Foundation.exp(z[j] - logSum) - target) / Float(n)
             }
-            total += Double(loss)
         }
-        return Float(total)
+        return (Float(total), gradient)
     }
 
 }
