@@ -242,37 +242,49 @@ def main():
     if args.no_gemm:
         return
 
-    ours_gemm = json.loads(subprocess.run([args.kernel_bench, "--json", "--quick", "--models", args.gemm_models], check=True,
-                                          capture_output=True, text=True).stdout)
+    # Ours from --runs kernel-bench runs, theirs from --runs torch.mm measurements of every shape, interleaved run by
+    # run (after a pause, as for the networks), each row's median reported.
+    ours_runs, theirs_runs = [], []
+    for _ in range(args.runs):
+        settle()
+        ours_runs.append(json.loads(subprocess.run([args.kernel_bench, "--json", "--quick", "--models", args.gemm_models],
+                                                   check=True, capture_output=True, text=True).stdout))
+        settle()
+        theirs_runs.append([gemm_torch(r["m"], r["threads"]) if r["shape"].startswith("square") else
+                            gemm_torch_shape(r["m"], r["n"], r["k"], r["transpose_a"], r["transpose_b"], r["threads"])
+                            for r in ours_runs[0]])
+    def key(r):
+        return r["shape"], r["m"], r["n"], r["k"], r["transpose_a"], r["transpose_b"], r["threads"]
+    for run in ours_runs[1:]:
+        if [key(r) for r in run] != [key(r) for r in ours_runs[0]]:
+            sys.exit("kernel-bench listed other products in another run")
+    rows = [dict(r, gflops=statistics.median(run[i]["gflops"] for run in ours_runs),
+                 theirs=statistics.median(run[i] for run in theirs_runs)) for i, r in enumerate(ours_runs[0])]
     print(f"\n{'GEMM GFLOP/s':28}{'ours':>12}{'torch.mm':>12}{'ratio':>8}")
-    for n in (512, 1024, 2048):
-        for threads in (1, 2):
-            mine = next(r["gflops"] for r in ours_gemm if r["shape"] == f"square {n}" and r["threads"] == threads)
-            theirs = statistics.median(gemm_torch(n, threads) for _ in range(args.runs))
-            print(f"{f'{n}^3, {threads} thread(s)':28}{mine:>12.1f}{theirs:>12.1f}{mine / theirs:>8.2f}x")
+    for r in rows:
+        if r["shape"].startswith("square"):
+            print(f"{r['m']}^3, {r['threads']} thread(s)".ljust(28) + f"{r['gflops']:>12.1f}{r['theirs']:>12.1f}{r['gflops'] / r['theirs']:>8.2f}x")
     # The GEMMs that the LeNet-5, AlexNet and VGG16 layers send in the goal table's workloads, as kernel-bench traces
-    # them (each distinct shape, its share of the workload's GEMM work, the threads its layer gave it); ours from one
-    # kernel-bench run, theirs the median of --runs. A workload's GEMM ratio weighs each shape by its work: the time
-    # torch.mm would take for the workload's products over the time ours take, at the layers' thread counts.
-    print(f"\n{'GEMM GFLOP/s at layer shapes':28}{'op M x N x K':>24}{'work':>7}{'layer':>6}{'threads':>8}{'ours':>9}{'torch.mm':>10}{'ratio':>8}")
+    # them: each layer's distinct products forward and backward, their share of the workload's GEMM work, the threads
+    # the layer gave them. A workload's GEMM ratio weighs each product by its work: the time torch.mm would take for
+    # the workload's products over the time ours take, at the layers' thread counts.
+    print(f"\n{'GEMM GFLOP/s at layer shapes':48}{'op M x N x K':>24}{'work':>7}{'layer':>6}{'threads':>8}{'ours':>9}{'torch.mm':>10}{'ratio':>8}")
     ratios, at_layer, workloads = [], [], {}
-    for r in ours_gemm:
+    for r in rows:
         if r["shape"].startswith("square"):
             continue
-        theirs = statistics.median(gemm_torch_shape(r["m"], r["n"], r["k"], r["transpose_a"], r["transpose_b"], r["threads"])
-                                   for _ in range(args.runs))
+        theirs = r["theirs"]
         ratio = r["gflops"] / theirs
         ratios.append(ratio)
         if r["threads"] == r["layer_threads"]:
             at_layer.append(ratio)
             work = r["m"] * r["n"] * r["k"] * r["calls"]
-            mine_time, their_time = workloads.get(r["shape"].split(" #")[0], (0.0, 0.0))
-            workloads[r["shape"].split(" #")[0]] = (mine_time + work / r["gflops"], their_time + work / theirs)
+            mine_time, their_time = workloads.get(r["workload"], (0.0, 0.0))
+            workloads[r["workload"]] = (mine_time + work / r["gflops"], their_time + work / theirs)
         op = ("T" if r["transpose_a"] else "N") + ("T" if r["transpose_b"] else "N")
         shape = f"{op} {r['m']} x {r['n']} x {r['k']}"
-        print(f"{r['shape']:28}{shape:>24}{100 * r['share']:>6.1f}%{str(r['layer_threads']) + 't':>6}{r['threads']:>8}"
+        print(f"{r['shape']:48}{shape:>24}{100 * r['share']:>6.1f}%{str(r['layer_threads']) + 't':>6}{r['threads']:>8}"
               f"{r['gflops']:>9.1f}{theirs:>10.1f}{ratio:>8.2f}x")
-        sys.stdout.flush()
     if ratios:
         print(f"all layer shapes, 1 and 2 threads: median ratio {statistics.median(ratios):.2f}x, lowest {min(ratios):.2f}x, "
               f"{sum(x >= 0.9 for x in ratios)} of {len(ratios)} at 0.9x or more")

@@ -4,7 +4,9 @@
 #
 #     Scripts/anchors/run.sh [--tensorflow] [--runs 5] [--models lenet5|alexnet-cifar|vgg16|googlenet-torchvision|all|none] [--no-gemm]
 #
-# The GEMM rows compare torch.mm at 512, 1024 and 2048 square and at the layer shapes kernel-bench lists.
+# The GEMM rows compare torch.mm at 512, 1024 and 2048 square and at every product that kernel-bench traces in the
+# layers of LeNet-5, AlexNet and VGG16 (--gemm-models chooses), ours and theirs both medians of --runs (about 15 minutes
+# for 5).
 #
 # LeNet-5 takes about 2 minutes with TensorFlow; `--models all` about 40 (VGG16 training steps take 6-15 s each).
 #
