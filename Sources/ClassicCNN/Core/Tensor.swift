@@ -170,7 +170,6 @@ extension Tensor: Equatable {
     }
 }
 
-
 /// Gradient buffers shared by the layers of every network: a layer takes the buffer of its input gradient from here
 /// (`Tensor.reuseGradient`), and its container gives it back (`Layer.releaseGradients`) as soon as the layer before
 /// it has read it. A backward pass then holds the gradients of a few layers at a time rather than one buffer per
@@ -201,13 +200,6 @@ public final class GradientPool: @unchecked Sendable {
         defer { lock.unlock() }
         precondition(!free.contains { $0 === storage }, "a gradient buffer given back twice")
         free.insert(storage, at: free.firstIndex { $0.count >= storage.count } ?? free.count)
-    }
-
-    /// Floats held by free buffers (for tests).
-    var freeCount: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return free.reduce(0) { $0 + $1.count }
     }
 }
 
