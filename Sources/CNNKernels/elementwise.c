@@ -42,11 +42,21 @@ void cnn_add_channel_bias(float *restrict y, const float *restrict bias, int ima
 }
 
 void cnn_accumulate_channel_sums(const float *restrict dy, float *restrict sums, int images, int C, int P) {
+    if (P == 1) {  // a fully connected layer's bias: rows of C added, which vectorises across the channels
+        for (int n = 0; n < images; n++)
+            for (int c = 0; c < C; c++) sums[c] += dy[(size_t)n * C + c];
+        return;
+    }
     for (int n = 0; n < images; n++)
         for (int c = 0; c < C; c++) {
+            // 16 running sums, which vectorise (one float sum must keep its order and stays scalar), then the tail.
             const float *restrict row = dy + ((size_t)n * C + c) * P;
-            float s = 0;
-            for (int i = 0; i < P; i++) s += row[i];
+            float lanes[16] = {0}, s = 0;
+            int i = 0;
+            for (; i + 16 <= P; i += 16)
+                for (int l = 0; l < 16; l++) lanes[l] += row[i + l];
+            for (; i < P; i++) s += row[i];
+            for (int l = 0; l < 16; l++) s += lanes[l];
             sums[c] += s;
         }
 }
