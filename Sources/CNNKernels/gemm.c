@@ -13,6 +13,10 @@
 #include <immintrin.h>
 #define CNN_X86 1
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#define CNN_ARM64 1
+#endif
 
 enum { KC = 256, MC = 192, NC = 3072, MR_MAX = 12, NR_MAX = 32 };
 
@@ -164,9 +168,42 @@ static void sgemm_dots_avx512(int M, int N, int K, float alpha, const float *A, 
 }
 #endif
 
+#ifdef CNN_ARM64
+/// NEON: 8 x 12 with 24 of the 32 quad registers as accumulators; each value of A multiplies three vectors of B by
+/// lane (fmla by element), so A is read as two vectors per step rather than broadcast value by value.
+static void kernel_neon_8x12(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
+    float32x4_t acc[8][3];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = acc[r][2] = vdupq_n_f32(0);
+    for (int p = 0; p < k; p++, a += 8, b += 12) {
+        const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        const float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+#define NEON_ROW(r, av, lane)                                                                                          \
+    acc[r][0] = vfmaq_laneq_f32(acc[r][0], b0, av, lane);                                                              \
+    acc[r][1] = vfmaq_laneq_f32(acc[r][1], b1, av, lane);                                                              \
+    acc[r][2] = vfmaq_laneq_f32(acc[r][2], b2, av, lane);
+        NEON_ROW(0, a0, 0) NEON_ROW(1, a0, 1) NEON_ROW(2, a0, 2) NEON_ROW(3, a0, 3)
+        NEON_ROW(4, a1, 0) NEON_ROW(5, a1, 1) NEON_ROW(6, a1, 2) NEON_ROW(7, a1, 3)
+#undef NEON_ROW
+    }
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 8; r++) {
+        float *cr = c + (size_t)r * ldc;
+#pragma clang loop unroll(full)
+        for (int v = 0; v < 3; v++) {
+            float32x4_t scaled = vmulq_n_f32(acc[r][v], alpha);
+            vst1q_f32(cr + 4 * v, accumulate ? vaddq_f32(scaled, vld1q_f32(cr + 4 * v)) : scaled);
+        }
+    }
+}
+#endif
+
 // ---- Dispatch ----------------------------------------------------------------------------------------
 
 static const gemm_arch arch_portable = {4, 16, kernel_portable_4x16, 0};
+#ifdef CNN_ARM64
+static const gemm_arch arch_neon = {8, 12, kernel_neon_8x12, 0};
+#endif
 #ifdef CNN_X86
 static const gemm_arch arch_avx2 = {6, 16, kernel_avx2_6x16, 0};
 static const gemm_arch arch_avx512[] = {{12, 32, kernel_avx512_12x32, 1}, {8, 32, kernel_avx512_8x32, 1}, {4, 32, kernel_avx512_4x32, 1}};
@@ -183,6 +220,9 @@ cnn_isa cnn_isa_detected(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return CNN_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CNN_ISA_AVX2;
+#endif
+#ifdef CNN_ARM64
+    return CNN_ISA_NEON;
 #endif
     return CNN_ISA_PORTABLE;
 }
@@ -202,6 +242,7 @@ const char *cnn_isa_name(cnn_isa isa) {
     switch (isa) {
     case CNN_ISA_AVX512: return "avx512";
     case CNN_ISA_AVX2: return "avx2";
+    case CNN_ISA_NEON: return "neon";
     default: return "portable";
     }
 }
@@ -224,6 +265,9 @@ static const gemm_arch *arch_for(cnn_isa isa, int M, int N) {
     case CNN_ISA_AVX2: return &arch_avx2;
     default: break;
     }
+#endif
+#ifdef CNN_ARM64
+    if (isa == CNN_ISA_NEON) return &arch_neon;
 #endif
     (void)isa;
     (void)M;

@@ -19,6 +19,7 @@ typedef enum {
     CNN_ISA_PORTABLE = 0,
     CNN_ISA_AVX2 = 1,
     CNN_ISA_AVX512 = 2,
+    CNN_ISA_NEON = 3,  // arm64 (Advanced SIMD is part of the base architecture)
 } cnn_isa;
 
 /// The best instruction set this CPU supports (and this build can use).
