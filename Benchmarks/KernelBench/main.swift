@@ -20,13 +20,6 @@ struct Shape {
     var calls = 1, share = 1.0, layerThreads = 0
 }
 
-/// The leaves of `layer` in the order a forward pass runs them, with their paths; nested `Sequential`s are opened,
-/// other containers (a `Concat`, an Inception module) are leaves here.
-func leaves(_ layer: any Layer, path: String) -> [(String, any Layer)] {
-    guard layer is Sequential else { return [(path, layer)] }
-    return layer.children.flatMap { leaves($0.layer, path: path.isEmpty ? $0.name : "\(path).\($0.name)") }
-}
-
 /// The distinct GEMMs that each layer of `model` sends in one step at `batch` (training: forward, then backward), with
 /// their share of the step's GEMM work. The layers run one at a time as their `Sequential` runs them, so they send
 /// the same products as in `Model.trainStep`.
@@ -37,7 +30,7 @@ func traced(_ model: String, batch: Int, training: Bool, classes: Int? = nil) th
     let images = Tensor(shape: [batch] + network.inputShape, values: (0..<count).map { _ in rng.nextFloat() })
     let labels = (0..<batch).map { Int32($0 % network.configuration.classes) }
     let workload = "\(model) \(training ? "train" : "infer") b\(batch)"
-    let layers = leaves(network.network, path: "")
+    let layers = network.leafLayers()  // Sequentials opened, as featureMaps walks them
     var shapes: [Shape] = []
     func record(_ label: String, _ pass: () -> Void) {
         cnn_gemm_trace_begin()

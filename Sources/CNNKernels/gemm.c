@@ -277,8 +277,12 @@ static const gemm_arch *arch_for(cnn_isa isa, int M, int N) {
 
 static const gemm_arch *current_arch(int M, int N) { return arch_for(cnn_isa_active(), M, N); }
 
+/// A width that takes the full-width micro-kernels: for what does not depend on N (how A is packed, the tile width
+/// on which callers split the columns). The 16-wide kernels have the same MR, so A packed for one serves the other.
+enum { ANY_N = 1 << 20 };
+
 int cnn_sgemm_mr(void) { return 24; }
-int cnn_sgemm_nr(void) { return current_arch(1 << 20, 1 << 20)->nr; }
+int cnn_sgemm_nr(void) { return current_arch(ANY_N, ANY_N)->nr; }
 
 // ---- Packing -----------------------------------------------------------------------------------------
 
@@ -376,53 +380,51 @@ __attribute__((always_inline)) static inline void transpose16_avx512(__m512 r[16
     }
 }
 
+/// The first `count` of 16 lanes (all 16 for 16 or more).
+static inline __mmask16 first_lanes(int count) { return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1); }
+
 /// r[q] = column q of the block src[0 : rows, 0 : width] (row stride ld), zeros past `rows` and `width` (both <= 16).
 __attribute__((target("avx512f")))
 __attribute__((always_inline)) static inline void load_transposed_avx512(const float *src, size_t ld, int rows, int width, __m512 r[16]) {
-    const __mmask16 m = width == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1);
+    const __mmask16 m = first_lanes(width);
     for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
     transpose16_avx512(r);
 }
 
-/// pack_b for B^T and slivers of 32 or 16 columns (the AVX-512 kernels): 16 x 16 blocks of B transposed in
-/// registers, where the portable loop writes every value to its own place one at a time.
+/// Both AVX-512 packers: column p of src[0 : rows, 0 : kc] (row stride ld, rows <= 16) stored at dst + p * stride, in
+/// the lanes of `lanes`, zeros past `rows`; 16 x 16 blocks transposed in registers, where the portable loops write
+/// every value to its own place one at a time.
+__attribute__((target("avx512f")))
+__attribute__((always_inline)) static inline void pack_transposed_avx512(const float *src, size_t ld, int rows, int kc, float *dst,
+                                                                          size_t stride, __mmask16 lanes) {
+    for (int pb = 0; pb < kc; pb += 16) {
+        const int width = kc - pb < 16 ? kc - pb : 16;
+        __m512 r[16];
+        load_transposed_avx512(src + pb, ld, rows, width, r);
+        // Unrolled with constant indices, so that r stays in registers (a loop to `width` spills it).
+#pragma clang loop unroll(full)
+        for (int q = 0; q < 16; q++)
+            if (q < width) _mm512_mask_storeu_ps(dst + (size_t)(pb + q) * stride, lanes, r[q]);
+    }
+}
+
+/// pack_b for B^T and slivers of 32 or 16 columns (the AVX-512 kernels), 16 rows of B (columns of the sliver) at a time.
 __attribute__((target("avx512f")))
 static void pack_b_trans_avx512(const float *B, int ldb, int p0, int j0, int kc, int nc, int nr, float *dst) {
     for (int jr = 0; jr < nc; jr += nr, dst += (size_t)nr * kc) {
         const int cols = nc - jr < nr ? nc - jr : nr;
-        for (int half = 0; half < nr / 16; half++) {
-            const int rows = cols - 16 * half;  // rows of B (columns of the sliver) that exist; the others are zeros
-            const float *src = B + (size_t)(j0 + jr + 16 * half) * ldb + p0;
-            for (int pb = 0; pb < kc; pb += 16) {
-                const int width = kc - pb < 16 ? kc - pb : 16;
-                __m512 r[16];
-                load_transposed_avx512(src + pb, (size_t)ldb, rows, width, r);
-                // Unrolled with constant indices, so that r stays in registers (a loop to `width` spills it).
-#pragma clang loop unroll(full)
-                for (int q = 0; q < 16; q++)
-                    if (q < width) _mm512_store_ps(dst + (size_t)(pb + q) * nr + 16 * half, r[q]);
-            }
-        }
+        for (int half = 0; half < nr / 16; half++)  // rows of B past `cols` are packed as zeros
+            pack_transposed_avx512(B + (size_t)(j0 + jr + 16 * half) * ldb + p0, (size_t)ldb, cols - 16 * half, kc,
+                                   dst + 16 * half, (size_t)nr, 0xFFFF);
     }
 }
 
-/// pack_a for A not transposed, on AVX-512: the sliver's rows read 16 values at a time and transposed in registers;
-/// each of the 16 columns then stored as MR contiguous values (masked), where the portable loop writes every value
-/// to its own place one at a time.
+/// pack_a for A not transposed, on AVX-512: a sliver's MR rows at a time, each column stored as MR contiguous values.
 __attribute__((target("avx512f")))
 static void pack_a_avx512(const float *A, int lda, int i0, int p0, int mc, int kc, int mr, float *dst) {
-    const __mmask16 sliver = (__mmask16)((1u << mr) - 1);
     for (int ir = 0; ir < mc; ir += mr, dst += (size_t)mr * kc) {
         const int rows = mc - ir < mr ? mc - ir : mr;
-        const float *src = A + (size_t)(i0 + ir) * lda + p0;
-        for (int pb = 0; pb < kc; pb += 16) {
-            const int width = kc - pb < 16 ? kc - pb : 16;
-            __m512 r[16];
-            load_transposed_avx512(src + pb, (size_t)lda, rows, width, r);
-#pragma clang loop unroll(full)
-            for (int q = 0; q < 16; q++)
-                if (q < width) _mm512_mask_storeu_ps(dst + (size_t)(pb + q) * mr, sliver, r[q]);
-        }
+        pack_transposed_avx512(A + (size_t)(i0 + ir) * lda + p0, (size_t)lda, rows, kc, dst, (size_t)mr, first_lanes(mr));
     }
 }
 
@@ -434,7 +436,7 @@ static void store_edge_avx512(const float *edge, int nr, float *c, int ldc, int 
     for (int r = 0; r < rows; r++) {
         float *cr = c + (size_t)r * ldc;
         for (int j = 0; j < cols; j += 16) {
-            const __mmask16 m = cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1);
+            const __mmask16 m = first_lanes(cols - j);
             __m512 v = _mm512_load_ps(edge + r * nr + j);
             if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cr + j));
             _mm512_mask_storeu_ps(cr + j, m, v);
@@ -466,13 +468,13 @@ void cnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 static size_t padded_rows(const gemm_arch *arch, int M) { return (size_t)(M + arch->mr - 1) / arch->mr * arch->mr; }
 
 size_t cnn_sgemm_packed_a_size(int M, int K) {
-    return M <= 0 || K <= 0 ? 0 : padded_rows(current_arch(M, 1 << 20), M) * (size_t)K;
+    return M <= 0 || K <= 0 ? 0 : padded_rows(current_arch(M, ANY_N), M) * (size_t)K;
 }
 
 void cnn_sgemm_pack_a(int trans_a, int M, int K, const float *A, int lda, float *packed) {
     // Block by block of KC columns, all rows at once: the same slivers, in the same order, as the driver packs
     // them for each block of MC rows (MC is a multiple of every MR).
-    const gemm_arch *arch = current_arch(M, 1 << 20);
+    const gemm_arch *arch = current_arch(M, ANY_N);
     const size_t rows = padded_rows(arch, M);
     for (int pc = 0; pc < K; pc += KC) {
         int kc = K - pc < KC ? K - pc : KC;

@@ -25,6 +25,8 @@ public final class Dropout: Layer {
     /// The generator of the masks; seeded by `Model` from the run's seed, saved in checkpoints.
     public var rng = RandomGenerator(seed: 0)
     private var mask: Tensor?, output: Tensor?, inputGradient: Tensor?
+    /// The seeds of the 16 generators of the last mask, drawn from `rng` (kept, so that a pass allocates nothing).
+    private var seeds = [UInt64](repeating: 0, count: 16)
     public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
     private var wasTraining = false
 
@@ -42,7 +44,7 @@ public final class Dropout: Layer {
         let y = Tensor.reuse(&output, shape: input.shape)
         // 16 generators in lockstep (vector instructions), seeded from this layer's generator, whose four words
         // therefore still say all that a checkpoint needs. `Dropout.naiveMask` is the same in plain Swift.
-        let seeds = (0..<16).map { _ in rng.next() }
+        for lane in seeds.indices { seeds[lane] = rng.next() }
         cnn_dropout_forward(input.data, y.data, m.data, input.count, 1 - rate, seeds)
         return y
     }

@@ -102,7 +102,7 @@ extension Model {
     static let mapStageKinds: Set<String> = ["Conv2D", "PartialConv2D", "MaxPool2D", "AvgPool2D", "Subsampling"]
 
     /// The layers run in order: Sequential containers opened, every other layer (blocks with branches included) kept whole.
-    func leafLayers() -> [(name: String, layer: any Layer)] {
+    public func leafLayers() -> [(name: String, layer: any Layer)] {
         func walk(_ layer: any Layer, _ path: String) -> [(name: String, layer: any Layer)] {
             guard let sequential = layer as? Sequential else { return [(path, layer)] }
             return sequential.children.flatMap { walk($0.layer, path.isEmpty ? $0.name : "\(path).\($0.name)") }

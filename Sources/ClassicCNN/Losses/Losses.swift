@@ -49,14 +49,20 @@ public final class SoftmaxCrossEntropy: LogitLoss {
         precondition(labels.count == n)
         let g = computeGradient ? Tensor.reuse(&buffer, shape: output.shape).data : nil
         guard n > 0, let labelData = labels.baseAddress else { return 0 }
-        let off = labelSmoothing / Float(classes), on = 1 - labelSmoothing + off
+        let (on, off) = Self.targetShares(classes: classes, labelSmoothing: labelSmoothing)
         return cnn_softmax_cross_entropy(output.data, labelData, Int32(n), Int32(classes), on, off, g)
+    }
+
+    /// The target's share for the label's class and for every other class.
+    static func targetShares(classes: Int, labelSmoothing: Float) -> (on: Float, off: Float) {
+        let off = labelSmoothing / Float(classes)
+        return (1 - labelSmoothing + off, off)
     }
 
     /// `evaluate` one element at a time with the standard library's exp and log: the kernel's naive twin.
     static func naive(logits: [Float], labels: [Int32], classes: Int, labelSmoothing: Float) -> (loss: Float, gradient: [Float]) {
         let n = labels.count
-        let off = labelSmoothing / Float(classes), on = 1 - labelSmoothing + off
+        let (on, off) = targetShares(classes: classes, labelSmoothing: labelSmoothing)
         var total: Double = 0, gradient = [Float](repeating: 0, count: logits.count)
         for row in 0..<n {
             let z = Array(logits[row * classes ..< (row + 1) * classes])
