@@ -13,6 +13,8 @@ struct ModelZooTests {
         "alexnet-torchvision": 61_100_840, // torchvision
         "vgg11": 132_863_336, "vgg11-lrn": 132_863_336, "vgg13": 133_047_848,
         "vgg16-c": 133_638_952, "vgg16": 138_357_544, "vgg19": 143_667_240,
+        // torchvision's vgg*_bn
+        "vgg11-bn": 132_868_840, "vgg13-bn": 133_053_736, "vgg16-bn": 138_365_992, "vgg19-bn": 143_678_248,
         "googlenet": 13_378_280,              // with the auxiliary heads; 6,998,552 without (bvlc_googlenet)
         "googlenet-torchvision": 13_004_888,  // 6,624,904 without
         "inception-v3": 27_161_264,           // torchvision, with AuxLogits; 23,834,568 without
@@ -55,7 +57,8 @@ struct ModelZooTests {
     static let cifarCounts: [String: Int] = [
         "alexnet": 20_209_034, "alexnet-cifar": 21_622_154, "alexnet-torchvision": 20_344_650,
         "vgg11": 28_144_010, "vgg11-lrn": 28_144_010, "vgg13": 28_328_522, "vgg16-c": 28_919_626, "vgg16": 33_638_218,
-        "vgg19": 38_947_914, "googlenet": 6_401_870, "googlenet-torchvision": 9_960_638, "inception-v3": 24_371_444,
+        "vgg19": 38_947_914, "vgg11-bn": 28_149_514, "vgg13-bn": 28_334_410, "vgg16-bn": 33_646_666, "vgg19-bn": 38_958_922,
+        "googlenet": 6_401_870, "googlenet-torchvision": 9_960_638, "inception-v3": 24_371_444,
         "inception-v2": 26_490_356, "inception-v4": 41_158_186, "inception-resnet-v1": 20_981_258,
         "inception-resnet-v2": 54_321_834,
     ]

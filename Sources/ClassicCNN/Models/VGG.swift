@@ -36,12 +36,23 @@ public enum VGG {
     /// The fully connected layers: 4096, 4096, then the classes, with dropout 0.5 after the first two.
     public static let hiddenUnits = [4096, 4096]
 
+    /// The configurations that torchvision also offers with batch normalisation after every convolution
+    /// (`vgg11_bn`, `vgg13_bn`, `vgg16_bn`, `vgg19_bn`): the paper's A, B, D and E. Batch normalisation came later
+    /// (Ioffe and Szegedy 2015); with it VGG trains from scratch without the paper's staged initialisation.
+    public static let batchNormalised = ["vgg11", "vgg13", "vgg16", "vgg19"]
+
     public static let descriptors: [ModelDescriptor] = configurations.map { configuration in
         ModelDescriptor(
             name: configuration.name, title: "VGG configuration \(configuration.column) (Table 1)",
             reference: "Simonyan, Zisserman 2015, Very deep convolutional networks for large-scale image recognition",
             defaultInputSize: 224, defaultClasses: 1000, inputChannels: 3, defaultDataset: "imagenet",
             build: { try network($0, name: configuration.name, entries: configuration.entries) })
+    } + configurations.filter { batchNormalised.contains($0.name) }.map { configuration in
+        ModelDescriptor(
+            name: configuration.name + "-bn", title: "VGG configuration \(configuration.column) with batch normalisation (torchvision)",
+            reference: "Simonyan, Zisserman 2015, with batch normalisation after each convolution as torchvision's \(configuration.name)_bn",
+            defaultInputSize: 224, defaultClasses: 1000, inputChannels: 3, defaultDataset: "imagenet",
+            build: { try network($0, name: configuration.name + "-bn", entries: configuration.entries, batchNorm: true) })
     }
 
     /// Section 3.2's dense evaluation: "the fully-connected layers are first converted to convolutional layers (the
@@ -87,7 +98,9 @@ public enum VGG {
         return Model(name: model.name, configuration: configuration, network: network, loss: model.loss, inputFormat: model.inputFormat)
     }
 
-    static func network(_ configuration: ModelConfiguration, name: String, entries: [Entry]) throws -> Model {
+    /// With `batchNorm`, torchvision's `vgg*_bn` layout: convolution (with its bias), BatchNorm2d, ReLU, so that
+    /// `features.N` numbers the same layers as torchvision's.
+    static func network(_ configuration: ModelConfiguration, name: String, entries: [Entry], batchNorm: Bool = false) throws -> Model {
         var features: [any Layer] = []
         var channels = configuration.inputChannels
         for entry in entries {
@@ -97,6 +110,8 @@ public enum VGG {
                 // torchvision's initialisation: He normal (fan-out) weights, zero biases.
                 features.append(Conv2D(inputChannels: channels, outputChannels: maps, kernelSize: kernel,
                                        padding: .uniform(kernel / 2), weightInitializer: .heNormalFanOut, biasInitializer: .zeros))
+                // torchvision: weight 1, bias 0, PyTorch's momentum 0.1 and epsilon 1e-5.
+                if batchNorm { features.append(BatchNorm2D(channels: maps)) }
                 features.append(ReLU())
                 channels = maps
             case .maxPool:
