@@ -8,7 +8,7 @@ struct CNN: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cnn",
         abstract: "The classic convolutional networks, exact to their papers: build, count, train, evaluate, predict.",
-        subcommands: [Models.self, Summary.self, Train.self, Evaluate.self, Predict.self, Forward.self, Export.self, Bench.self,
+        subcommands: [Models.self, Summary.self, Train.self, RecipesCommand.self, Evaluate.self, Predict.self, Forward.self, Export.self, Bench.self,
                       BenchData.self, Plot.self, ShowData.self, Visualize.self])
 }
 
@@ -56,6 +56,10 @@ func validateBatchSize(_ batchSize: Int) throws {
     }
 }
 
+func validateAugmentation(_ name: String) throws {
+    do { try Augmentation.checkName(name) } catch { throw ValidationError("--augment: \(error)") }
+}
+
 /// A failure that is not a usage error (exit status 1 rather than 64).
 struct CommandError: Error, CustomStringConvertible {
     let description: String
@@ -70,6 +74,13 @@ struct DataOptions: ParsableArguments {
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// One JSON object on one line (JSON Lines).
+func printJSONLine<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 

@@ -25,9 +25,7 @@ struct ShowData: ParsableCommand {
     func validate() throws {
         if !(1...400).contains(count) { throw ValidationError("--count must be in 1...400, got \(count)") }
         if !["train", "test"].contains(split) { throw ValidationError("--split must be train or test, got '\(split)'") }
-        if !["none", "flip", "alexnet", "vgg"].contains(augment) {
-            throw ValidationError("--augment must be none, flip, alexnet or vgg, got '\(augment)'")
-        }
+        try validateAugmentation(augment)
         if !(8...512).contains(cellSize) { throw ValidationError("--cell-size must be in 8...512, got \(cellSize)") }
         if (output as NSString).pathExtension.lowercased() != "png" {
             throw ValidationError("--output \(output): unknown extension '.\((output as NSString).pathExtension)'; use .png")

@@ -3,7 +3,7 @@ import ClassicCNN
 import Foundation
 
 enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
-    case sgd, adam
+    case sgd, adam, adamw, rmsprop
 }
 
 struct Train: ParsableCommand {
@@ -13,21 +13,46 @@ struct Train: ParsableCommand {
     @OptionGroup var network: ModelOptions
     @Option(help: "The dataset: mnist, cifar10 or the path of an image folder (one sub-folder per class; default: the network's own).")
     var dataset: String?
-    @Option(help: "Epochs.") var epochs = 5
-    @Option(help: "Images per step.") var batchSize = 32
+    @Option(help: ArgumentHelp("Start from a paper's training settings: \(Recipes.all.map(\.name).joined(separator: ", ")) "
+        + "(`cnn recipes` lists them). Options given explicitly override the recipe's.", valueName: "name"))
+    var recipe: String?
+    @Option(help: "Epochs (default: 5, or the recipe's).") var epochs: Int?
+    @Option(help: "Images per step (default: 32, or the recipe's).") var batchSize: Int?
     @Option(help: "Stop each epoch after this many steps (default: the whole training set).") var stepsPerEpoch: Int?
     @Option(help: "Validate on this many batches of the test set (default: all of it).") var validationSteps: Int?
-    @Option(help: "sgd or adam.") var optimizer: OptimizerChoice = .adam
-    @Option(help: "Learning rate (default: 0.001 for adam, 0.01 for sgd).") var lr: Float?
-    @Option(help: "Momentum for sgd.") var momentum: Float = 0.9
+    @Option(help: "sgd, adam, adamw or rmsprop (default: adam, or the recipe's).") var optimizer: OptimizerChoice?
+    @Option(help: "Learning rate (default: 0.001 for adam and adamw, 0.01 for sgd and rmsprop, or the recipe's).") var lr: Float?
+    @Option(help: ArgumentHelp("The learning rate's schedule: constant, step:every=E[,factor=0.1], multistep:milestones=E1/E2[,factor=0.1], "
+        + "exponential:factor=F[,every=1], cosine[:min_lr=0], onecycle[:pct_start=0.3,div_factor=25,final_div_factor=1e4] (--lr is the peak) "
+        + "or plateau[:monitor=val_loss,factor=0.1,patience=10,min_delta=1e-4,cooldown=0,min_lr=0]. Epochs count from 0, as PyTorch's.",
+        valueName: "schedule"))
+    var lrSchedule: String?
+    @Option(help: "Raise the learning rate linearly over this many epochs (counted in steps) before the schedule.") var warmupEpochs: Double = 0
+    @Option(help: "Momentum for sgd and rmsprop (default: 0.9 for sgd, 0 for rmsprop, or the recipe's).") var momentum: Float?
     @Flag(help: "Nesterov momentum for sgd.") var nesterov = false
-    @Option(help: "L2 weight decay.") var weightDecay: Float = 0
+    @Option(help: "Weight decay: L2 added to the gradient (sgd, adam, rmsprop), decoupled for adamw (default: 0, 0.01 for adamw, or the recipe's).")
+    var weightDecay: Float?
+    @Flag(inversion: .prefixedNo, help: "Decay biases and batch-norm parameters too (--no-decay-vectors leaves every 1-D parameter undecayed).")
+    var decayVectors = true
+    @Option(help: "Epsilon of adam, adamw and rmsprop (default: 1e-7 adam, 1e-8 adamw and rmsprop, or the recipe's).") var epsilon: Float?
+    @Option(help: "RMSProp's decay of the squared-gradient average (default: 0.9).") var rho: Float?
+    @Option(help: ArgumentHelp("RMSProp's convention: pytorch (epsilon outside the root, torch.optim.RMSprop) or tensorflow (inside, the rate "
+        + "inside the momentum, the average starting at 1: the Inception papers')."))
+    var rmspropConvention: String?
+    @Option(help: "Label smoothing of the cross-entropy, e.g. 0.1 (Inception v3).") var labelSmoothing: Float?
+    @Option(help: "Clip the gradients' global L2 norm at this, e.g. 2.0 (Inception v3).") var clipNorm: Float?
+    @Option(help: "Keep an exponential moving average of the weights with this decay (e.g. 0.9999), validate with it and save it in checkpoints.")
+    var ema: Double?
+    @Option(help: "Stop when --early-stopping-monitor has not improved for this many epochs (Keras's EarlyStopping).") var earlyStoppingPatience: Int?
+    @Option(help: "What early stopping watches: val_loss, val_accuracy, loss or accuracy.") var earlyStoppingMonitor = "val_loss"
+    @Option(help: "The least change that counts as an improvement for early stopping.") var earlyStoppingMinDelta: Double = 0
+    @Flag(help: "When early stopping ends the run, go back to the weights of the best epoch.") var restoreBestWeights = false
     @Option(help: "Seed of the weights, the shuffling and dropout.") var seed: UInt64 = 0
     @Option(help: "Where to write last.safetensors and best.safetensors.") var checkpointDir = "checkpoints"
     @Flag(help: "Continue from CHECKPOINT_DIR/last.safetensors: its weights, optimizer state, epoch and position, batch size and seed.")
     var resume = false
-    @Option(help: "Training-image augmentation: none, flip, alexnet (random crops of 256, flips, PCA colour noise) or vgg (scale jittering 256-512, crops, flips, colour shift).")
-    var augment = "none"
+    @Option(help: "Training-image augmentation: none, flip, alexnet (random crops of 256, flips, PCA colour noise), vgg (scale jittering 256-512, crops, flips, colour shift) or crop (padded by 4, random crops, flips: CIFAR's; crop:N pads by N).")
+    var augment: String?
     @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
     @Option(help: "Log TensorBoard event files (scalars every 20 steps and every epoch) and metrics.csv (one row per epoch) here.")
     var logDir: String?
@@ -36,16 +61,59 @@ struct Train: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if !["none", "flip", "alexnet", "vgg"].contains(augment) {
-            throw ValidationError("--augment must be none, flip, alexnet or vgg, got '\(augment)'")
+        if let recipe { do { _ = try Recipes.named(recipe) } catch { throw ValidationError("--recipe: \(error)") } }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if let augment { try validateAugmentation(augment) }
+        do {
+            try ScheduledLearningRate(schedule: LearningRateSchedule(parsing: lrSchedule ?? "constant"), baseRate: 1, warmupEpochs: warmupEpochs).validate()
+        } catch {
+            throw ValidationError("--lr-schedule \(lrSchedule ?? "constant"): \(error)")
         }
-        try validateBatchSize(batchSize)
+        if let batchSize { try validateBatchSize(batchSize) }
+        if let epsilon, !(epsilon > 0 && epsilon.isFinite) { throw ValidationError("--epsilon must be a positive number, got \(epsilon)") }
+        if let rho, !(rho > 0 && rho < 1) { throw ValidationError("--rho must be in (0, 1), got \(rho)") }
+        if let rmspropConvention, !["pytorch", "tensorflow"].contains(rmspropConvention) {
+            throw ValidationError("--rmsprop-convention must be pytorch or tensorflow, got '\(rmspropConvention)'")
+        }
+        if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) {
+            throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
+        }
+        if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be a positive number, got \(clipNorm)") }
+        if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be in (0, 1), e.g. 0.9999, got \(ema)") }
+        if let earlyStoppingPatience, earlyStoppingPatience < 0 {
+            throw ValidationError("--early-stopping-patience must be 0 or more, got \(earlyStoppingPatience)")
+        }
+        if !EarlyStopping.monitors.contains(earlyStoppingMonitor) {
+            throw ValidationError("--early-stopping-monitor must be one of \(EarlyStopping.monitors.joined(separator: ", ")), got '\(earlyStoppingMonitor)'")
+        }
+        if !(earlyStoppingMinDelta >= 0 && earlyStoppingMinDelta.isFinite) {
+            throw ValidationError("--early-stopping-min-delta must be a non-negative number, got \(earlyStoppingMinDelta)")
+        }
         if let stepsPerEpoch, stepsPerEpoch < 1 { throw ValidationError("--steps-per-epoch must be at least 1, got \(stepsPerEpoch)") }
         if let validationSteps, validationSteps < 1 { throw ValidationError("--validation-steps must be at least 1, got \(validationSteps)") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
-        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
-        if !(weightDecay >= 0) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+        if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
+        if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+    }
+
+    /// The optimizer of the options given, filled in from the recipe, then from the defaults.
+    func makeChosenOptimizer(recipe: Recipe?) throws -> any ClassicCNN.Optimizer {
+        let name = optimizer?.rawValue ?? recipe?.optimizer ?? "adam"
+        let fromRecipe = recipe?.optimizer == name ? recipe : nil
+        var settings: [String: Double] = [:]
+        settings["learning_rate"] = lr.map(Double.init) ?? recipe?.learningRate
+        settings["momentum"] = momentum.map(Double.init) ?? fromRecipe?.momentum ?? (name == "sgd" ? 0.9 : nil)
+        settings["weight_decay"] = weightDecay.map(Double.init) ?? recipe?.weightDecay ?? (name == "adamw" ? 0.01 : 0)
+        settings["nesterov"] = nesterov ? 1 : 0
+        settings["epsilon"] = epsilon.map(Double.init) ?? fromRecipe?.rmsprop?.epsilon
+        settings["rho"] = rho.map(Double.init) ?? fromRecipe?.rmsprop?.rho
+        if let convention = rmspropConvention ?? fromRecipe?.rmsprop?.convention.rawValue {
+            settings["tensorflow_convention"] = convention == "tensorflow" ? 1 : 0
+        }
+        settings["decay_excludes_vectors"] = decayVectors ? 0 : 1
+        do { return try ClassicCNN.makeOptimizer(named: name, settings: settings) } catch {
+            throw CommandError(description: "--optimizer \(name): \(error)")
+        }
     }
 
     func run() throws {
@@ -57,19 +125,30 @@ struct Train: ParsableCommand {
         var network = try self.network.make()
         network.initialize(seed: seed)
         var datasetName = dataset ?? descriptor.defaultDataset
+        let recipe = try self.recipe.map(Recipes.named)
+        recipe?.apply(to: network)
         var options = TrainingOptions()
-        options.epochs = epochs
-        options.batchSize = batchSize
+        options.epochs = epochs ?? recipe?.epochs ?? 5
+        options.batchSize = batchSize ?? recipe?.batchSize ?? 32
         options.stepsPerEpoch = stepsPerEpoch
         options.validationSteps = validationSteps
         options.seed = seed
         options.checkpointDirectory = checkpointDir
-        var chosen: any ClassicCNN.Optimizer = switch optimizer {
-        case .adam: Adam(learningRate: lr ?? 0.001, weightDecay: weightDecay)
-        case .sgd: SGD(learningRate: lr ?? 0.01, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+        options.labelSmoothing = labelSmoothing ?? recipe?.labelSmoothing
+        options.gradientClipNorm = clipNorm ?? recipe?.gradientClipNorm
+        options.averageDecay = ema ?? recipe?.averageDecay
+        options.earlyStopping = earlyStoppingPatience.map {
+            EarlyStopping(monitor: earlyStoppingMonitor, patience: $0, minDelta: earlyStoppingMinDelta, restoreBestWeights: restoreBestWeights)
         }
+        var chosen = try makeChosenOptimizer(recipe: recipe)
+        let schedule: LearningRateSchedule
+        do { schedule = try LearningRateSchedule(parsing: lrSchedule ?? recipe?.schedule.description ?? "constant") } catch {
+            throw CommandError(description: "--lr-schedule: \(error)")
+        }
+        options.learningRate = ScheduledLearningRate(schedule: schedule, baseRate: Double(chosen.learningRate), warmupEpochs: warmupEpochs)
         var resumed: TrainingState?
-        var augmentation = augment
+        var resumedTensors: [NamedTensor] = []
+        var augmentation = augment ?? recipe?.augmentation ?? "none"
         if resume {
             let path = "\(checkpointDir)/last.safetensors"
             guard FileManager.default.fileExists(atPath: path) else {
@@ -84,9 +163,19 @@ struct Train: ParsableCommand {
             chosen = try makeOptimizer(named: optimizerName, settings: info.optimizerSettings)
             try chosen.restore(state: optimizerState, settings: info.optimizerSettings, parameters: network.parameters)
             (options.batchSize, options.seed, options.stepsPerEpoch) = (state.batchSize, state.seed, state.stepsPerEpoch)
+            (options.labelSmoothing, options.gradientClipNorm, options.averageDecay) = (state.labelSmoothing, state.gradientClipNorm, state.averageDecay)
+            options.earlyStopping = state.earlyStoppingSettings
+            if let weight = state.auxiliaryWeight { for head in network.auxiliaries { head.weight = weight } }
+            resumedTensors = info.extraTensors
             datasetName = info.dataset
             resumed = state
             augmentation = state.augmentation ?? "none"
+            // The schedule goes on as it was (checkpoints from before schedules ran at a constant rate).
+            do {
+                options.learningRate = ScheduledLearningRate(
+                    schedule: try LearningRateSchedule(parsing: state.schedule ?? "constant"),
+                    baseRate: state.baseLearningRate ?? Double(chosen.learningRate), warmupEpochs: state.warmupEpochs ?? 0)
+            } catch { throw CommandError(description: "\(path): its learning-rate schedule cannot be read (\(error))") }
             if !json {
                 let position = state.nextBatch > 0 ? "epoch \(state.epoch), step \(state.nextBatch + 1)" : "epoch \(state.epoch + 1)"
                 print("Resuming \(path) at \(position) (batch size \(state.batchSize), seed \(state.seed), \(optimizerName))")
@@ -98,6 +187,7 @@ struct Train: ParsableCommand {
             throw CommandError(description: "\(error)")
         }
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
+        trainer.resumedTensors = resumedTensors
         let progress = ProgressBar(json: json)
         let log = try logDir.map { directory in
             try TrainingLog(directory: directory, batchSize: options.batchSize) { [optimizer = trainer.optimizer] in Double(optimizer.learningRate) }
@@ -200,6 +290,7 @@ final class ProgressBar: TrainingObserver {
         if let loss = result.validationLoss, let accuracy = result.validationAccuracy {
             text += " - val_loss: \(String(format: "%.4f", loss)) - val_accuracy: \(String(format: "%.4f", accuracy))"
         }
+        if let rate = result.learningRate { text += " - lr: \(String(format: "%.3g", rate))" }
         text += " - \(String(format: "%.1f", result.seconds))s - \(Int(result.imagesPerSecond).grouped) img/s"
         if let peak = result.peakResidentBytes { text += " - peak memory \(peak >> 20) MB" }
         print(text)
@@ -207,5 +298,11 @@ final class ProgressBar: TrainingObserver {
 
     func checkpointSaved(path: String, isBest: Bool) {
         if !json && isBest { print("  saved \(path)") }
+    }
+
+    func stoppedEarly(epoch: Int, monitor: String, best: Double?, bestEpoch: Int?) {
+        guard !json else { return }
+        let bestText = best.map { " (best \(String(format: "%.4f", $0)) after epoch \(bestEpoch ?? 0))" } ?? ""
+        print("Stopped early after epoch \(epoch): \(monitor) stopped improving\(bestText)")
     }
 }

@@ -320,7 +320,7 @@ struct AugmentationTests {
         #expect(try Augmentation.alexnet(silent).apply(wide, outputSize: 224, using: &generator).width == 224)
     }
 
-    @Test(arguments: [Augmentation.none, .flip, .alexnet(.imageNet), .vgg(colourShift: nil), .vgg(colourShift: .imageNet)])
+    @Test(arguments: [Augmentation.none, .flip, .alexnet(.imageNet), .vgg(colourShift: nil), .vgg(colourShift: .imageNet), .crop(padding: 4)])
     func augmentationsAreDeterministicAndSized(_ augmentation: Augmentation) throws {
         let image = formulaImage()
         var first = RandomGenerator(seed: 42), second = RandomGenerator(seed: 42), other = RandomGenerator(seed: 43)
@@ -335,6 +335,30 @@ struct AugmentationTests {
         }
         #expect(differs == (augmentation != .none))
         #expect(first.state == second.state)
+    }
+
+    /// torchvision's RandomCrop(32, padding=4) then RandomHorizontalFlip: a 32x32 window of the image inside a black
+    /// border of 4, mirrored or not.
+    @Test func cropIsItsDefinition() throws {
+        let image = try formulaImage().resized(width: 32, height: 32)
+        let padded = image.padded(by: 4)
+        #expect(padded.width == 40 && padded.height == 40)
+        #expect(padded.pixels[0..<(40 * 4 * 3)].allSatisfy { $0 == 0 })
+        #expect(try padded.cropped(x: 4, y: 4, width: 32, height: 32) == image)
+        var offsets = Set<Int>()
+        for seed: UInt64 in 0 ..< 40 {
+            var generator = RandomGenerator(seed: seed), spelledOut = generator
+            let output = try Augmentation.crop(padding: 4).apply(image, outputSize: 32, using: &generator)
+            let y = spelledOut.integer(below: 9), x = spelledOut.integer(below: 9)
+            let window = try padded.cropped(x: x, y: y, width: 32, height: 32)
+            #expect(output == window.randomlyFlipped(using: &spelledOut))
+            offsets.insert(y * 9 + x)
+        }
+        #expect(offsets.count > 20, "the windows should move over the 9 x 9 offsets")
+        let none = ImageDataset(name: "none", channels: 3, height: 1, width: 1, pixels: [], labels: [], classNames: [])
+        #expect(try Augmentation.named("crop:2", for: none) == .crop(padding: 2))
+        #expect(throws: TransformError.self) { try Augmentation.checkName("crop:x") }
+        #expect(throws: TransformError.self) { try Augmentation.checkName("cutout") }
     }
 
     @Test func vggIsItsDefinition() throws {

@@ -297,7 +297,9 @@ struct CommandLineTests {
 
     @Test func badOptionsAreUsageErrors() throws {
         expectCleanFailure(try cnn(["train", "lenet5", "--epochs", "0"]), naming: "--epochs")
-        expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "rmsprop"]), naming: "rmsprop")
+        expectCleanFailure(try cnn(["train", "lenet5", "--optimizer", "lamb"]), naming: "lamb")
+        expectCleanFailure(try cnn(["train", "lenet5", "--recipe", "resnet"]), naming: "resnet")
+        expectCleanFailure(try cnn(["train", "lenet5", "--lr-schedule", "warm-restarts"]), naming: "warm-restarts")
         expectCleanFailure(try cnn(["summary", "lenet6"]), naming: "lenet6")
         expectCleanFailure(try cnn(["train", "lenet5", "--bogus"]), naming: "--bogus")
         // Smaller than the network's own input is not an error: windows that do not fit are padded to fit.
@@ -306,7 +308,11 @@ struct CommandLineTests {
         // Usage errors exit 64 (EX_USAGE), before any work starts.
         for arguments in [["summary", "lenet6"], ["train", "lenet5", "--classes", "-1"], ["train", "lenet5", "--input-size", "0"],
                           ["bench", "lenet5", "--classes", "0"], ["bench", "lenet5", "--input-size", "100000"],
-                          ["train", "lenet5", "--batch-size", "1000000000"], ["evaluate", "--checkpoint", "x", "--batch-size", "0"]] {
+                          ["train", "lenet5", "--batch-size", "1000000000"], ["evaluate", "--checkpoint", "x", "--batch-size", "0"],
+                          ["train", "lenet5", "--recipe", "resnet"], ["train", "lenet5", "--lr-schedule", "exponential:factor=-1"],
+                          ["train", "lenet5", "--lr-schedule", "step:every=2,gamma=0.1"], ["train", "lenet5", "--ema", "1.5"],
+                          ["train", "lenet5", "--label-smoothing", "1"], ["train", "lenet5", "--clip-norm", "0"],
+                          ["train", "lenet5", "--warmup-epochs", "-1"], ["train", "lenet5", "--augment", "crop:x"]] {
             let run = try cnn(arguments)
             #expect(run.status == 64, "\(arguments): exit \(run.status), \(run.error)")
         }

@@ -459,6 +459,10 @@ public enum Augmentation: Equatable, Sendable {
     /// uniformly from 256...512, a random 224x224 window, mirrored with probability 1/2. The paper also applies
     /// AlexNet's colour shift ("random RGB colour shift"); give its components to have it, nil to leave it out.
     case vgg(colourShift: ColourPCA?)
+    /// The usual CIFAR-10 augmentation (torchvision's `RandomCrop(32, padding=4)` then `RandomHorizontalFlip()`):
+    /// resized to the output size, padded with `padding` black pixels on every side, a random output-sized window,
+    /// mirrored with probability 1/2.
+    case crop(padding: Int)
 
     /// The augmented image, `outputSize` x `outputSize`. Draws from `generator`, in this order: for ``alexnet``
     /// the window's row and column, the flip, three normal deviates; for ``vgg`` S, the row, the column, the flip
@@ -491,7 +495,27 @@ public enum Augmentation: Equatable, Sendable {
                 .randomlyFlipped(using: &generator)
             guard let pca else { return jittered }
             return try jittered.addingPCAColourNoise(pca, using: &generator)
+        case .crop(let padding):
+            guard padding >= 0 else { throw TransformError("crop augmentation: the padding must not be negative, not \(padding)") }
+            return try image.resized(width: outputSize, height: outputSize).padded(by: padding)
+                .randomlyCropped(width: outputSize, height: outputSize, using: &generator)
+                .randomlyFlipped(using: &generator)
         }
+    }
+}
+
+extension Image {
+    /// The image inside a border of `padding` black (zero) pixels on every side, as torchvision's `Pad` with its
+    /// default fill.
+    public func padded(by padding: Int) -> Image {
+        guard padding > 0 else { return self }
+        let (w, h) = (width + 2 * padding, height + 2 * padding)
+        var output = [UInt8](repeating: 0, count: w * h * channels)
+        for row in 0 ..< height {
+            let from = row * width * channels, to = ((row + padding) * w + padding) * channels
+            output[to ..< to + width * channels] = pixels[from ..< from + width * channels]
+        }
+        return Image(width: w, height: h, channels: channels, pixels: output)
     }
 }
 
@@ -504,14 +528,35 @@ extension RandomGenerator {
 }
 
 extension Augmentation {
-    /// `none`, `flip`, `alexnet` or `vgg`, as `cnn train --augment` spells them.
+    /// `none`, `flip`, `alexnet`, `vgg` or `crop` (padding 4), as `cnn train --augment` spells them; another
+    /// padding is `crop:N`.
     public var name: String {
         switch self {
         case .none: "none"
         case .flip: "flip"
         case .alexnet: "alexnet"
         case .vgg: "vgg"
+        case .crop(let padding): padding == 4 ? "crop" : "crop:\(padding)"
         }
+    }
+
+    /// The names `named(_:for:)` takes.
+    public static let names = ["none", "flip", "alexnet", "vgg", "crop"]
+
+    /// Refuses a name that `named(_:for:)` would refuse, without a dataset.
+    public static func checkName(_ name: String) throws {
+        if names.contains(name) { return }
+        _ = try cropPadding(name)
+    }
+
+    private static func cropPadding(_ name: String) throws -> Int {
+        guard name.hasPrefix("crop:") else {
+            throw TransformError("unknown augmentation '\(name)'; available: none, flip, alexnet, vgg, crop (or crop:PADDING)")
+        }
+        guard let padding = Int(name.dropFirst(5)), (0...1024).contains(padding) else {
+            throw TransformError("augmentation \(name): the padding after 'crop:' must be a whole number of pixels from 0 to 1024")
+        }
+        return padding
     }
 
     /// The augmentation called `name`, its colour components (for alexnet and vgg) computed from up to
@@ -529,7 +574,8 @@ extension Augmentation {
         case "flip": return .flip
         case "alexnet": return .alexnet(try pca())
         case "vgg": return .vgg(colourShift: try pca())
-        default: throw TransformError("unknown augmentation '\(name)'; available: none, flip, alexnet, vgg")
+        case "crop": return .crop(padding: 4)
+        default: return .crop(padding: try cropPadding(name))
         }
     }
 }

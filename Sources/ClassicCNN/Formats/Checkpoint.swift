@@ -15,6 +15,9 @@ public struct CheckpointInfo: Sendable {
     public var seed: UInt64
     /// Where the run was, for `--resume` (nil in checkpoints written outside a training run).
     public var trainingState: TrainingState?
+    /// Tensors beside the weights and the optimizer state: the moving average of the weights (`ema.<parameter>`) and
+    /// early stopping's best weights (`best.<parameter>`).
+    public var extraTensors: [NamedTensor] = []
 
     public init(model: String, configuration: ModelConfiguration, epoch: Int, dataset: String,
                 metrics: [String: Double] = [:], optimizer: String? = nil, optimizerSettings: [String: Double] = [:], seed: UInt64 = 0) {
@@ -38,12 +41,19 @@ public struct CheckpointError: Error, CustomStringConvertible {
 public enum Checkpoint {
     public static let format = "classiccnn-checkpoint"
     static let optimizerPrefix = "optimizer."
+    /// The moving average of the weights (``WeightAverage``).
+    public static let averagePrefix = "ema."
+    /// Early stopping's best weights, kept for `restoreBestWeights`.
+    public static let bestWeightsPrefix = "best."
+    /// Prefixes of tensors that are not the model's parameters.
+    static let extraPrefixes = [averagePrefix, bestWeightsPrefix]
 
     public static func save(model: Model, optimizer: (any Optimizer)?, info: CheckpointInfo, to path: String) throws {
         var tensors = model.parameters.map { NamedTensor(name: $0.name, shape: $0.parameter.shape, values: $0.parameter.value.values) }
         if let optimizer {
             tensors += optimizer.state.map { NamedTensor(name: optimizerPrefix + $0.name, shape: $0.tensor.shape, values: $0.tensor.values) }
         }
+        tensors += info.extraTensors
         var metadata: [String: String] = [
             "format": format,
             "model": info.model,
@@ -105,7 +115,8 @@ public enum Checkpoint {
         do { model = try descriptor.make(inputSize: configuration.inputSize, classes: configuration.classes) } catch {
             throw CheckpointError(path: path, reason: "cannot rebuild \(name): \(error)")
         }
-        do { try model.loadParameters(file.tensors.filter { !$0.name.hasPrefix(optimizerPrefix) }) } catch {
+        let isExtra = { (tensor: NamedTensor) in extraPrefixes.contains { tensor.name.hasPrefix($0) } }
+        do { try model.loadParameters(file.tensors.filter { !$0.name.hasPrefix(optimizerPrefix) && !isExtra($0) }) } catch {
             throw CheckpointError(path: path, reason: "\(error)")
         }
         var optimizerState: [String: Tensor] = [:]
@@ -120,6 +131,7 @@ public enum Checkpoint {
             optimizerSettings: decode([String: Double].self, metadata["optimizer_settings"]) ?? [:],
             seed: UInt64(metadata["seed"] ?? "") ?? 0)
         var result = info
+        result.extraTensors = file.tensors.filter(isExtra)
         if let text = metadata["training_state"] {
             guard let state = decode(TrainingState.self, text), state.epoch >= 0, state.nextBatch >= 0, state.batchSize > 0 else {
                 throw CheckpointError(path: path, reason: "the metadata's training state is malformed")

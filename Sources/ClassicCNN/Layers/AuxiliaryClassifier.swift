@@ -8,7 +8,7 @@ import CNNKernels
 /// At inference the head is skipped.
 public final class AuxiliaryClassifier: Layer {
     public let kind = "Auxiliary"
-    public let weight: Float
+    public var weight: Float
     public let head: Sequential
     public let loss: any ClassificationLoss
     /// The head's scores from the last training forward (nil after an inference forward).

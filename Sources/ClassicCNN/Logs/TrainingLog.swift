@@ -126,4 +126,7 @@ public final class TrainingObservers: TrainingObserver {
     public func checkpointSaved(path: String, isBest: Bool) {
         for observer in observers { observer.checkpointSaved(path: path, isBest: isBest) }
     }
+    public func stoppedEarly(epoch: Int, monitor: String, best: Double?, bestEpoch: Int?) {
+        for observer in observers { observer.stoppedEarly(epoch: epoch, monitor: monitor, best: best, bestEpoch: bestEpoch) }
+    }
 }

@@ -37,7 +37,7 @@ extension LogitLoss {
 /// uniformly over all classes.
 public final class SoftmaxCrossEntropy: LogitLoss {
     public let name = "softmax_cross_entropy"
-    public let labelSmoothing: Float
+    public var labelSmoothing: Float
     private var buffer: Tensor?
 
     public init(labelSmoothing: Float = 0) { self.labelSmoothing = labelSmoothing }

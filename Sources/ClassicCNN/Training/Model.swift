@@ -117,6 +117,47 @@ public final class Model {
 
     /// One training step: forward, loss, backward, optimizer update. Returns the summed loss and the number of
     /// correct predictions in the batch.
+    /// Clip the gradients of every trainable parameter together so that their global L2 norm is at most this
+    /// (`torch.nn.utils.clip_grad_norm_`, TensorFlow's `clip_by_global_norm`; Inception v3 clipped at 2.0); nil: no clipping.
+    public var gradientClipNorm: Float?
+    /// The global L2 norm of the last training step's gradients, before clipping (computed when clipping is on).
+    public private(set) var lastGradientNorm: Double?
+
+    /// Label smoothing of the main loss and of every auxiliary head's (Szegedy et al. 2016, section 7: 0.1 in Inception
+    /// v3). Throws for a loss that is not a softmax cross-entropy (LeNet-5 1998's RBF loss has no smoothing).
+    public func setLabelSmoothing(_ epsilon: Float) throws {
+        guard epsilon.isFinite, (0..<1).contains(epsilon) else {
+            throw ConfigurationError("label smoothing must be in [0, 1), not \(epsilon)")
+        }
+        let losses = [loss] + auxiliaries.map(\.loss)
+        guard losses.allSatisfy({ $0 is SoftmaxCrossEntropy }) else {
+            throw ConfigurationError("\(name) is trained with \(loss.name), which has no label smoothing")
+        }
+        for case let crossEntropy as SoftmaxCrossEntropy in losses { crossEntropy.labelSmoothing = epsilon }
+    }
+
+    /// Scales every trainable gradient by `maximum / (norm + 1e-6)` when their global norm exceeds `maximum`, as
+    /// PyTorch's `clip_grad_norm_`. Returns the norm before clipping.
+    @discardableResult
+    func clipGradients(to maximum: Float) -> Double {
+        var sum = 0.0
+        for (_, parameter) in parameters where parameter.isTrainable {
+            let g = parameter.gradient.data
+            var partial: Float = 0
+            for i in 0..<parameter.count { partial += g[i] * g[i] }
+            sum += Double(partial)
+        }
+        let norm = sum.squareRoot()
+        let coefficient = Float(Double(maximum) / (norm + 1e-6))
+        if coefficient < 1 {
+            for (_, parameter) in parameters where parameter.isTrainable {
+                let g = parameter.gradient.data
+                for i in 0..<parameter.count { g[i] *= coefficient }
+            }
+        }
+        return norm
+    }
+
     @discardableResult
     public func trainStep(batch: Tensor, labels: UnsafeBufferPointer<Int32>, optimizer: any Optimizer) -> (loss: Float, correct: Int) {
         for (_, parameter) in parameters { parameter.zeroGradient() }
@@ -127,7 +168,10 @@ public final class Model {
         _ = network.backward(self.loss.gradient)
         // A NaN or infinite gradient would poison every weight it touches: leave the weights as they are and say where.
         nonFiniteGradient = parameters.first { $0.parameter.isTrainable && !$0.parameter.gradient.isFinite }?.name
-        if nonFiniteGradient == nil { optimizer.step(parameters) }
+        if nonFiniteGradient == nil {
+            lastGradientNorm = gradientClipNorm.map { clipGradients(to: $0) }
+            optimizer.step(parameters)
+        }
         return (loss, correct)
     }
 
@@ -144,7 +188,8 @@ public final class Model {
     /// state (`optimizer.*`), so a checkpoint serves as a state dict.
     public func loadParameters(_ tensors: [NamedTensor]) throws {
         var byName: [String: NamedTensor] = [:]
-        for tensor in tensors where !tensor.name.hasSuffix("num_batches_tracked") && !tensor.name.hasPrefix(Checkpoint.optimizerPrefix) {
+        for tensor in tensors where !tensor.name.hasSuffix("num_batches_tracked") && !tensor.name.hasPrefix(Checkpoint.optimizerPrefix)
+            && !Checkpoint.extraPrefixes.contains(where: { tensor.name.hasPrefix($0) }) {
             byName[tensor.name] = tensor
         }
         for (name, parameter) in parameters {

@@ -14,6 +14,17 @@ public struct TrainingOptions: Sendable {
     public var checkpointDirectory: String?
     /// Applied to every training image (nil: the images as they are, fitted to the input).
     public var augmentation: Augmentation?
+    /// The learning rate of every step (nil: the optimizer's rate, unchanged).
+    public var learningRate: ScheduledLearningRate?
+    /// Label smoothing of the softmax cross-entropy (nil: the model's loss as it is).
+    public var labelSmoothing: Float?
+    /// Clip the gradients' global norm at this (nil: no clipping).
+    public var gradientClipNorm: Float?
+    /// Keep an exponential moving average of the weights with this decay, validate with it and save it in
+    /// checkpoints as `ema.*` (nil: none).
+    public var averageDecay: Double?
+    /// Stop when a metric stops improving (nil: run every epoch).
+    public var earlyStopping: EarlyStopping?
     public init() {}
 }
 
@@ -30,9 +41,12 @@ public struct EpochResult: Codable, Sendable {
     /// Resident and peak resident memory of the process at the end of the epoch, in bytes (Linux).
     public var residentBytes: Int?
     public var peakResidentBytes: Int?
+    /// The learning rate of the epoch's last step.
+    public var learningRate: Double?
 
     var metrics: [String: Double] {
         var m = ["loss": loss, "accuracy": accuracy, "seconds": seconds, "images_per_second": imagesPerSecond]
+        if let learningRate { m["lr"] = learningRate }
         if let validationLoss { m["val_loss"] = validationLoss }
         if let validationAccuracy { m["val_accuracy"] = validationAccuracy }
         return m
@@ -45,6 +59,16 @@ public protocol TrainingObserver: AnyObject {
     func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double)
     func epochFinished(_ result: EpochResult)
     func checkpointSaved(path: String, isBest: Bool)
+    /// Early stopping ended the run after `epoch`; `best` is the monitored metric's best value, from `bestEpoch`.
+    func stoppedEarly(epoch: Int, monitor: String, best: Double?, bestEpoch: Int?)
+}
+
+extension TrainingObserver {
+    public func epochStarted(_ epoch: Int, of epochs: Int, steps: Int) {}
+    public func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double) {}
+    public func epochFinished(_ result: EpochResult) {}
+    public func checkpointSaved(path: String, isBest: Bool) {}
+    public func stoppedEarly(epoch: Int, monitor: String, best: Double?, bestEpoch: Int?) {}
 }
 
 public struct TrainingError: Error, CustomStringConvertible {
@@ -69,7 +93,32 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var stepsPerEpoch: Int?
     /// The augmentation's name (`Augmentation.name`), nil for none: a resumed run augments as the run it continues.
     public var augmentation: String?
+    /// The learning-rate schedule (`LearningRateSchedule.description`), its base rate and warm-up, and the plateau's
+    /// counters: a resumed run continues the same schedule from the same place.
+    public var schedule: String?
+    public var baseLearningRate: Double?
+    public var warmupEpochs: Double?
+    public var plateau: ReduceOnPlateau.State?
+    /// The other training settings a resumed run keeps, and the state of the moving average and of early stopping.
+    public var labelSmoothing: Float?
+    public var gradientClipNorm: Float?
+    public var averageDecay: Double?
+    public var averageUpdates: Int?
+    public var earlyStoppingMonitor: String?
+    public var earlyStoppingPatience: Int?
+    public var earlyStoppingMinDelta: Double?
+    public var earlyStoppingRestoresBest: Bool?
+    public var earlyStopping: EarlyStopping.State?
+    /// The weight of the auxiliary heads' losses (a recipe may change the network's own).
+    public var auxiliaryWeight: Float?
     public init() {}
+
+    /// The early stopping this state was saved with.
+    public var earlyStoppingSettings: EarlyStopping? {
+        guard let monitor = earlyStoppingMonitor else { return nil }
+        return EarlyStopping(monitor: monitor, patience: earlyStoppingPatience ?? 0, minDelta: earlyStoppingMinDelta ?? 0,
+                             restoreBestWeights: earlyStoppingRestoresBest ?? false)
+    }
 }
 
 /// Training stopped on request (Ctrl-C) after a whole step; `last.safetensors` holds the state to resume from.
@@ -92,6 +141,12 @@ public final class Trainer {
     public var shouldStop: (() -> Bool)?
     /// Where the run is.
     public private(set) var state = TrainingState()
+    /// The moving average of the weights, when `options.averageDecay` asks for one.
+    public private(set) var average: WeightAverage?
+    /// Early stopping's best weights (with `restoreBestWeights`).
+    private var bestWeights: [Tensor]?
+    /// The extra tensors of the checkpoint resumed from (the moving average, early stopping's best weights).
+    public var resumedTensors: [NamedTensor] = []
 
     public init(model: Model, optimizer: any Optimizer, trainingSet: ImageDataset, validationSet: ImageDataset?,
                 options: TrainingOptions) {
@@ -114,13 +169,67 @@ public final class Trainer {
         state.seed = options.seed
         state.stepsPerEpoch = options.stepsPerEpoch
         state.augmentation = options.augmentation?.name
+        if let rate = options.learningRate {
+            try rate.validate()
+            (state.schedule, state.baseLearningRate, state.warmupEpochs) = (rate.schedule.description, rate.baseRate, rate.warmupEpochs)
+            if case .plateau = rate.schedule { state.plateau = ReduceOnPlateau.State() }
+        }
+        state.labelSmoothing = options.labelSmoothing
+        state.auxiliaryWeight = model.auxiliaries.first?.weight
+        state.gradientClipNorm = options.gradientClipNorm
+        state.averageDecay = options.averageDecay
+        if let stopping = options.earlyStopping {
+            try stopping.validate()
+            (state.earlyStoppingMonitor, state.earlyStoppingPatience, state.earlyStoppingMinDelta, state.earlyStoppingRestoresBest) =
+                (stopping.monitor, stopping.patience, stopping.minDelta, stopping.restoreBestWeights)
+            state.earlyStopping = EarlyStopping.State()
+        }
+        if let smoothing = options.labelSmoothing { try model.setLabelSmoothing(smoothing) }
+        if let norm = options.gradientClipNorm {
+            guard norm.isFinite, norm > 0 else { throw TrainingError(description: "the gradient clipping norm must be positive, not \(norm)") }
+        }
+        model.gradientClipNorm = options.gradientClipNorm
+        average = nil
+        if let decay = options.averageDecay {
+            guard decay.isFinite, decay > 0, decay < 1 else { throw TrainingError(description: "the moving average's decay must be in (0, 1), not \(decay)") }
+            average = WeightAverage(model: model, decay: decay)
+        }
+        bestWeights = nil
         if let resumed {
             guard resumed.batchSize == options.batchSize, resumed.seed == options.seed, resumed.stepsPerEpoch == options.stepsPerEpoch else {
                 throw TrainingError(description: "the checkpoint was trained with batch size \(resumed.batchSize), seed \(resumed.seed) and "
                     + "\(resumed.stepsPerEpoch.map { "\($0) steps per epoch" } ?? "whole epochs"); resume with the same")
             }
             try model.restoreRandomStates(resumed.randomStates)
+            let (schedule, base, warmup) = (state.schedule, state.baseLearningRate, state.warmupEpochs)
             state = resumed
+            // The schedule is the options' (a resumed run may be given another, for example a lower rate); the
+            // plateau's counters carry over only to a plateau schedule.
+            (state.schedule, state.baseLearningRate, state.warmupEpochs) = (schedule, base, warmup)
+            if case .plateau = options.learningRate?.schedule { state.plateau = state.plateau ?? ReduceOnPlateau.State() } else { state.plateau = nil }
+            (state.labelSmoothing, state.gradientClipNorm, state.averageDecay) = (options.labelSmoothing, options.gradientClipNorm, options.averageDecay)
+            state.auxiliaryWeight = model.auxiliaries.first?.weight
+            if let average {
+                if let updates = resumed.averageUpdates, resumed.averageDecay != nil {
+                    do { try average.restore(resumedTensors, updates: updates) } catch {
+                        throw TrainingError(description: "cannot resume the moving average: \(error)")
+                    }
+                }
+            }
+            if let stopping = options.earlyStopping {
+                (state.earlyStoppingMonitor, state.earlyStoppingPatience, state.earlyStoppingMinDelta, state.earlyStoppingRestoresBest) =
+                    (stopping.monitor, stopping.patience, stopping.minDelta, stopping.restoreBestWeights)
+                state.earlyStopping = resumed.earlyStopping ?? EarlyStopping.State()
+                if stopping.restoreBestWeights {
+                    let byName = Dictionary(resumedTensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+                    let stored = model.parameters.map { byName[Checkpoint.bestWeightsPrefix + $0.name] }
+                    if stored.allSatisfy({ $0 != nil }) {
+                        bestWeights = stored.map { Tensor(shape: $0!.shape, values: $0!.values) }
+                    }
+                }
+            } else {
+                state.earlyStopping = nil
+            }
         }
         if let directory = options.checkpointDirectory {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
@@ -133,13 +242,39 @@ public final class Trainer {
             Checkpoint.removeAbandonedTemporaryFiles(in: directory)
         }
         var results: [EpochResult] = []
+        // A run that early stopping ended stays ended.
+        if state.earlyStopping?.stoppedEpoch != nil { return results }
         let first = state.nextBatch > 0 ? state.epoch : state.epoch + 1
         guard first <= options.epochs else { return results }
         for epoch in first...options.epochs {
-            let result = try runEpoch(epoch, startBatch: epoch == state.epoch ? state.nextBatch : 0)
+            var result = try runEpoch(epoch, startBatch: epoch == state.epoch ? state.nextBatch : 0)
+            result.learningRate = Double(optimizer.learningRate)
             results.append(result)
             observer?.epochFinished(result)
+            if let rate = options.learningRate, case let .plateau(settings) = rate.schedule, var plateau = state.plateau {
+                settings.update(&plateau, metrics: result.metrics, baseRate: rate.baseRate)
+                state.plateau = plateau
+            }
+            var stopEarly = false
+            if let stopping = options.earlyStopping, var counters = state.earlyStopping {
+                if stopping.restoreBestWeights && bestWeights == nil { bestWeights = model.parameters.map { Tensor(copying: $0.parameter.value) } }
+                if stopping.update(&counters, metrics: result.metrics, epoch: epoch - 1), stopping.restoreBestWeights {
+                    bestWeights = model.parameters.map { Tensor(copying: $0.parameter.value) }
+                }
+                state.earlyStopping = counters
+                if counters.stoppedEpoch != nil {
+                    stopEarly = true
+                    if stopping.restoreBestWeights, let bestWeights {
+                        for ((_, parameter), best) in zip(model.parameters, bestWeights) { parameter.value = Tensor(copying: best) }
+                    }
+                }
+            }
             try saveCheckpoints(after: result)
+            if stopEarly {
+                observer?.stoppedEarly(epoch: epoch, monitor: options.earlyStopping!.monitor, best: state.earlyStopping?.best,
+                                       bestEpoch: state.earlyStopping?.bestEpoch.map { $0 + 1 })
+                break
+            }
             // A stop asked for during the epoch's last step or its validation: the epoch's checkpoint is the place to
             // resume from.
             if epoch < options.epochs, shouldStop?() == true {
@@ -166,7 +301,12 @@ public final class Trainer {
         if startBatch > 0 { (lossSum, correct, seen) = (state.lossSum, state.correct, state.seen) }
         let seenBefore = seen
         while let batch = loader.next() {
+            if let rate = options.learningRate {
+                let position = SchedulePosition(epoch: epoch - 1, step: step, stepsPerEpoch: loader.batchCount, epochs: options.epochs)
+                optimizer.learningRate = Float(rate.rate(at: position, plateau: state.plateau))
+            }
             let (loss, right) = model.trainStep(batch: batch.images, labels: batch.labels, optimizer: optimizer)
+            if model.nonFiniteGradient == nil, loss.isFinite { average?.update(from: model) }
             guard loss.isFinite else {
                 let layer = model.firstNonFiniteLayer(for: batch.images).map { "; first non-finite: \($0)" } ?? ""
                 throw TrainingError(description: "training diverged: the loss became \(loss) at epoch \(epoch), step \(step + 1)\(layer); "
@@ -204,7 +344,10 @@ public final class Trainer {
             // by gigabytes).
             let batchSize = options.batchSize
             let limit = options.validationSteps.map { $0 > validationSet.count / batchSize ? validationSet.count : $0 * batchSize }
-            let report = try Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit)
+            // With a moving average, validation (and so the best checkpoint) is the averaged weights'.
+            let report = try average.map { average in
+                try average.withAveragedWeights(in: model) { try Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit) }
+            } ?? Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit)
             result.validationLoss = report.loss
             result.validationAccuracy = report.accuracy
         }
@@ -216,7 +359,12 @@ public final class Trainer {
         var info = CheckpointInfo(model: model.name, configuration: model.configuration, epoch: epoch,
                                   dataset: Self.datasetName(of: trainingSet),
                                   metrics: metrics, optimizer: optimizer.name, optimizerSettings: optimizer.settings, seed: options.seed)
+        var state = self.state
+        state.averageUpdates = average?.updates
         info.trainingState = state
+        info.extraTensors = (average?.namedTensors ?? []) + (bestWeights.map { weights in
+            zip(model.parameters, weights).map { NamedTensor(name: Checkpoint.bestWeightsPrefix + $0.0.name, shape: $0.1.shape, values: $0.1.values) }
+        } ?? [])
         return info
     }
 
