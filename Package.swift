@@ -36,6 +36,7 @@ let package = Package(
         ),
         // Benchmarks, kept apart from the library.
         .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "CNNKernels"], path: "Benchmarks/KernelBench"),
+        .executableTarget(name: "fine-tune-bench", dependencies: ["ClassicCNN"], path: "Benchmarks/FineTune"),
         // What both test targets need and no product ships: the Python that checks our files with the real tools.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ClassicCNNTests", dependencies: ["ClassicCNN", "CNNKernels", "TestSupport"]),

@@ -47,6 +47,15 @@ struct Train: ParsableCommand {
     @Option(help: "What early stopping watches: val_loss, val_accuracy, loss or accuracy.") var earlyStoppingMonitor = "val_loss"
     @Option(help: "The least change that counts as an improvement for early stopping.") var earlyStoppingMinDelta: Double = 0
     @Flag(help: "When early stopping ends the run, go back to the weights of the best epoch.") var restoreBestWeights = false
+    @Option(help: ArgumentHelp("Start from the weights in FILE (a checkpoint or a safetensors state dict, such as converted torchvision "
+        + "weights): every tensor whose name and shape match is loaded, the rest of the network (a classifier for other --classes) "
+        + "keeps its fresh initialisation.", valueName: "file"))
+    var `init`: String?
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Freeze these layers (paths such as features or features.0): no updates, batch norm "
+        + "in inference mode, and no gradients through frozen layers at the start of the network.", valueName: "prefix"))
+    var freeze: [String] = []
+    @Option(help: ArgumentHelp("Freeze every top-level layer but this one (e.g. classifier, or fc).", valueName: "prefix"))
+    var trainOnly: String?
     @Option(help: "Seed of the weights, the shuffling and dropout.") var seed: UInt64 = 0
     @Option(help: "Where to write last.safetensors and best.safetensors.") var checkpointDir = "checkpoints"
     @Flag(help: "Continue from CHECKPOINT_DIR/last.safetensors: its weights, optimizer state, epoch and position, batch size and seed.")
@@ -79,6 +88,8 @@ struct Train: ParsableCommand {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
         }
         if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be a positive number, got \(clipNorm)") }
+        if `init` != nil && resume { throw ValidationError("--init starts a new run from other weights; --resume continues this one: give one of them") }
+        if trainOnly != nil && !freeze.isEmpty { throw ValidationError("give --freeze or --train-only, not both") }
         if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be in (0, 1), e.g. 0.9999, got \(ema)") }
         if let earlyStoppingPatience, earlyStoppingPatience < 0 {
             throw ValidationError("--early-stopping-patience must be 0 or more, got \(earlyStoppingPatience)")
@@ -94,6 +105,33 @@ struct Train: ParsableCommand {
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
         if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+    }
+
+    /// Loads every matching tensor of `file` into `network` and says what was loaded, skipped and left initialised.
+    func initialize(_ network: Model, from file: String) throws {
+        let tensors: [NamedTensor]
+        do { tensors = try SafeTensors.read(path: file).tensors } catch {
+            throw ValidationError("--init \(file): \(error)")
+        }
+        let report: TransferReport
+        do { report = try network.loadMatching(tensors) } catch { throw ValidationError("--init \(file): \(error)") }
+        guard !json else { return }
+        func list(_ names: [String]) -> String { names.count <= 6 ? names.joined(separator: ", ") : names.prefix(5).joined(separator: ", ") + " and \(names.count - 5) more" }
+        print("Initialised from \(file): loaded \(report.loaded.count) tensors")
+        if !report.skipped.isEmpty {
+            print("  skipped \(report.skipped.count): " + list(report.skipped.map { "\($0.name) (\($0.reason))" }))
+        }
+        if !report.initialized.isEmpty { print("  freshly initialised \(report.initialized.count): " + list(report.initialized)) }
+    }
+
+    /// The layer paths to freeze: --freeze's, or with --train-only every top-level layer but that one.
+    func frozenPrefixes(of network: Model) throws -> [String] {
+        guard let trainOnly else { return freeze }
+        let roots = network.network.children.map(\.name)
+        guard roots.contains(trainOnly) else {
+            throw ValidationError("--train-only \(trainOnly): \(network.name)'s top-level layers are \(roots.joined(separator: ", "))")
+        }
+        return roots.filter { root in root != trainOnly && network.parameters.contains { $0.name.hasPrefix(root + ".") } }
     }
 
     /// The optimizer of the options given, filled in from the recipe, then from the defaults.
@@ -141,6 +179,9 @@ struct Train: ParsableCommand {
             EarlyStopping(monitor: earlyStoppingMonitor, patience: $0, minDelta: earlyStoppingMinDelta, restoreBestWeights: restoreBestWeights)
         }
         var chosen = try makeChosenOptimizer(recipe: recipe)
+        if let file = `init` { try initialize(network, from: file) }
+        options.frozen = try frozenPrefixes(of: network)
+        do { try network.freeze(options.frozen) } catch { throw ValidationError("\(error)") }
         let schedule: LearningRateSchedule
         do { schedule = try LearningRateSchedule(parsing: lrSchedule ?? recipe?.schedule.description ?? "constant") } catch {
             throw CommandError(description: "--lr-schedule: \(error)")
@@ -165,6 +206,7 @@ struct Train: ParsableCommand {
             (options.batchSize, options.seed, options.stepsPerEpoch) = (state.batchSize, state.seed, state.stepsPerEpoch)
             (options.labelSmoothing, options.gradientClipNorm, options.averageDecay) = (state.labelSmoothing, state.gradientClipNorm, state.averageDecay)
             options.earlyStopping = state.earlyStoppingSettings
+            options.frozen = state.frozen ?? []
             if let weight = state.auxiliaryWeight { for head in network.auxiliaries { head.weight = weight } }
             resumedTensors = info.extraTensors
             datasetName = info.dataset
@@ -196,7 +238,8 @@ struct Train: ParsableCommand {
         let observers = TrainingObservers([progress] + (log.map { [$0] } ?? []))
         trainer.observer = observers
         if !json {
-            print("Training \(model) (\(network.parameterCount.grouped) parameters) on \(datasetName): \(trainingSet.count.grouped) images, "
+            let frozenText = options.frozen.isEmpty ? "" : ", \(network.trainableParameterCount.grouped) of them trained"
+            print("Training \(model) (\(network.parameterCount.grouped) parameters\(frozenText)) on \(datasetName): \(trainingSet.count.grouped) images, "
                   + "validating on \((validationSet?.count ?? 0).grouped); \(Parallel.threads) threads")
         }
         let interruption = Interruption()

@@ -1,6 +1,7 @@
 // End-to-end: the built `cnn` binary run as a user runs it, for each subcommand and each kind of bad input.
 import Foundation
 import Testing
+import ClassicCNN
 
 /// The result of one run of the tool.
 struct Run {
@@ -128,6 +129,35 @@ struct CommandLineTests {
         #expect(results.count == 2)
         let first = try #require(results.first?["predictions"] as? [[String: Any]])
         #expect(first.count == 2 && first[0]["class"] is String && first[0]["index"] is Int && first[0]["probability"] is Double)
+    }
+
+    /// A second run starts from the first's weights with two layers frozen, on a schedule, with a recipe's settings
+    /// overridden; bad prefixes and files that fit nothing are usage errors.
+    @Test func fineTunesFromAnotherRunsWeights() throws {
+        let (first, second) = (scratch("init-a"), scratch("init-b"))
+        let root = try dataRoot()
+        let base = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "20", "--validation-steps", "2",
+                            "--checkpoint-dir", first, "--data-dir", root])
+        #expect(base.status == 0, "\(base.error)")
+        let tuned = try cnn(["train", "lenet5", "--init", first + "/last.safetensors", "--freeze", "conv1", "conv2",
+                             "--recipe", "alexnet", "--augment", "none", "--batch-size", "32", "--epochs", "2", "--steps-per-epoch", "10",
+                             "--validation-steps", "2", "--lr-schedule", "cosine", "--checkpoint-dir", second, "--data-dir", root])
+        #expect(tuned.status == 0, "\(tuned.error)")
+        #expect(tuned.output.contains("Initialised from \(first)/last.safetensors: loaded 10 tensors"), "\(tuned.output)")
+        #expect(tuned.output.contains("59,134 of them trained") && tuned.output.contains("lr: "), "\(tuned.output)")
+        let (model, info, _) = try Checkpoint.load(path: second + "/last.safetensors")
+        let (original, _, _) = try Checkpoint.load(path: first + "/last.safetensors")
+        #expect(model.parameters[0].parameter.value == original.parameters[0].parameter.value, "conv1 is frozen")
+        #expect(model.parameters.last!.parameter.value != original.parameters.last!.parameter.value, "fc2 is trained")
+        #expect(info.optimizer == "sgd" && info.trainingState?.schedule == "cosine:min_lr=0" && info.trainingState?.frozen == ["conv1", "conv2"])
+
+        expectCleanFailure(try cnn(["train", "lenet5", "--freeze", "features", "--data-dir", root, "--checkpoint-dir", second]), naming: "features")
+        #expect(try cnn(["train", "lenet5", "--freeze", "features", "--data-dir", root, "--checkpoint-dir", second]).status == 64)
+        let alien = second + "/alien.safetensors"
+        try SafeTensors.write([NamedTensor(name: "features.0.weight", shape: [2], values: [1, 2])], metadata: [:], to: alien)
+        let refused = try cnn(["train", "lenet5", "--init", alien, "--data-dir", root, "--checkpoint-dir", second])
+        #expect(refused.status == 64 && refused.error.contains("fits a parameter"), "\(refused.error)")
+        #expect(try cnn(["train", "lenet5", "--train-only", "head", "--data-dir", root, "--checkpoint-dir", second]).status == 64)
     }
 
     @Test func trainsAVGGOnCIFAR10AtItsNativeSize() throws {

@@ -68,8 +68,8 @@ extension Layer {
         let parameters = ownParameters.map(\.parameter)
         rows.append(SummaryRow(
             name: path.isEmpty ? kind : path, kind: kind, outputShape: output,
-            parameters: parameters.filter(\.isTrainable).reduce(0) { $0 + $1.count },
-            fixedParameters: parameters.filter { !$0.isTrainable }.reduce(0) { $0 + $1.count },
+            parameters: parameters.filter(\.trainable).reduce(0) { $0 + $1.count },
+            fixedParameters: parameters.filter { !$0.trainable }.reduce(0) { $0 + $1.count },
             cost: cost(inputShape: inputShape)))
         return output
     }

@@ -6,12 +6,17 @@ public final class Parameter {
     /// The accumulated gradient of the loss with respect to `value` (same shape). Allocated on first use, so a
     /// model built only to be counted or run for inference never holds gradient memory.
     public lazy var gradient = Tensor(shape: value.shape)
-    /// False for fixed parameters, such as the RBF centres of LeNet-5 (1998): saved, never updated.
-    public let isTrainable: Bool
+    /// False for fixed parameters, such as the RBF centres of LeNet-5 (1998), and for frozen ones: saved, never updated.
+    public var isTrainable: Bool { trainable && !isFrozen }
+    /// Whether the parameter is trainable by nature (a frozen one is, a fixed one is not).
+    public let trainable: Bool
+    /// Frozen for fine-tuning (`Model.freeze`): no optimizer updates it, and a frozen batch norm layer normalises
+    /// with its running statistics and leaves them as they are.
+    public internal(set) var isFrozen = false
 
     public init(_ value: Tensor, trainable: Bool = true) {
         self.value = value
-        self.isTrainable = trainable
+        self.trainable = trainable
     }
 
     public var shape: [Int] { value.shape }

@@ -104,7 +104,7 @@ public final class Sequential: Layer {
     func backward(_ outputGradient: Tensor, overwriting: Bool) -> Tensor {
         var g = outputGradient
         var holder: (any Layer)? = nil  // the child whose buffer g is; nil while g is the caller's
-        for child in children.reversed() {
+        for child in children[frozenPrefix...].reversed() {
             let mayOverwrite = overwriting || !g.sharesStorage(with: outputGradient)
             let dx: Tensor
             if let relu = child.layer as? ReLU {
@@ -123,6 +123,10 @@ public final class Sequential: Layer {
         gradientHolder = holder
         return g
     }
+
+    /// The leading children that backward skips: set by `Model.freeze` when they and everything before this
+    /// sequence are frozen, so no gradient is needed there. The input gradient returned is then not one.
+    var frozenPrefix = 0
 
     public func releaseGradients() {
         gradientHolder?.releaseGradients()

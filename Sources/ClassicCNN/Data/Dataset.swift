@@ -69,6 +69,29 @@ public struct ImageDataset: Sendable {
 }
 
 extension ImageDataset {
+    /// The images of `classes` only, relabelled 0, 1, ... in the order given (MNIST's digits 5-9 as a 5-class
+    /// dataset, for a fine-tuning experiment). Class numbers outside the dataset's are an error.
+    public func selecting(classes: [Int]) throws -> ImageDataset {
+        let known = max(classNames.count, Int(labels.max() ?? -1) + 1)
+        guard !classes.isEmpty, classes.allSatisfy({ (0..<known).contains($0) }), Set(classes).count == classes.count else {
+            throw DataError(path: name, reason: "cannot select classes \(classes): the dataset has classes 0...\(known - 1)")
+        }
+        var newLabel = [Int32](repeating: -1, count: known)
+        for (index, old) in classes.enumerated() { newLabel[old] = Int32(index) }
+        let kept = labels.indices.filter { labels[$0] >= 0 && Int(labels[$0]) < known && newLabel[Int(labels[$0])] >= 0 }
+        let names = classes.map { $0 < classNames.count ? classNames[$0] : String($0) }
+        let relabelled = kept.map { newLabel[Int(labels[$0])] }
+        let label = "\(name)[\(classes.map(String.init).joined(separator: ","))]"
+        if let source {
+            return ImageDataset(name: label, channels: channels, labels: relabelled, classNames: names,
+                                source: SelectedSource(base: source, indices: kept))
+        }
+        var selected = [UInt8]()
+        selected.reserveCapacity(kept.count * imageSize)
+        for index in kept { selected += pixels[(index * imageSize)..<((index + 1) * imageSize)] }
+        return ImageDataset(name: label, channels: channels, height: height, width: width, pixels: selected, labels: relabelled, classNames: names)
+    }
+
     /// Image `index` as an `Image` (interleaved channels), from memory or decoded from the source.
     public func image(at index: Int) throws -> Image {
         let (h, w, planar): (Int, Int, [UInt8])
@@ -80,4 +103,11 @@ extension ImageDataset {
         }
         return Image(width: w, height: h, channels: channels, planar: planar)
     }
+}
+
+/// Some of another source's images, by index.
+struct SelectedSource: ImageSource {
+    let base: any ImageSource
+    let indices: [Int]
+    func image(at index: Int) throws -> (height: Int, width: Int, pixels: [UInt8]) { try base.image(at: indices[index]) }
 }

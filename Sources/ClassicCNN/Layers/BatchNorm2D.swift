@@ -97,6 +97,8 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
         let m = n * p
         let y = Tensor.reuse(&output, shape: input.shape)
         self.input = input
+        // Frozen (fine-tuning), the layer stays in inference mode, as Keras's BatchNormalization with trainable=False.
+        let training = training && !runningMean.isFrozen
         usedBatchStatistics = training
         if mean.count != c {
             mean = [Float](repeating: 0, count: c)

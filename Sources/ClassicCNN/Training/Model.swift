@@ -76,11 +76,14 @@ public final class Model {
     public var inputShape: [Int] { [configuration.inputChannels, configuration.inputSize, configuration.inputSize] }
 
     /// Trainable parameter count (fixed ones, such as LeNet-5's RBF centres, excluded), auxiliary heads included.
-    public var parameterCount: Int { parameters.filter { $0.parameter.isTrainable }.reduce(0) { $0 + $1.parameter.count } }
+    public var parameterCount: Int { parameters.filter { $0.parameter.trainable }.reduce(0) { $0 + $1.parameter.count } }
+
+    /// The parameters that training updates now: `parameterCount` less the frozen ones.
+    public var trainableParameterCount: Int { parameters.filter { $0.parameter.isTrainable }.reduce(0) { $0 + $1.parameter.count } }
 
     /// Trainable parameters used at inference: without the auxiliary heads.
     public var inferenceParameterCount: Int {
-        parameterCount - auxiliaries.flatMap { $0.namedParameters }.filter { $0.parameter.isTrainable }.reduce(0) { $0 + $1.parameter.count }
+        parameterCount - auxiliaries.flatMap { $0.namedParameters }.filter { $0.parameter.trainable }.reduce(0) { $0 + $1.parameter.count }
     }
 
     /// Draws every parameter from one generator seeded with `seed`, layer by layer in order, and seeds dropout.
@@ -244,5 +247,95 @@ public final class Model {
         var rows: [SummaryRow] = []
         _ = try network.summarize(inputShape: [1] + inputShape, path: "", into: &rows)
         return rows
+    }
+}
+
+// MARK: - Transfer learning
+
+/// What `Model.loadMatching` did: the model's parameters set from the file, the file's tensors left out (a name the
+/// model does not have, or another shape), and the model's parameters the file did not set (they keep their
+/// initialisation: a new classifier, for example).
+public struct TransferReport: Sendable {
+    public var loaded: [String] = []
+    public var skipped: [(name: String, reason: String)] = []
+    public var initialized: [String] = []
+}
+
+extension Model {
+    /// Sets every parameter that `tensors` holds under its name and with its shape, and leaves the others as they are
+    /// (call `initialize(seed:)` first): a network pre-trained on other classes gives this one everything but its
+    /// classifier, which keeps its fresh initialisation. Checkpoint bookkeeping (the optimizer state, moving averages,
+    /// `num_batches_tracked`) is ignored.
+    /// - Throws: `ConfigurationError` when no tensor fits any parameter.
+    @discardableResult
+    public func loadMatching(_ tensors: [NamedTensor]) throws -> TransferReport {
+        var report = TransferReport()
+        let own = Dictionary(parameters.map { ($0.name, $0.parameter) }, uniquingKeysWith: { first, _ in first })
+        var set: Set<String> = []
+        for tensor in tensors {
+            if tensor.name.hasSuffix("num_batches_tracked") || tensor.name.hasPrefix(Checkpoint.optimizerPrefix)
+                || Checkpoint.extraPrefixes.contains(where: { tensor.name.hasPrefix($0) }) { continue }
+            guard let parameter = own[tensor.name] else {
+                report.skipped.append((tensor.name, "\(self.name) has no such parameter"))
+                continue
+            }
+            guard parameter.shape == tensor.shape else {
+                report.skipped.append((tensor.name, "shape \(tensor.shape), the model's is \(parameter.shape)"))
+                continue
+            }
+            parameter.value = Tensor(shape: tensor.shape, values: tensor.values)
+            set.insert(tensor.name)
+        }
+        report.loaded = parameters.map(\.name).filter { set.contains($0) }
+        report.initialized = parameters.map(\.name).filter { !set.contains($0) }
+        guard !report.loaded.isEmpty else {
+            throw ConfigurationError("none of the file's \(tensors.count) tensors fits a parameter of \(name) by name and shape"
+                + (report.skipped.first.map { " (the first, '\($0.name)': \($0.reason))" } ?? ""))
+        }
+        return report
+    }
+
+    /// Freezes every parameter whose name starts with one of `prefixes` (a layer path such as `features` or
+    /// `features.0`, matched at a dot): the optimizer leaves them alone, and frozen batch norm layers run in inference
+    /// mode. Where the frozen layers come first, backward does not go through them at all, so they cost no gradients.
+    /// Returns the names frozen.
+    /// - Throws: `ConfigurationError` for a prefix that names no parameter.
+    @discardableResult
+    public func freeze(_ prefixes: [String]) throws -> [String] {
+        func matches(_ name: String, _ prefix: String) -> Bool {
+            prefix.isEmpty || name == prefix || name.hasPrefix(prefix.hasSuffix(".") ? prefix : prefix + ".")
+        }
+        for prefix in prefixes where !parameters.contains(where: { matches($0.name, prefix) }) {
+            let roots = Set(parameters.map { String($0.name.split(separator: ".").first ?? "") }).sorted()
+            throw ConfigurationError("--freeze \(prefix): \(name) has no layer of that name; its top-level layers are \(roots.joined(separator: ", "))")
+        }
+        var frozen: [String] = []
+        for (name, parameter) in parameters where prefixes.contains(where: { matches(name, $0) }) {
+            parameter.isFrozen = true
+            frozen.append(name)
+        }
+        skipFrozenPrefixes(of: network, path: "")
+        return frozen
+    }
+
+    /// The parameters that training updates, by name: everything but fixed and frozen ones.
+    public var trainableParameterNames: [String] { parameters.filter { $0.parameter.isTrainable }.map(\.name) }
+
+    /// Marks, in `layer` and the sequences at its start, the leading children whose parameters are all frozen (or
+    /// that have none), so backward skips them; the first layer after them computes no input gradient. Valid because
+    /// everything before `layer` needs no gradient either.
+    private func skipFrozenPrefixes(of layer: any Layer, path: String) {
+        guard let sequential = layer as? Sequential else { return }
+        func isFrozen(_ layer: any Layer) -> Bool { layer.namedParameters.allSatisfy { !$0.parameter.isTrainable } }
+        var count = 0
+        while count < sequential.children.count, isFrozen(sequential.children[count].layer) { count += 1 }
+        sequential.frozenPrefix = count
+        guard count < sequential.children.count else { return }
+        let (name, next) = sequential.children[count]
+        switch next {
+        case let conv as Conv2D: conv.computesInputGradient = false
+        case let linear as Linear: linear.computesInputGradient = false
+        default: skipFrozenPrefixes(of: next, path: path.isEmpty ? name : path + "." + name)
+        }
     }
 }

@@ -25,6 +25,8 @@ public struct TrainingOptions: Sendable {
     public var averageDecay: Double?
     /// Stop when a metric stops improving (nil: run every epoch).
     public var earlyStopping: EarlyStopping?
+    /// Layer paths whose parameters stay as they are (`Model.freeze`): fine-tuning the rest.
+    public var frozen: [String] = []
     public init() {}
 }
 
@@ -111,6 +113,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var earlyStopping: EarlyStopping.State?
     /// The weight of the auxiliary heads' losses (a recipe may change the network's own).
     public var auxiliaryWeight: Float?
+    /// The frozen layer paths.
+    public var frozen: [String]?
     public init() {}
 
     /// The early stopping this state was saved with.
@@ -176,6 +180,10 @@ public final class Trainer {
         }
         state.labelSmoothing = options.labelSmoothing
         state.auxiliaryWeight = model.auxiliaries.first?.weight
+        if !options.frozen.isEmpty {
+            do { try model.freeze(options.frozen) } catch { throw TrainingError(description: "\(error)") }
+            state.frozen = options.frozen
+        }
         state.gradientClipNorm = options.gradientClipNorm
         state.averageDecay = options.averageDecay
         if let stopping = options.earlyStopping {
@@ -209,6 +217,7 @@ public final class Trainer {
             if case .plateau = options.learningRate?.schedule { state.plateau = state.plateau ?? ReduceOnPlateau.State() } else { state.plateau = nil }
             (state.labelSmoothing, state.gradientClipNorm, state.averageDecay) = (options.labelSmoothing, options.gradientClipNorm, options.averageDecay)
             state.auxiliaryWeight = model.auxiliaries.first?.weight
+            state.frozen = options.frozen.isEmpty ? nil : options.frozen
             if let average {
                 if let updates = resumed.averageUpdates, resumed.averageDecay != nil {
                     do { try average.restore(resumedTensors, updates: updates) } catch {
