@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Measure inference (forward only).") var infer = false
     @Option(help: "Timed steps; the median step time is reported.") var steps = 50
     @Option(help: "Untimed warm-up steps.") var warmup = 5
-    @Flag(help: "Also print the median time of each top-level layer's forward and backward pass.") var profile = false
+    @Flag(help: "Also print the median time of each layer's forward and backward pass (inside sequences such as VGG's features; Inception modules whole).") var profile = false
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Lower 3x3 and 5x5 stride-1 convolutions to im2col + GEMM instead of Winograd, to measure what it gains.")
     var noWinograd = false
@@ -75,9 +75,17 @@ struct Bench: ParsableCommand {
                      report.images_per_second, median, mean, gflops, report.share_of_peak * 100, peak))
     }
 
-    /// Times each top-level layer separately (median over `steps`), forward and, when training, backward.
+    /// The layers a sequence runs one after the other, with sequences inside it opened (`features.3`); other
+    /// containers (Inception modules, residual blocks) stay whole.
+    static func sequenceLayers(_ layer: any Layer, path: String) -> [(name: String, layer: any Layer)] {
+        guard let sequential = layer as? Sequential else { return [(path, layer)] }
+        return sequential.children.flatMap { sequenceLayers($0.layer, path: path.isEmpty ? $0.name : "\(path).\($0.name)") }
+    }
+
+    /// Times each layer separately (median over `steps`), forward and, when training, backward: the top-level layers,
+    /// with the sequences among them opened.
     static func profile(_ model: Model, batch: Tensor, labels: [Int32], training: Bool, steps: Int) throws {
-        let layers = model.network.children
+        let layers = sequenceLayers(model.network, path: "")
         var forward = Array(repeating: [Double](), count: layers.count), backward = forward
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         for _ in 0..<steps {
