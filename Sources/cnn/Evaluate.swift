@@ -38,7 +38,7 @@ struct Evaluate: ParsableCommand {
         var (model, info, _) = try Checkpoint.load(path: checkpoint)
         if dense {
             do { model = try VGG.denseEvaluation(of: model, inputSize: inputSize ?? model.configuration.inputSize) } catch let error as ConfigurationError {
-                throw CommandError(description: "--dense: \(error)")
+                throw ValidationError("--dense: \(error)")
             }
         }
         let name = dataset ?? info.dataset

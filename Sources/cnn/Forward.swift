@@ -52,5 +52,6 @@ struct Forward: ParsableCommand {
         let logits = network.forward(Tensor(shape: tensor.shape, values: tensor.values))
         try SafeTensors.write([NamedTensor(name: "output", shape: logits.shape, values: logits.values)],
                               metadata: ["model": model], to: output)
+        print("Wrote \(output): output \(logits.shape) (the logits of \(model) for input \(tensor.shape))")
     }
 }

@@ -6,7 +6,9 @@ struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Draw the training curves of a --log-dir (loss and accuracy, training and validation, against the epoch).")
 
-    @Argument(help: "The folder given to `cnn train --log-dir`; its metrics.csv is read.") var logDir: String
+    @Argument(help: "The folder given to `cnn train --log-dir` (its metrics.csv is read), or a CSV with the same columns; several draw several runs in the same panels.")
+    var logDirs: [String]
+    @Option(help: "The runs' names in the legend, separated by commas (with several runs; default: the folders' names).") var labels: String?
     @Option(help: "The picture to write: .png or .svg.") var output = "curves.png"
     @Option(help: "Width in pixels.") var width = 960
     @Option(help: "Height in pixels.") var height = 400
@@ -22,6 +24,11 @@ struct Plot: ParsableCommand {
     }
 
     func validate() throws {
+        if logDirs.isEmpty { throw ValidationError("give at least one log folder") }
+        if logDirs.count > 4 { throw ValidationError("at most 4 runs fit in one plot, got \(logDirs.count)") }
+        if let labels, labels.split(separator: ",").count != logDirs.count {
+            throw ValidationError("--labels gives \(labels.split(separator: ",").count) names for \(logDirs.count) runs")
+        }
         if format == nil {
             throw ValidationError("--output \(output): unknown extension '.\((output as NSString).pathExtension)'; use .png or .svg")
         }
@@ -31,7 +38,12 @@ struct Plot: ParsableCommand {
     }
 
     func run() throws {
-        let curves = TrainingCurves(epochs: try MetricsCSV.read(path: "\(logDir)/metrics.csv"))
+        let runs = try logDirs.map { path in
+            try MetricsCSV.read(path: path.hasSuffix(".csv") ? path : "\(path)/metrics.csv")
+        }
+        let names = labels.map { $0.split(separator: ",").map(String.init) }
+            ?? logDirs.map { (($0.hasSuffix(".csv") ? ($0 as NSString).deletingLastPathComponent : $0) as NSString).lastPathComponent }
+        let curves = runs.count == 1 ? TrainingCurves(epochs: runs[0]) : TrainingCurves(runs: Array(zip(names, runs)).map { ($0.0, $0.1) })
         switch format {
         case .svg:
             do { try Data(curves.svg(width: width, height: height).utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {

@@ -16,8 +16,8 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Start from a paper's training settings: \(Recipes.all.map(\.name).joined(separator: ", ")) "
         + "(`cnn recipes` lists them). Options given explicitly override the recipe's.", valueName: "name"))
     var recipe: String?
-    @Option(help: "Epochs (default: 5, or the recipe's).") var epochs: Int?
-    @Option(help: "Images per step (default: 32, or the recipe's).") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Epochs (default: 5, or the recipe's).") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Images per step (default: 32, or the recipe's).") var batchSize: Int?
     @Option(help: "Stop each epoch after this many steps (default: the whole training set).") var stepsPerEpoch: Int?
     @Option(help: "Validate on this many batches of the test set (default: all of it).") var validationSteps: Int?
     @Option(help: "sgd, adam, adamw or rmsprop (default: adam, or the recipe's).") var optimizer: OptimizerChoice?
@@ -41,6 +41,9 @@ struct Train: ParsableCommand {
     var rmspropConvention: String?
     @Option(help: "Label smoothing of the cross-entropy, e.g. 0.1 (Inception v3).") var labelSmoothing: Float?
     @Option(help: "Clip the gradients' global L2 norm at this, e.g. 2.0 (Inception v3).") var clipNorm: Float?
+    @Option(help: ArgumentHelp("Weight each class's training loss (Keras's class_weight): balanced (count / (classes x the class's count), "
+        + "from the training set) or one weight per class, W0,W1,...", valueName: "weights"))
+    var classWeight: String?
     @Option(help: "Keep an exponential moving average of the weights with this decay (e.g. 0.9999), validate with it and save it in checkpoints.")
     var ema: Double?
     @Option(help: "Stop when --early-stopping-monitor has not improved for this many epochs (Keras's EarlyStopping).") var earlyStoppingPatience: Int?
@@ -86,6 +89,12 @@ struct Train: ParsableCommand {
         }
         if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
+        }
+        if let classWeight, classWeight != "balanced" {
+            let weights = classWeight.split(separator: ",").map { Float($0) }
+            guard !weights.isEmpty, weights.allSatisfy({ $0 != nil && $0!.isFinite && $0! > 0 }) else {
+                throw ValidationError("--class-weight must be balanced or positive numbers separated by commas, got '\(classWeight)'")
+            }
         }
         if let clipNorm, !(clipNorm > 0 && clipNorm.isFinite) { throw ValidationError("--clip-norm must be a positive number, got \(clipNorm)") }
         if `init` != nil && resume { throw ValidationError("--init starts a new run from other weights; --resume continues this one: give one of them") }
@@ -207,6 +216,7 @@ struct Train: ParsableCommand {
             (options.labelSmoothing, options.gradientClipNorm, options.averageDecay) = (state.labelSmoothing, state.gradientClipNorm, state.averageDecay)
             options.earlyStopping = state.earlyStoppingSettings
             options.frozen = state.frozen ?? []
+            options.classWeights = state.classWeights
             if let weight = state.auxiliaryWeight { for head in network.auxiliaries { head.weight = weight } }
             resumedTensors = info.extraTensors
             datasetName = info.dataset
@@ -227,6 +237,15 @@ struct Train: ParsableCommand {
                                                                 seed: options.seed, folder: folder, dataDirectory: data.dataDir)
         do { options.augmentation = try Augmentation.named(augmentation, for: trainingSet) } catch let error as TransformError {
             throw CommandError(description: "\(error)")
+        }
+        if let classWeight, resumed == nil {
+            options.classWeights = classWeight == "balanced"
+                ? SoftmaxCrossEntropy.balancedWeights(labels: trainingSet.labels, classes: network.configuration.classes)
+                : classWeight.split(separator: ",").map { Float($0)! }
+            guard options.classWeights!.count == network.configuration.classes else {
+                throw ValidationError("--class-weight gives \(options.classWeights!.count) weights for \(network.configuration.classes) classes")
+            }
+            if !json { print("Class weights: " + options.classWeights!.map { String(format: "%.3g", $0) }.joined(separator: ", ")) }
         }
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
         trainer.resumedTensors = resumedTensors
@@ -250,7 +269,7 @@ struct Train: ParsableCommand {
             try? log?.close()
             print("")
             printError("Stopped: \(stopped). Continue with the same command and --resume.")
-            throw ExitCode(130)
+            throw ExitCode(interruption.exitStatus)
         }
         do { try log?.close() } catch {
             throw CommandError(description: "training finished and its checkpoints are saved, but the log is incomplete: \(error)")
@@ -258,36 +277,52 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Ctrl-C while training: the first asks the run to stop after the current step (and save `last.safetensors`);
-/// a second exits at once, touching no checkpoint. Handled on a dispatch queue, not inside the signal handler.
+/// Ctrl-C (SIGINT) or SIGTERM (`docker stop`, Slurm, systemd) while training: the first asks the run to stop after
+/// the current step (and save `last.safetensors`); a second exits at once, touching no checkpoint. Handled on a
+/// dispatch queue, not inside the signal handler.
 final class Interruption: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    private let source: DispatchSourceSignal
+    /// The first signal received: the exit status is 128 + it (130 for SIGINT, 143 for SIGTERM).
+    private var first: Int32?
+    private var sources: [DispatchSourceSignal] = []
 
     init() {
-        signal(SIGINT, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { [unowned self] in
-            self.lock.lock()
-            self.count += 1
-            let second = self.count >= 2
-            self.lock.unlock()
-            if second { _exit(130) }
-            FileHandle.standardError.write(Data("\nStopping after this step (Ctrl-C again to quit at once)...\n".utf8))
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [unowned self] in
+                self.lock.lock()
+                self.count += 1
+                if self.first == nil { self.first = number }
+                let second = self.count >= 2
+                self.lock.unlock()
+                if second { _exit(128 + number) }
+                let name = number == SIGINT ? "Ctrl-C" : "SIGTERM"
+                FileHandle.standardError.write(Data("\nStopping after this step (\(name); Ctrl-C again to quit at once)...\n".utf8))
+            }
+            source.resume()
+            sources.append(source)
         }
-        source.resume()
     }
 
     deinit {
-        source.cancel()
+        for source in sources { source.cancel() }
         signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
     }
 
     var requested: Bool {
         lock.lock()
         defer { lock.unlock() }
         return count > 0
+    }
+
+    /// 128 + the signal that stopped the run.
+    var exitStatus: Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        return 128 + (first ?? SIGINT)
     }
 }
 
@@ -326,7 +361,9 @@ final class ProgressBar: TrainingObserver {
     func epochFinished(_ result: EpochResult) {
         defer { fflush(stdout) }
         if json {
-            try? printJSON(result)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            if let data = try? encoder.encode(result) { print(String(decoding: data, as: UTF8.self)) }
             return
         }
         var text = (interactive ? "\r" : "") + line

@@ -23,6 +23,28 @@ struct TrainingCurvesTests {
             #expect(BitmapFont.glyphs[character]!.allSatisfy { $0 < 32 })
         }
         #expect(BitmapFont.rows("E") == BitmapFont.rows("e") && BitmapFont.rows("~") == BitmapFont.missing)
+        // g, j, p, q and y hang below the baseline ("shiP" and "fro9" before they did); the others do not.
+        for character in "abcdefghijklmnopqrstuvwxyz0123456789" {
+            let hangs = BitmapFont.rows(character)[BitmapFont.baseline...].contains { $0 != 0 }
+            #expect(hangs == "gjpqy".contains(character), "\(character)")
+        }
+    }
+
+    /// Ours beside PyTorch's: each run in its own pair of colours, named in the legend.
+    @Test func severalRunsShareThePanels() {
+        func run(_ offset: Double) -> [EpochMetrics] {
+            (1 ... 3).map { n in
+                EpochMetrics(epoch: n, step: n, wallTime: 0, loss: 1 / Double(n) + offset, accuracy: 0.5 + 0.1 * Double(n) - offset,
+                             validationLoss: 1.1 / Double(n), validationAccuracy: 0.45 + 0.1 * Double(n), learningRate: 0.1, imagesPerSecond: 1)
+            }
+        }
+        let shapes = TrainingCurves(runs: [("ours", run(0)), ("pytorch", run(0.05))]).shapes(width: 960, height: 400)
+        let texts = shapes.compactMap { if case let .text(text, _, _, _, _, _) = $0 { text } else { nil } }
+        #expect(["ours train", "ours validation", "pytorch train", "pytorch validation"].allSatisfy(texts.contains))
+        let colours = Set(shapes.compactMap { if case let .polyline(_, color, _) = $0 { color.hex } else { nil } })
+        #expect(colours.count == 4, "four curves in each panel, in four colours")
+        let lines = shapes.filter { if case .polyline = $0 { true } else { false } }
+        #expect(lines.count == 8)
     }
 
     @Test func curvesDrawBothSeriesInBothPanels() throws {

@@ -111,6 +111,31 @@ struct TrainingOptionsTests {
         #expect(throws: ConfigurationError.self) { try googlenet.setLabelSmoothing(1.5) }
     }
 
+    /// Keras's class_weight: each example's training loss and gradient times its class's weight; evaluation unweighted.
+    @Test func classWeightsScaleEachExample() {
+        let logits = Tensor(shape: [3, 4], values: (0..<12).map { Float($0 % 5) * 0.3 - 0.4 })
+        let labels: [Int32] = [0, 2, 2]
+        let plain = SoftmaxCrossEntropy(), weighted = SoftmaxCrossEntropy()
+        weighted.classWeights = [2, 1, 0.5, 1]
+        func evaluate(_ loss: SoftmaxCrossEntropy, row: Int? = nil, gradient: Bool = true) -> Float {
+            labels.withUnsafeBufferPointer { loss.evaluate(output: logits, labels: $0, computeGradient: gradient) }
+        }
+        let plainTotal = evaluate(plain), plainGradient = plain.gradient.values
+        let total = evaluate(weighted), gradient = weighted.gradient.values
+        let rowLosses = (0..<3).map { row in
+            [labels[row]].withUnsafeBufferPointer {
+                plain.evaluate(output: Tensor(shape: [1, 4], values: Array(logits.values[row * 4 ..< row * 4 + 4])), labels: $0, computeGradient: false)
+            }
+        }
+        #expect(abs(total - (2 * rowLosses[0] + 0.5 * rowLosses[1] + 0.5 * rowLosses[2])) < 1e-5)
+        for row in 0..<3 {
+            let w: Float = row == 0 ? 2 : 0.5
+            #expect(close(Array(gradient[row * 4 ..< row * 4 + 4]), plainGradient[row * 4 ..< row * 4 + 4].map { $0 * w }))
+        }
+        #expect(abs(evaluate(weighted, gradient: false) - plainTotal) < 1e-6, "evaluation is not weighted")
+        #expect(SoftmaxCrossEntropy.balancedWeights(labels: [0, 0, 0, 1], classes: 3) == [Float(4) / 9, 4.0 / 3, 1])
+    }
+
     @Test func gradientClippingAgreesWithClipGradNorm() throws {
         let clip = fixture["clip"] as! [String: Any]
         let gradients = clip["gradients"] as! [Any], clipped = clip["clipped"] as! [Any]

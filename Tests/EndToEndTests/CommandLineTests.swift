@@ -139,6 +139,8 @@ struct CommandLineTests {
         let base = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "20", "--validation-steps", "2",
                             "--checkpoint-dir", first, "--data-dir", root])
         #expect(base.status == 0, "\(base.error)")
+        // Dense evaluation is VGG's: asking it of LeNet is a usage error.
+        #expect(try cnn(["evaluate", "--checkpoint", first + "/last.safetensors", "--dense", "--data-dir", root]).status == 64)
         let tuned = try cnn(["train", "lenet5", "--init", first + "/last.safetensors", "--freeze", "conv1", "conv2",
                              "--recipe", "alexnet", "--augment", "none", "--batch-size", "32", "--epochs", "2", "--steps-per-epoch", "10",
                              "--validation-steps", "2", "--lr-schedule", "cosine", "--checkpoint-dir", second, "--data-dir", root])
@@ -208,10 +210,11 @@ struct CommandLineTests {
         #expect(plain.output == predict.output)
     }
 
-    /// Ctrl-C: the run stops after the step, saves last.safetensors, says how to resume and exits 130; --resume
-    /// then finishes the run.
-    @Test func interruptedTrainingSavesAndResumes() throws {
-        let directory = scratch("interrupt")
+    /// Ctrl-C (SIGINT), or the SIGTERM that `docker stop`, Slurm and systemd send: the run stops after the step, saves
+    /// last.safetensors, says how to resume and exits 130 (143 for SIGTERM); --resume then finishes the run.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func interruptedTrainingSavesAndResumes(_ signal: Int32) throws {
+        let directory = scratch("interrupt-\(signal)")
         let arguments = ["train", "lenet5", "--epochs", "2", "--steps-per-epoch", "1500", "--validation-steps", "2",
                          "--checkpoint-dir", directory, "--data-dir", try dataRoot()]
         let process = Process()
@@ -228,12 +231,12 @@ struct CommandLineTests {
             seen.append(out.fileHandleForReading.availableData)
         }
         Thread.sleep(forTimeInterval: 0.5)
-        process.interrupt()
+        kill(process.processIdentifier, signal)
         let rest = out.fileHandleForReading.readDataToEndOfFile()
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         _ = rest
-        #expect(process.terminationStatus == 130, "exit \(process.terminationStatus): \(errors)")
+        #expect(process.terminationStatus == 128 + signal, "exit \(process.terminationStatus): \(errors)")
         #expect(errors.contains("--resume"))
         #expect(FileManager.default.fileExists(atPath: directory + "/last.safetensors"))
 
@@ -248,12 +251,11 @@ struct CommandLineTests {
         let run = try cnn(["train", "lenet5", "--epochs", "6", "--steps-per-epoch", "150", "--validation-steps", "4", "--json",
                            "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
         #expect(run.status == 0, "\(run.error)")
-        // One pretty-printed JSON object per epoch.
-        let objects = run.output.components(separatedBy: "\n}").compactMap { chunk -> [String: Any]? in
-            let text = chunk.trimmingCharacters(in: .whitespacesAndNewlines)
-            return text.isEmpty ? nil : (try? json(text + "}")) as? [String: Any]
-        }
-        let resident = objects.compactMap { $0["residentBytes"] as? Int }
+        // JSON Lines: one object per epoch on one line, snake_case as every other command.
+        let lines = run.output.split(separator: "\n").map(String.init)
+        let objects = try lines.map { try #require(try json($0) as? [String: Any], "not a JSON object: \($0)") }
+        #expect(objects.first?["val_accuracy"] is Double && objects.first?["images_per_second"] is Double)
+        let resident = objects.compactMap { $0["resident_bytes"] as? Int }
         try #require(resident.count == 6, "epochs reported: \(objects.count)")
         let growth = resident.last! - resident[1]
         #expect(growth < 4 << 20, "resident memory grew by \(growth >> 10) kB from epoch 2 to 6: \(resident.map { $0 >> 10 })")
@@ -290,6 +292,7 @@ struct CommandLineTests {
         let run = try cnn(["forward", "--model", "lenet5", "--weights", directory + "/weights.safetensors",
                            "--input", directory + "/input.safetensors", "--output", directory + "/output.safetensors"])
         #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("Wrote \(directory)/output.safetensors: output [2, 10]"), "forward says what it wrote: \(run.output)")
         let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/output.safetensors"))
         let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.load(as: UInt64.self) })
         let header = String(decoding: bytes[8..<(8 + headerLength)], as: UTF8.self)
@@ -331,6 +334,12 @@ struct CommandLineTests {
         expectCleanFailure(try cnn(["train", "lenet5", "--recipe", "resnet"]), naming: "resnet")
         expectCleanFailure(try cnn(["train", "lenet5", "--lr-schedule", "warm-restarts"]), naming: "warm-restarts")
         expectCleanFailure(try cnn(["summary", "lenet6"]), naming: "lenet6")
+        // A near miss gets a suggestion.
+        expectCleanFailure(try cnn(["summary", "vgg-16"]), naming: "did you mean vgg16")
+        // A negative number is a value that is out of range, not a missing one.
+        expectCleanFailure(try cnn(["train", "lenet5", "--batch-size", "-4"]), naming: "--batch-size must be in 1...")
+        let version = try cnn(["--version"])
+        #expect(version.status == 0 && version.output.hasPrefix(ClassicCNNVersion.current), "\(version.output)")
         expectCleanFailure(try cnn(["train", "lenet5", "--bogus"]), naming: "--bogus")
         // Smaller than the network's own input is not an error: windows that do not fit are padded to fit.
         let small = try cnn(["summary", "lenet5", "--input-size", "16", "--json"])
@@ -342,7 +351,8 @@ struct CommandLineTests {
                           ["train", "lenet5", "--recipe", "resnet"], ["train", "lenet5", "--lr-schedule", "exponential:factor=-1"],
                           ["train", "lenet5", "--lr-schedule", "step:every=2,gamma=0.1"], ["train", "lenet5", "--ema", "1.5"],
                           ["train", "lenet5", "--label-smoothing", "1"], ["train", "lenet5", "--clip-norm", "0"],
-                          ["train", "lenet5", "--warmup-epochs", "-1"], ["train", "lenet5", "--augment", "crop:x"]] {
+                          ["train", "lenet5", "--warmup-epochs", "-1"], ["train", "lenet5", "--augment", "crop:x"],
+                          ["train", "lenet5", "--class-weight", "1,x"]] {
             let run = try cnn(arguments)
             #expect(run.status == 64, "\(arguments): exit \(run.status), \(run.error)")
         }

@@ -20,10 +20,11 @@ func inkAndText(_ image: Image, rows: Range<Int>? = nil) -> (ink: Int, black: In
 
 @Suite("cnn show-data and cnn visualize", .serialized)
 struct PictureTests {
-    // 10 columns of 64-pixel cells, 4 apart, with 8-pixel margins; rows of 64 + 13 (the label strip) + 4.
+    // 10 columns of 64-pixel cells, 4 apart, with 8-pixel margins; rows of 64 + 15 (the label strip: the font's 9 rows
+    // and 6 of space) + 4.
     static func gridSize(cells: Int, columns: Int, pictures: Int = 1) -> (width: Int, height: Int) {
         let cellWidth = pictures * 64 + (pictures - 1) * 4, rows = (cells + columns - 1) / columns
-        return (16 + columns * cellWidth + (columns - 1) * 8, 16 + rows * 77 + (rows - 1) * 4)
+        return (16 + columns * cellWidth + (columns - 1) * 8, 16 + rows * 79 + (rows - 1) * 4)
     }
 
     /// The label strip under the first row of cells holds black text; the first cell's picture is not blank.
@@ -84,12 +85,12 @@ struct PictureTests {
         let image = try Image.load(path: maps)
         // Rows: input, conv1, pool1, conv2, pool2, conv3 (120 maps, 32 shown) at 48-pixel tiles, 4 apart.
         #expect(image.width == 16 + 32 * 52 - 4)
-        #expect(image.height == 16 + 6 * (13 + 52 + 4))
+        #expect(image.height == 16 + 6 * (15 + 52 + 4))
         let drawn = inkAndText(image)
         #expect(drawn.ink > 6 * 48 * 48 && drawn.black > 200, "\(drawn)")
         #expect(inkAndText(image, rows: 8 ..< 15).black > 30, "the input row has no label")
         // conv3's 1x1 maps are normalised over the stage, so its tiles are not all one grey.
-        let conv3Middle = 8 + 5 * 69 + 13 + 24
+        let conv3Middle = 8 + 5 * 71 + 15 + 24
         let greys = Set((0..<32).map { image.pixels[(conv3Middle * image.width + 8 + $0 * 52 + 24) * 3] })
         #expect(greys.count >= 3, "conv3's maps are drawn in \(greys.count) grey(s)")
 
@@ -98,8 +99,8 @@ struct PictureTests {
         #expect(kernels.status == 0, "\(kernels.error)")
         let tiles = try Image.load(path: filters)
         // Six 5x5 kernels at 32 pixels.
-        #expect(tiles.width == 16 + 6 * 36 - 4 && tiles.height == 16 + 13 + 36 + 4)
-        #expect(inkAndText(tiles, rows: 8 + 13 ..< 8 + 13 + 32).ink > 6 * 32 * 16)
+        #expect(tiles.width == 16 + 6 * 36 - 4 && tiles.height == 16 + 15 + 36 + 4)
+        #expect(inkAndText(tiles, rows: 8 + 15 ..< 8 + 15 + 32).ink > 6 * 32 * 16)
     }
 
     @Test func badInputGivesAClearError() throws {

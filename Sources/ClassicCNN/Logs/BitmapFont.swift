@@ -1,21 +1,24 @@
-// A 5x7 bitmap font for the labels of plots: digits, lower-case letters and a little punctuation.
+// A 5x7 bitmap font with two rows of descenders for the labels of plots: digits, lower-case letters and a little
+// punctuation.
 
-/// Glyphs of 5x7 pixels in a 6x8 cell. Upper-case letters are drawn as lower-case; a character the font lacks is
-/// drawn as a hollow box.
+/// Glyphs of 5x9 pixels: 7 rows down to the baseline and 2 below it, where g, j, p, q and y hang (without them a 5x7
+/// "p" reads as "P" and "g" as "9"). Upper-case letters are drawn as lower-case; a character the font lacks is drawn
+/// as a hollow box.
 enum BitmapFont {
-    static let width = 5, height = 7, advance = 6
+    static let width = 5, height = 9, advance = 6
+    /// The rows down to the baseline: where SVG text, which has real descenders, puts its baseline.
+    static let baseline = 7
 
-    /// Each glyph: the character, then its 7 rows top to bottom as 2 hex digits each, bit 4 the leftmost pixel.
+    /// Each glyph: the character, then its 9 rows top to bottom as 2 hex digits each, bit 4 the leftmost pixel.
     private static let table = """
-        0 0E11131519110E 1 040C040404040E 2 0E11010204081F 3 1F02040201110E 4 02060A121F0202 5 1F101E0101110E
-        6 0608101E11110E 7 1F010204080808 8 0E11110E11110E 9 0E11110F01020C
-        a 00000E010F110F b 1010161911111E c 00000E1010110E d 01010D1311110F e 00000E111F100E f 0609081C080808
-        g 000F11110F010E h 10101619111111 i 04000C0404040E j 0200060202120C k 10101214181412 l 0C04040404040E
-        m 00001A15151111 n 00001619111111 o 00000E1111110E p 00001E111E1010 q 00000D130F0101 r 00001619101010
-        s 00000E100E011E t 08081C08080906 u 0000111111130D v 00001111110A04 w 0000111115150A x 0000110A040A11
-        y 000011110F010E z 00001F0204081F
-        . 00000000000C0C - 0000001F000000 + 0004041F040400 _ 0000000000001F : 000C0C000C0C00 % 18190204081303
-        ( 02040808080402 ) 08040202020408 / 00010204081000 = 00001F001F0000
+        0 0E11131519110E0000 1 040C040404040E0000 2 0E11010204081F0000 3 1F02040201110E0000 4 02060A121F02020000 5 1F101E0101110E0000
+        6 0608101E11110E0000 7 1F0102040808080000 8 0E11110E11110E0000 9 0E11110F01020C0000 a 00000E010F110F0000 b 1010161911111E0000
+        c 00000E1010110E0000 d 01010D1311110F0000 e 00000E111F100E0000 f 0609081C0808080000 g 00000F1111110F010E h 101016191111110000
+        i 04000C0404040E0000 j 02000602020202120C k 101012141814120000 l 0C04040404040E0000 m 00001A151511110000 n 000016191111110000
+        o 00000E1111110E0000 p 00001E1111111E1010 q 00000F1111110F0101 r 000016191010100000 s 00000E100E011E0000 t 08081C080809060000
+        u 0000111111130D0000 v 00001111110A040000 w 0000111115150A0000 x 0000110A040A110000 y 0000111111110F010E z 00001F0204081F0000
+        . 00000000000C0C0000 - 0000001F0000000000 + 0004041F0404000000 _ 0000000000001F0000 : 000C0C000C0C000000 % 181902040813030000
+        ( 020408080804020000 ) 080402020204080000 / 000102040810000000 = 00001F001F00000000
         """
 
     /// The rows of every glyph in the table.
@@ -30,7 +33,7 @@ enum BitmapFont {
         return glyphs
     }()
 
-    static let missing: [UInt8] = [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F]
+    static let missing: [UInt8] = [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F, 0, 0]
 
     /// The rows of `character`'s glyph.
     static func rows(_ character: Character) -> [UInt8] {

@@ -12,6 +12,10 @@ public struct PlotColor: Equatable, Sendable {
     static let white = PlotColor(255, 255, 255), black = PlotColor(0, 0, 0), grid = PlotColor(225, 225, 225)
     /// matplotlib's first two colours, as TensorBoard and Keras users know them.
     static let training = PlotColor(31, 119, 180), validation = PlotColor(255, 127, 14)
+    /// The training and validation colours of each run when several are drawn together (matplotlib's tab10 in pairs).
+    static let runPairs: [(PlotColor, PlotColor)] = [(training, validation), (PlotColor(44, 160, 44), PlotColor(214, 39, 40)),
+                                                     (PlotColor(148, 103, 189), PlotColor(140, 86, 75)),
+                                                     (PlotColor(227, 119, 194), PlotColor(127, 127, 127))]
 }
 
 /// What a plot is made of, in pixels from the top-left corner.
@@ -28,8 +32,15 @@ public enum PlotShape: Sendable {
 /// Loss and accuracy for training and validation against the epoch: two panels side by side, each with its axes,
 /// ticks, labels and grid, under one legend.
 public struct TrainingCurves {
-    public let epochs: [EpochMetrics]
-    public init(epochs: [EpochMetrics]) { self.epochs = epochs.sorted { $0.epoch < $1.epoch } }
+    /// The runs drawn, each with its name in the legend (one run: no name, the series are "train" and "validation").
+    public let runs: [(name: String, epochs: [EpochMetrics])]
+    /// The first run's epochs.
+    public var epochs: [EpochMetrics] { runs.first?.epochs ?? [] }
+    public init(epochs: [EpochMetrics]) { runs = [("", epochs.sorted { $0.epoch < $1.epoch })] }
+    /// Several runs in the same panels (ours beside PyTorch's, say), each in its own pair of colours, at most four.
+    public init(runs: [(name: String, epochs: [EpochMetrics])]) {
+        self.runs = runs.prefix(PlotColor.runPairs.count).map { ($0.name, $0.epochs.sorted { $0.epoch < $1.epoch }) }
+    }
 
     /// The plot as shapes in a `width` x `height` picture.
     public func shapes(width: Int, height: Int) -> [PlotShape] {
@@ -39,16 +50,22 @@ public struct TrainingCurves {
             ("loss", { $0.loss }, { $0.validationLoss }),
             ("accuracy", { $0.accuracy }, { $0.validationAccuracy }),
         ]
+        func label(_ run: String, _ series: String) -> String { run.isEmpty ? series : "\(run) \(series)" }
         for (index, panel) in panels.enumerated() {
-            let training = epochs.compactMap { m in panel.training(m).flatMap { $0.isFinite ? (Double(m.epoch), $0) : nil } }
-            let validation = epochs.compactMap { m in panel.validation(m).flatMap { $0.isFinite ? (Double(m.epoch), $0) : nil } }
-            shapes += self.panel(title: panel.title, series: [("train", PlotColor.training, training),
-                                                               ("validation", PlotColor.validation, validation)],
-                                 left: Double(index) * panelWidth, width: panelWidth, height: Double(height))
+            var series: [(name: String, color: PlotColor, points: [(Double, Double)])] = []
+            for ((run, epochs), colors) in zip(runs, PlotColor.runPairs) {
+                let training = epochs.compactMap { m in panel.training(m).flatMap { $0.isFinite ? (Double(m.epoch), $0) : nil } }
+                let validation = epochs.compactMap { m in panel.validation(m).flatMap { $0.isFinite ? (Double(m.epoch), $0) : nil } }
+                series += [(label(run, "train"), colors.0, training), (label(run, "validation"), colors.1, validation)]
+            }
+            shapes += self.panel(title: panel.title, series: series, left: Double(index) * panelWidth, width: panelWidth, height: Double(height))
         }
         // One legend for both panels, centred on the top line: a line sample and the name of each series drawn.
-        var legend: [(name: String, color: PlotColor)] = [("train", .training)]
-        if epochs.contains(where: { $0.validationLoss != nil || $0.validationAccuracy != nil }) { legend.append(("validation", .validation)) }
+        var legend: [(name: String, color: PlotColor)] = []
+        for ((run, epochs), colors) in zip(runs, PlotColor.runPairs) {
+            legend.append((label(run, "train"), colors.0))
+            if epochs.contains(where: { $0.validationLoss != nil || $0.validationAccuracy != nil }) { legend.append((label(run, "validation"), colors.1)) }
+        }
         let scale = 2, glyphHeight = Double(BitmapFont.height * scale), sample = 20.0, gap = 6.0, spacing = 24.0
         let legendWidth = legend.map { sample + gap + Double(BitmapFont.textWidth($0.name) * scale) }.reduce(0, +)
             + spacing * Double(legend.count - 1)
@@ -127,8 +144,8 @@ public struct TrainingCurves {
             case let .text(text, x, y, anchor, scale, color):
                 let anchorName = switch anchor { case .start: "start"; case .middle: "middle"; case .end: "end" }
                 let escaped = text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                out += "<text x=\"\(n(x))\" y=\"\(n(y + Double(BitmapFont.height * scale)))\" font-family=\"monospace\" "
-                    + "font-size=\"\(BitmapFont.height * scale + 2)\" text-anchor=\"\(anchorName)\" fill=\"\(color.hex)\">\(escaped)</text>\n"
+                out += "<text x=\"\(n(x))\" y=\"\(n(y + Double(BitmapFont.baseline * scale)))\" font-family=\"monospace\" "
+                    + "font-size=\"\(BitmapFont.baseline * scale + 2)\" text-anchor=\"\(anchorName)\" fill=\"\(color.hex)\">\(escaped)</text>\n"
             }
         }
         return out + "</svg>\n"

@@ -38,6 +38,9 @@ extension LogitLoss {
 public final class SoftmaxCrossEntropy: LogitLoss {
     public let name = "softmax_cross_entropy"
     public var labelSmoothing: Float
+    /// Keras's `class_weight`: in training (when the gradient is computed), each example's loss and gradient are
+    /// multiplied by its class's weight; validation and evaluation losses are not weighted. Nil: every weight 1.
+    public var classWeights: [Float]?
     private var buffer: Tensor?
 
     public init(labelSmoothing: Float = 0) { self.labelSmoothing = labelSmoothing }
@@ -50,7 +53,26 @@ public final class SoftmaxCrossEntropy: LogitLoss {
         let g = computeGradient ? Tensor.reuse(&buffer, shape: output.shape).data : nil
         guard n > 0, let labelData = labels.baseAddress else { return 0 }
         let (on, off) = Self.targetShares(classes: classes, labelSmoothing: labelSmoothing)
-        return cnn_softmax_cross_entropy(output.data, labelData, Int32(n), Int32(classes), on, off, g)
+        let total = cnn_softmax_cross_entropy(output.data, labelData, Int32(n), Int32(classes), on, off, g)
+        guard let weights = classWeights, let g else { return total }
+        // Weighted: each row's loss again on its own (the kernel gives only the sum), and each gradient row scaled.
+        var weighted: Float = 0
+        for row in 0..<n {
+            let label = Int(labels[row])
+            let weight = label >= 0 && label < weights.count ? weights[label] : 1
+            weighted += weight * cnn_softmax_cross_entropy(output.data + row * classes, labelData + row, 1, Int32(classes), on, off, nil)
+            for j in 0..<classes { g[row * classes + j] *= weight }
+        }
+        return weighted
+    }
+
+    /// Weights that make every class count as much in total (scikit-learn's `compute_class_weight("balanced")`):
+    /// count / (classes x the class's count); a class without examples gets 1.
+    public static func balancedWeights(labels: [Int32], classes: Int) -> [Float] {
+        var counts = [Int](repeating: 0, count: classes)
+        for label in labels where label >= 0 && Int(label) < classes { counts[Int(label)] += 1 }
+        let total = Float(counts.reduce(0, +))
+        return counts.map { $0 == 0 ? 1 : total / (Float(classes) * Float($0)) }
     }
 
     /// The target's share for the label's class and for every other class.

@@ -139,6 +139,21 @@ public final class Model {
         for case let crossEntropy as SoftmaxCrossEntropy in losses { crossEntropy.labelSmoothing = epsilon }
     }
 
+    /// Class weights of the training loss (Keras's `class_weight`), main and auxiliary heads; one positive weight per
+    /// class, or nil for none. Throws for a loss that is not a softmax cross-entropy.
+    public func setClassWeights(_ weights: [Float]?) throws {
+        if let weights {
+            guard weights.count == configuration.classes, weights.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw ConfigurationError("class weights: \(name) needs \(configuration.classes) positive weights, got \(weights.count)")
+            }
+        }
+        let losses = [loss] + auxiliaries.map(\.loss)
+        guard losses.allSatisfy({ $0 is SoftmaxCrossEntropy }) else {
+            throw ConfigurationError("\(name) is trained with \(loss.name), which has no class weights")
+        }
+        for case let crossEntropy as SoftmaxCrossEntropy in losses { crossEntropy.classWeights = weights }
+    }
+
     /// Scales every trainable gradient by `maximum / (norm + 1e-6)` when their global norm exceeds `maximum`, as
     /// PyTorch's `clip_grad_norm_`. Returns the norm before clipping.
     @discardableResult

@@ -27,6 +27,9 @@ public struct TrainingOptions: Sendable {
     public var earlyStopping: EarlyStopping?
     /// Layer paths whose parameters stay as they are (`Model.freeze`): fine-tuning the rest.
     public var frozen: [String] = []
+    /// Per-class weights of the training loss (Keras's `class_weight`; `SoftmaxCrossEntropy.balancedWeights` for an
+    /// imbalanced folder). Nil: unweighted.
+    public var classWeights: [Float]?
     public init() {}
 }
 
@@ -45,6 +48,13 @@ public struct EpochResult: Codable, Sendable {
     public var peakResidentBytes: Int?
     /// The learning rate of the epoch's last step.
     public var learningRate: Double?
+
+    /// Keras's names, snake_case: `cnn train --json` prints these.
+    enum CodingKeys: String, CodingKey {
+        case epoch, loss, accuracy, seconds, steps
+        case validationLoss = "val_loss", validationAccuracy = "val_accuracy", imagesPerSecond = "images_per_second"
+        case residentBytes = "resident_bytes", peakResidentBytes = "peak_resident_bytes", learningRate = "lr"
+    }
 
     var metrics: [String: Double] {
         var m = ["loss": loss, "accuracy": accuracy, "seconds": seconds, "images_per_second": imagesPerSecond]
@@ -115,6 +125,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var auxiliaryWeight: Float?
     /// The frozen layer paths.
     public var frozen: [String]?
+    public var classWeights: [Float]?
     public init() {}
 
     /// The early stopping this state was saved with.
@@ -193,6 +204,10 @@ public final class Trainer {
             state.earlyStopping = EarlyStopping.State()
         }
         if let smoothing = options.labelSmoothing { try model.setLabelSmoothing(smoothing) }
+        if let weights = options.classWeights {
+            do { try model.setClassWeights(weights) } catch { throw TrainingError(description: "\(error)") }
+            state.classWeights = weights
+        }
         if let norm = options.gradientClipNorm {
             guard norm.isFinite, norm > 0 else { throw TrainingError(description: "the gradient clipping norm must be positive, not \(norm)") }
         }
@@ -218,6 +233,7 @@ public final class Trainer {
             (state.labelSmoothing, state.gradientClipNorm, state.averageDecay) = (options.labelSmoothing, options.gradientClipNorm, options.averageDecay)
             state.auxiliaryWeight = model.auxiliaries.first?.weight
             state.frozen = options.frozen.isEmpty ? nil : options.frozen
+            state.classWeights = options.classWeights
             if let average {
                 if let updates = resumed.averageUpdates, resumed.averageDecay != nil {
                     do { try average.restore(resumedTensors, updates: updates) } catch {
