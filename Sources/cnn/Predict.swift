@@ -36,22 +36,22 @@ struct Predict: ParsableCommand {
     struct Result: Encodable { let file: String; let predictions: [Prediction] }
 
     /// The network and the dataset its classes come from.
-    func network() throws -> (Model, dataset: String) {
+    func network() throws -> (Model, dataset: String, classNames: [String]) {
         if let checkpoint {
             let (model, info, _) = try Checkpoint.load(path: checkpoint)
-            return (model, info.dataset)
+            return (model, info.dataset, info.classNames)
         }
         let descriptor = try ModelZoo.descriptor(named: model!)
         let network = try descriptor.make(inputSize: inputSize, classes: classes)
         do { try network.loadParameters(try SafeTensors.read(path: weights!).tensors) } catch let error as ConfigurationError {
             throw CommandError(description: "\(weights!): \(error)")
         }
-        return (network, descriptor.defaultDataset)
+        return (network, descriptor.defaultDataset, [])
     }
 
     func run() throws {
         runtime.apply()
-        let (model, dataset) = try network()
+        let (model, dataset, savedNames) = try network()
         let size = model.configuration.inputSize
         // Decode everything first, so a bad file stops the command before any output.
         let pictures = try images.map { try Image.load(path: $0) }
@@ -66,7 +66,9 @@ struct Predict: ParsableCommand {
             batch = Tensor(shape: [inputs.count] + model.inputShape, values: inputs.flatMap { $0 })
         }
         let probabilities = model.loss.probabilities(output: model.forward(batch))
-        let names = Predict.classNames(dataset: dataset, classes: model.configuration.classes)
+        // The checkpoint's own names (an image folder's classes) first, else the dataset's known ones.
+        let names = savedNames.count == model.configuration.classes ? savedNames
+            : Predict.classNames(dataset: dataset, classes: model.configuration.classes)
         let results = zip(images, probabilities).map { file, row in
             Result(file: file, predictions: row.enumerated().sorted { $0.element > $1.element }.prefix(top).map {
                 Prediction(class: $0.offset < names.count ? names[$0.offset] : String($0.offset), index: $0.offset,

@@ -169,9 +169,18 @@ struct Train: ParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         let model = self.network.model
         let descriptor = try self.network.descriptor
-        var network = try self.network.make()
-        network.initialize(seed: seed)
         var datasetName = dataset ?? descriptor.defaultDataset
+        // An image folder says how many classes there are: taken from it unless --classes is given, which must agree.
+        var classes = self.network.classes
+        if !resume, isImageFolder(datasetName), let names = try? ImageFolder.classNames(of: datasetName), !names.isEmpty {
+            if let given = classes, given != names.count {
+                throw ValidationError("--classes \(given): \(datasetName) has \(names.count) class folders (\(names.prefix(8).joined(separator: ", "))"
+                    + "\(names.count > 8 ? ", ..." : "")); leave --classes out to take the folder's")
+            }
+            classes = names.count
+        }
+        var network = try descriptor.make(inputSize: self.network.inputSize, classes: classes)
+        network.initialize(seed: seed)
         let recipe = try self.recipe.map(Recipes.named)
         recipe?.apply(to: network)
         var options = TrainingOptions()

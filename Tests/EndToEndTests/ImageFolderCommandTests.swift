@@ -51,6 +51,17 @@ struct ImageFolderCommandTests {
         #expect(evaluate.status == 0, "\(evaluate.error)")
         let report = try #require(try json(evaluate.output) as? [String: Any])
         #expect(report["dataset"] as? String == root && (report["images"] as? Int ?? 0) > 0, "\(report)")
+        // Two class folders make a 2-class network (not the network's own 10), and the checkpoint keeps their names,
+        // which predict then shows instead of indices.
+        #expect(report["class_names"] as? [String] == ["digits", "pictures"], "\(report)")
+        let (_, info, _) = try Checkpoint.load(path: checkpoints + "/last.safetensors")
+        #expect(info.configuration.classes == 2 && info.classNames == ["digits", "pictures"])
+        let predict = try cnn(["predict", "--checkpoint", checkpoints + "/last.safetensors", "--top", "2",
+                               try dataRoot() + "/samples/mnist-test-0000-label7.png"])
+        #expect(predict.status == 0 && predict.output.contains("digits") && predict.output.contains("pictures"), "\(predict.output)")
+        // --classes that disagrees with the folder is refused, naming both.
+        let mismatch = try cnn(["train", "lenet5", "--dataset", root, "--classes", "3", "--epochs", "1", "--checkpoint-dir", scratch("folder-mismatch")])
+        #expect(mismatch.status == 64 && mismatch.error.contains("2 class folders"), "\(mismatch.error)")
     }
 
     @Test func badFoldersStopTheRunBeforeTrainingNamingTheProblem() throws {

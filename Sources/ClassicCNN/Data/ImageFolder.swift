@@ -38,6 +38,17 @@ public enum ImageFolder {
         return nil
     }
 
+    /// The class names of an image folder as `load` reads them (the sub-folders of `train/`, or of the folder), without
+    /// reading any image: what `cnn train` takes the number of classes from.
+    public static func classNames(of root: String) throws -> [String] {
+        let folder = splitFolders(of: root)?.training ?? root
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataError(path: folder, reason: "not a folder (an image folder holds one sub-folder per class)")
+        }
+        return try subfolders(of: folder)
+    }
+
     /// Lists and checks a folder of class folders. With `classNames` (a validation folder's, given the training
     /// folder's classes) every class folder must be one of them; otherwise the classes are the sub-folders, sorted.
     ///

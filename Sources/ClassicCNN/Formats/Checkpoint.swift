@@ -18,6 +18,9 @@ public struct CheckpointInfo: Sendable {
     /// Tensors beside the weights and the optimizer state: the moving average of the weights (`ema.<parameter>`) and
     /// early stopping's best weights (`best.<parameter>`).
     public var extraTensors: [NamedTensor] = []
+    /// The training set's class names, in label order (an image folder's sub-folders), so that `predict`,
+    /// `evaluate` and `visualize` name classes as the run did; empty when the dataset had none.
+    public var classNames: [String] = []
 
     public init(model: String, configuration: ModelConfiguration, epoch: Int, dataset: String,
                 metrics: [String: Double] = [:], optimizer: String? = nil, optimizerSettings: [String: Double] = [:], seed: UInt64 = 0) {
@@ -64,6 +67,7 @@ public enum Checkpoint {
             "seed": String(info.seed),
         ]
         if let state = info.trainingState { metadata["training_state"] = json(state) }
+        if !info.classNames.isEmpty { metadata["class_names"] = json(info.classNames) }
         if let optimizer {
             metadata["optimizer"] = optimizer.name
             metadata["optimizer_settings"] = json(optimizer.settings)
@@ -132,6 +136,7 @@ public enum Checkpoint {
             seed: UInt64(metadata["seed"] ?? "") ?? 0)
         var result = info
         result.extraTensors = file.tensors.filter(isExtra)
+        result.classNames = decode([String].self, metadata["class_names"]) ?? []
         if let text = metadata["training_state"] {
             guard let state = decode(TrainingState.self, text), state.epoch >= 0, state.nextBatch >= 0, state.batchSize > 0 else {
                 throw CheckpointError(path: path, reason: "the metadata's training state is malformed")

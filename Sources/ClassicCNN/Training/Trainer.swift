@@ -384,6 +384,7 @@ public final class Trainer {
         var info = CheckpointInfo(model: model.name, configuration: model.configuration, epoch: epoch,
                                   dataset: Self.datasetName(of: trainingSet),
                                   metrics: metrics, optimizer: optimizer.name, optimizerSettings: optimizer.settings, seed: options.seed)
+        if trainingSet.classNames.count == model.configuration.classes { info.classNames = trainingSet.classNames }
         var state = self.state
         state.averageUpdates = average?.updates
         info.trainingState = state
