@@ -363,6 +363,35 @@ struct CommandLineTests {
                                     "--checkpoint-dir", scratch("classes"), "--data-dir", try dataRoot()]), naming: "--classes")
     }
 
+    /// Without the data and without the network: the message names every place searched, the files expected, the
+    /// options that point elsewhere and the URL to fetch by hand.
+    @Test(arguments: [("cifar10", "CNN_CIFAR10_URL", "cifar-10-binary.tar.gz"), ("mnist", "CNN_MNIST_URL", "")])
+    func offlineDataIsExplained(_ dataset: String, _ variable: String, _ file: String) throws {
+        let cache = scratch("offline-\(dataset)"), elsewhere = scratch("offline-cwd-\(dataset)")
+        let url = "http://127.0.0.1:9/\(file)"
+        // A binary copied out of the clone, run from another folder: no Data/mnist beside it or the working directory.
+        let copy = elsewhere + "/cnn"
+        try FileManager.default.copyItem(atPath: try cnnExecutable().path, toPath: copy)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: copy)
+        process.arguments = ["train", dataset == "mnist" ? "lenet5" : "vgg11", "--dataset", dataset, "--input-size", "32", "--classes", "10",
+                             "--epochs", "1", "--checkpoint-dir", cache + "/ck"]
+        process.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
+        var environment = ProcessInfo.processInfo.environment
+        (environment["CNN_DATA_DIR"], environment["CNN_CACHE_DIR"], environment[variable]) = ("", cache, url)
+        process.environment = environment
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0 && process.terminationStatus < 128)
+        for part in ["was looked for in", cache, "--data-dir", "CNN_DATA_DIR", "127.0.0.1:9"] {
+            #expect(message.contains(part), "the message does not name \(part): \(message)")
+        }
+    }
+
     @Test func badDataIsReportedByFileAndNothingIsOverwritten() throws {
         let root = try dataRoot()
         let data = scratch("baddata")

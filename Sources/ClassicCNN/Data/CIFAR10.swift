@@ -86,7 +86,11 @@ extension DataLocator {
             throw DataError(path: candidates.joined(separator: ", "),
                             reason: "CIFAR-10 not found: put the binary version's files (cifar-10-batches-bin) there or pass --data-dir")
         }
-        return try downloadCIFAR10(into: cacheDirectory)
+        do { return try downloadCIFAR10(into: cacheDirectory) } catch {
+            throw DataError(path: "\(cacheDirectory)/\(sub)", reason: "not downloaded: \(error)\n" + offlineAdvice(
+                dataset: "CIFAR-10", searched: candidates, files: "data_batch_1.bin ... data_batch_5.bin and test_batch.bin (the binary version)",
+                folder: sub, url: cifar10ArchiveURL, unpack: "unpack it so that \(cacheDirectory)/\(sub) holds them"))
+        }
     }
 
     /// Where the official CIFAR-10 archive is downloaded from: `CNN_CIFAR10_URL`, else the University of Toronto.

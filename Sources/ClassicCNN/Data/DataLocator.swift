@@ -46,7 +46,22 @@ public enum DataLocator {
         guard allowDownload else {
             throw DataError(path: candidates.joined(separator: ", "), reason: "MNIST not found")
         }
-        return try downloadMNIST(into: "\(cacheDirectory)/mnist")
+        do { return try downloadMNIST(into: "\(cacheDirectory)/mnist") } catch {
+            throw DataError(path: "\(cacheDirectory)/mnist", reason: "not downloaded: \(error)\n" + offlineAdvice(
+                dataset: "MNIST", searched: candidates, files: MNIST.files.map(\.name).joined(separator: ", "), folder: "mnist",
+                url: mnistMirror, unpack: "put them (gzipped or not) in \(cacheDirectory)/mnist"))
+        }
+    }
+
+    /// What a machine without the network is told when a dataset could not be downloaded: every place searched, the
+    /// files expected, the options that point elsewhere, and where to fetch the files by hand.
+    static func offlineAdvice(dataset: String, searched: [String], files: String, folder: String, url: URL, unpack: String) -> String {
+        var seen = Set<String>()
+        let places = searched.filter { seen.insert(URL(fileURLWithPath: $0).standardized.path).inserted }
+        return "  \(dataset) was looked for in:\n" + places.map { "    \($0)\n" }.joined()
+            + "  expected there: \(files)\n"
+            + "  point at a copy with --data-dir DIR (the folder, or its parent holding \(folder)/) or CNN_DATA_DIR=DIR,\n"
+            + "  or fetch \(url.absoluteString) by hand on a machine with the network and \(unpack)"
     }
 
     /// Downloads the four official files into `directory`, each checked against its SHA-256 sum.
