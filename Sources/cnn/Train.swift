@@ -59,9 +59,13 @@ struct Train: ParsableCommand {
     var freeze: [String] = []
     @Option(help: ArgumentHelp("Freeze every top-level layer but this one (e.g. classifier, or fc).", valueName: "prefix"))
     var trainOnly: String?
-    @Option(help: "Seed of the weights, the shuffling and dropout.") var seed: UInt64 = 0
+    @Option(name: .customLong("seed"), help: "Seed of the weights, the shuffling and dropout (default: 0).") var seedOption: UInt64?
+    var seed: UInt64 { seedOption ?? 0 }
     @Option(help: "Where to write last.safetensors and best.safetensors.") var checkpointDir = "checkpoints"
-    @Flag(help: "Continue from CHECKPOINT_DIR/last.safetensors: its weights, optimizer state, epoch and position, batch size and seed.")
+    @Flag(help: ArgumentHelp("Continue from CHECKPOINT_DIR/last.safetensors: its weights, optimizer state, schedule, epoch and position, "
+        + "dataset, batch size, seed and every other training setting. Only --lr (the schedule's base rate from here on), --epochs and "
+        + "what does not change the run (--validation-steps, --log-dir, --threads, --json) may be given anew; other options that "
+        + "differ from the run's are refused."))
     var resume = false
     @Option(help: "Training-image augmentation: none, flip, alexnet (random crops of 256, flips, PCA colour noise), vgg (scale jittering 256-512, crops, flips, colour shift) or crop (padded by 4, random crops, flips: CIFAR's; crop:N pads by N).")
     var augment: String?
@@ -114,6 +118,48 @@ struct Train: ParsableCommand {
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
         if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+    }
+
+    /// The options given with --resume that differ from the run being resumed, each with the run's own value.
+    func resumeConflicts(state: TrainingState, info: CheckpointInfo, saved: Model) -> [String] {
+        var conflicts: [String] = []
+        func check<T: Equatable>(_ option: String, _ given: T?, _ saved: T, _ shown: String? = nil) {
+            if let given, given != saved { conflicts.append("\(option) \(given) (the run's: \(shown ?? "\(saved)"))") }
+        }
+        func standardized(_ name: String) -> String { isImageFolder(name) ? URL(fileURLWithPath: name).standardized.path : name }
+        check("--dataset", dataset.map(standardized), standardized(info.dataset), info.dataset)
+        check("--classes", network.classes, saved.configuration.classes)
+        check("--input-size", network.inputSize, saved.configuration.inputSize)
+        check("--batch-size", batchSize, state.batchSize)
+        check("--seed", seedOption, state.seed)
+        if let stepsPerEpoch, stepsPerEpoch != state.stepsPerEpoch {
+            conflicts.append("--steps-per-epoch \(stepsPerEpoch) (the run's: \(state.stepsPerEpoch.map(String.init) ?? "whole epochs"))")
+        }
+        check("--optimizer", optimizer?.rawValue, info.optimizer ?? "")
+        func setting(_ option: String, _ given: Float?, _ key: String) {
+            if let given, let value = info.optimizerSettings[key], abs(Double(given) - value) > 1e-7 * max(1, abs(value)) {
+                conflicts.append("\(option) \(given) (the run's: \(Float(value)))")
+            }
+        }
+        setting("--momentum", momentum, "momentum")
+        setting("--weight-decay", weightDecay, "weight_decay")
+        setting("--epsilon", epsilon, "epsilon")
+        setting("--rho", rho, "rho")
+        if let schedule = lrSchedule, let parsed = try? LearningRateSchedule(parsing: schedule),
+           parsed.description != (state.schedule ?? "constant") {
+            conflicts.append("--lr-schedule \(schedule) (the run's: \(state.schedule ?? "constant"))")
+        }
+        if warmupEpochs != 0 && warmupEpochs != (state.warmupEpochs ?? 0) { conflicts.append("--warmup-epochs \(warmupEpochs)") }
+        check("--augment", augment, state.augmentation ?? "none")
+        check("--label-smoothing", labelSmoothing, state.labelSmoothing ?? 0)
+        check("--clip-norm", clipNorm, state.gradientClipNorm ?? 0, state.gradientClipNorm.map { "\($0)" } ?? "none")
+        check("--ema", ema, state.averageDecay ?? 0, state.averageDecay.map { "\($0)" } ?? "none")
+        if !freeze.isEmpty && freeze != (state.frozen ?? []) { conflicts.append("--freeze \(freeze.joined(separator: " "))") }
+        if trainOnly != nil { conflicts.append("--train-only (give it to a new run)") }
+        if recipe != nil { conflicts.append("--recipe (the run keeps the settings it started with)") }
+        if classWeight != nil && state.classWeights == nil { conflicts.append("--class-weight (the run had none)") }
+        if earlyStoppingPatience != nil && state.earlyStoppingSettings == nil { conflicts.append("--early-stopping-patience (the run had none)") }
+        return conflicts
     }
 
     /// Loads every matching tensor of `file` into `network` and says what was loaded, skipped and left initialised.
@@ -218,6 +264,11 @@ struct Train: ParsableCommand {
             guard let state = info.trainingState, let optimizerName = info.optimizer else {
                 throw CommandError(description: "\(path) has no training state to resume from")
             }
+            let conflicts = resumeConflicts(state: state, info: info, saved: saved)
+            guard conflicts.isEmpty else {
+                throw ValidationError("--resume continues the run in \(path) as it was; these options differ from it: "
+                    + conflicts.joined(separator: "; ") + ". Leave them out, or train anew in another --checkpoint-dir")
+            }
             network = saved
             chosen = try makeOptimizer(named: optimizerName, settings: info.optimizerSettings)
             try chosen.restore(state: optimizerState, settings: info.optimizerSettings, parameters: network.parameters)
@@ -237,6 +288,11 @@ struct Train: ParsableCommand {
                     schedule: try LearningRateSchedule(parsing: state.schedule ?? "constant"),
                     baseRate: state.baseLearningRate ?? Double(chosen.learningRate), warmupEpochs: state.warmupEpochs ?? 0)
             } catch { throw CommandError(description: "\(path): its learning-rate schedule cannot be read (\(error))") }
+            if let lr, var rate = options.learningRate, Float(rate.baseRate) != lr {
+                if !json { print("The learning rate's base goes from \(Float(rate.baseRate)) to \(lr) (--lr); the schedule goes on from where it was") }
+                rate.baseRate = Double(lr)
+                options.learningRate = rate
+            }
             if !json {
                 let position = state.nextBatch > 0 ? "epoch \(state.epoch), step \(state.nextBatch + 1)" : "epoch \(state.epoch + 1)"
                 print("Resuming \(path) at \(position) (batch size \(state.batchSize), seed \(state.seed), \(optimizerName))")

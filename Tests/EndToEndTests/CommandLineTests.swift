@@ -245,6 +245,26 @@ struct CommandLineTests {
         #expect(resumed.output.contains("Resuming") && resumed.output.contains("Epoch 2/2"))
     }
 
+    /// --resume continues the run as it was: options that would change it are refused with the run's own values;
+    /// the learning rate and the number of epochs may change.
+    @Test func resumeRefusesWhatItCannotHonour() throws {
+        let directory = scratch("resume-conflicts"), root = try dataRoot()
+        let first = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "5", "--validation-steps", "1",
+                             "--checkpoint-dir", directory, "--data-dir", root])
+        try #require(first.status == 0, "\(first.error)")
+        let conflicting = try cnn(["train", "lenet5", "--resume", "--batch-size", "16", "--dataset", "cifar10", "--optimizer", "sgd",
+                                   "--checkpoint-dir", directory, "--data-dir", root])
+        #expect(conflicting.status == 64, "\(conflicting.error)")
+        for part in ["--batch-size 16 (the run's: 32)", "--dataset cifar10 (the run's: mnist)", "--optimizer sgd (the run's: adam)"] {
+            #expect(conflicting.error.contains(part), "\(conflicting.error)")
+        }
+        let more = try cnn(["train", "lenet5", "--resume", "--lr", "0.0005", "--epochs", "2", "--batch-size", "32",
+                            "--checkpoint-dir", directory, "--data-dir", root])
+        #expect(more.status == 0, "\(more.error)")
+        #expect(more.output.contains("from 0.001 to 0.0005") && more.output.contains("Epoch 2/2") && more.output.contains("lr: 0.0005"),
+                "\(more.output)")
+    }
+
     /// Memory is proportional to one batch: after the first epoch, later epochs add no resident memory.
     @Test func residentMemoryIsFlatAcrossEpochs() throws {
         let directory = scratch("memory")
