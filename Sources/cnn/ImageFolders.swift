@@ -4,9 +4,9 @@ import ClassicCNN
 import Foundation
 
 struct ImageFolderOptions: ParsableArguments {
-    @Option(help: "For an image folder without train/ and val/ folders: the share of each class held out for validation, chosen by --seed (0: none).")
+    @Option(help: "For an image folder without train/ and val/ folders: the share of each class held out for validation, chosen by the run's seed (0: none).")
     var validationFraction = 0.1
-    @Flag(help: "For an image folder: report each file that is not a usable image and train without it (default: stop before training).")
+    @Flag(help: "For an image folder: report each file that is not a usable image and go on without it (default: stop before any work).")
     var skipBadImages = false
 
     func validate() throws {

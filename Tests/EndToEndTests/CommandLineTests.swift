@@ -358,6 +358,9 @@ struct CommandLineTests {
         expectCleanFailure(try cnn(["summary", "vgg-16"]), naming: "did you mean vgg16")
         // A negative number is a value that is out of range, not a missing one.
         expectCleanFailure(try cnn(["train", "lenet5", "--batch-size", "-4"]), naming: "--batch-size must be in 1...")
+        // Help names only what the command has: evaluate neither trains nor takes --seed.
+        let help = try cnn(["evaluate", "--help"])
+        #expect(help.status == 0 && !help.output.contains("--seed") && !help.output.contains("train without"), "\(help.output)")
         let version = try cnn(["--version"])
         #expect(version.status == 0 && version.output.hasPrefix(ClassicCNNVersion.current), "\(version.output)")
         expectCleanFailure(try cnn(["train", "lenet5", "--bogus"]), naming: "--bogus")
