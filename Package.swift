@@ -7,6 +7,8 @@ let package = Package(
     products: [
         // The public surface: the library, and the command-line tool over it.
         .library(name: "ClassicCNN", targets: ["ClassicCNN"]),
+        // The engine alone: layers, training and checkpoints, without protobuf, libpng or libjpeg.
+        .library(name: "ClassicCNNEngine", targets: ["ClassicCNNEngine"]),
         .executable(name: "cnn", targets: ["cnn"]),
     ],
     dependencies: [
@@ -23,12 +25,20 @@ let package = Package(
             name: "CCodecs",
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
         ),
-        // The engine, the data readers, the formats and the model zoo.
+        // Three layers with one-way dependencies, which the compiler checks (each sees only what it imports):
+        // the engine (tensors, layers, model, losses, optimizers, schedules, the trainer, the in-memory data
+        // pipeline and the checkpoints it resumes from); the model zoo over it; and the world's formats over it
+        // (dataset files, image codecs, downloads, ONNX, TensorBoard, CSV and plots). What they share beyond their
+        // public API is `package`.
+        .target(name: "ClassicCNNEngine", dependencies: ["CNNKernels"]),
+        .target(name: "ClassicCNNZoo", dependencies: ["ClassicCNNEngine"]),
         .target(
-            name: "ClassicCNN",
-            dependencies: ["CNNKernels", "CCodecs", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            name: "ClassicCNNIO",
+            dependencies: ["ClassicCNNEngine", "CCodecs", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Formats/ONNX/onnx.proto"]
         ),
+        // `import ClassicCNN` gives all three.
+        .target(name: "ClassicCNN", dependencies: ["ClassicCNNEngine", "ClassicCNNZoo", "ClassicCNNIO"]),
         // The command-line tool: one file per subcommand.
         .executableTarget(
             name: "cnn",
@@ -39,8 +49,8 @@ let package = Package(
         .executableTarget(name: "fine-tune-bench", dependencies: ["ClassicCNN"], path: "Benchmarks/FineTune"),
         // What both test targets need and no product ships: the Python that checks our files with the real tools.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "ClassicCNNTests", dependencies: ["ClassicCNN", "CNNKernels", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["cnn", "ClassicCNN", "TestSupport"]),
+        .testTarget(name: "ClassicCNNTests", dependencies: ["ClassicCNN", "ClassicCNNEngine", "ClassicCNNZoo", "ClassicCNNIO", "CNNKernels", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["cnn", "ClassicCNN", "ClassicCNNEngine", "ClassicCNNZoo", "ClassicCNNIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

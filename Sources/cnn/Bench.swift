@@ -37,9 +37,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        Conv2D.winogradEnabled = !noWinograd
-        Sequential.fusesActivationsByDefault = !noFusion
-        GradientPool.enabled = !noGradientPool
+        EngineOptions.process.winograd = !noWinograd
+        EngineOptions.process.fusesActivations = !noFusion
+        EngineOptions.process.poolsGradients = !noGradientPool
         let model = network.model
         let built = try network.make()
         built.initialize(seed: 0)

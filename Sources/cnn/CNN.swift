@@ -23,7 +23,7 @@ struct RuntimeOptions: ParsableArguments {
     }
 
     func apply() {
-        if let threads { Parallel.threads = threads }
+        if let threads { EngineOptions.process.threads = threads }
     }
 }
 

@@ -259,35 +259,23 @@ struct Train: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw CommandError(description: "--resume: \(path) does not exist (train without --resume first)")
             }
-            let (saved, info, optimizerState) = try Checkpoint.load(path: path)
+            let run = try SavedRun(path: path)
+            let (saved, info, state) = (run.model, run.info, run.state)
             guard saved.name == model else { throw CommandError(description: "\(path) holds a \(saved.name), not a \(model)") }
-            guard let state = info.trainingState, let optimizerName = info.optimizer else {
-                throw CommandError(description: "\(path) has no training state to resume from")
-            }
             let conflicts = resumeConflicts(state: state, info: info, saved: saved)
             guard conflicts.isEmpty else {
                 throw ValidationError("--resume continues the run in \(path) as it was; these options differ from it: "
                     + conflicts.joined(separator: "; ") + ". Leave them out, or train anew in another --checkpoint-dir")
             }
             network = saved
-            chosen = try makeOptimizer(named: optimizerName, settings: info.optimizerSettings)
-            try chosen.restore(state: optimizerState, settings: info.optimizerSettings, parameters: network.parameters)
-            (options.batchSize, options.seed, options.stepsPerEpoch) = (state.batchSize, state.seed, state.stepsPerEpoch)
-            (options.labelSmoothing, options.gradientClipNorm, options.averageDecay) = (state.labelSmoothing, state.gradientClipNorm, state.averageDecay)
-            options.earlyStopping = state.earlyStoppingSettings
-            options.frozen = state.frozen ?? []
-            options.classWeights = state.classWeights
-            if let weight = state.auxiliaryWeight { for head in network.auxiliaries { head.weight = weight } }
+            chosen = run.optimizer
+            let epochs = options.epochs
+            options = run.options
+            (options.epochs, options.checkpointDirectory, options.validationSteps) = (epochs, checkpointDir, validationSteps)
             resumedTensors = info.extraTensors
             datasetName = info.dataset
             resumed = state
             augmentation = state.augmentation ?? "none"
-            // The schedule goes on as it was (checkpoints from before schedules ran at a constant rate).
-            do {
-                options.learningRate = ScheduledLearningRate(
-                    schedule: try LearningRateSchedule(parsing: state.schedule ?? "constant"),
-                    baseRate: state.baseLearningRate ?? Double(chosen.learningRate), warmupEpochs: state.warmupEpochs ?? 0)
-            } catch { throw CommandError(description: "\(path): its learning-rate schedule cannot be read (\(error))") }
             if let lr, var rate = options.learningRate, Float(rate.baseRate) != lr {
                 if !json { print("The learning rate's base goes from \(Float(rate.baseRate)) to \(lr) (--lr); the schedule goes on from where it was") }
                 rate.baseRate = Double(lr)
@@ -295,7 +283,7 @@ struct Train: ParsableCommand {
             }
             if !json {
                 let position = state.nextBatch > 0 ? "epoch \(state.epoch), step \(state.nextBatch + 1)" : "epoch \(state.epoch + 1)"
-                print("Resuming \(path) at \(position) (batch size \(state.batchSize), seed \(state.seed), \(optimizerName))")
+                print("Resuming \(path) at \(position) (batch size \(state.batchSize), seed \(state.seed), \(info.optimizer ?? ""))")
             }
         }
         let (trainingSet, validationSet) = try loadTrainingData(datasetName, channels: network.configuration.inputChannels,

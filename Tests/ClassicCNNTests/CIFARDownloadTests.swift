@@ -2,7 +2,10 @@
 // loopback, checked, unpacked in process and read; and the archives that must be refused.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 /// A ustar archive built by hand, so that the members a hostile archive might hold can be written too.
 struct TarBuilder {

@@ -1,7 +1,10 @@
 // The CIFAR-10 binary reader on the real files and on broken ones, and the loader's resizing.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("CIFAR-10 and resizing")
 struct CIFARTests {

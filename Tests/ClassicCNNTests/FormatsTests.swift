@@ -6,7 +6,10 @@
 
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

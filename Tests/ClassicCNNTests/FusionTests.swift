@@ -4,7 +4,10 @@
 // the caller and must not be written over); and batch normalisation's kernels against their naive twins.
 import CNNKernels
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Fused activations")
 struct FusionTests {

@@ -1,5 +1,8 @@
 // Finite-difference gradient checking, shared by the layer and loss tests.
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 /// A random tensor with values in [-1, 1).
 func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {

@@ -2,14 +2,19 @@
 // gives the same values, bit for bit, as every layer keeping its own buffers, in the networks whose gradients take
 // every path (Concat branches, auxiliary heads, scaled residuals, the Inception modules' wrappers, dropout).
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Gradient pool", .serialized)
 struct GradientPoolTests {
     /// The loss of two training steps and every parameter after them, at 32 x 32 with batch 2.
     static func train(_ name: String, pooled: Bool) throws -> [[Float]] {
-        GradientPool.enabled = pooled
-        defer { GradientPool.enabled = true }
+        try EngineOptions.with({ $0.poolsGradients = pooled }) { try trainTwoSteps(name) }
+    }
+
+    static func trainTwoSteps(_ name: String) throws -> [[Float]] {
         let model = try ModelZoo.make(name, inputSize: 32, classes: 10, seed: 5)
         let optimizer = SGD(learningRate: 0.01, momentum: 0.9)
         var losses: [Float] = []

@@ -2,7 +2,10 @@
 // loader checked against the in-memory one on the same pixels.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Image folders")
 struct ImageFolderTests {

@@ -8,7 +8,10 @@
 // facenet-pytorch 2.6.0's model cut to Figure 15 (4 + 1 Block8, a linear head `logits`): 577 tensors loaded by name,
 // logits within 6.2e-7 relative.
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Inception")
 struct InceptionTests {
@@ -130,7 +133,7 @@ struct InceptionTests {
             == Array(repeating: [320, 35, 35], count: 10) + Array(repeating: [1088, 17, 17], count: 20)
             + Array(repeating: [2080, 8, 8], count: 10))
         // Each block is a Module whose wiring is Residual (then ReLU): its children are timm's flat attributes.
-        let residuals = model.network.allLayers.compactMap { ($0 as? InceptionV4.Module)?.body.children.first?.layer as? Residual }
+        let residuals = model.network.allLayers.compactMap { ($0 as? Inception.Module)?.body.children.first?.layer as? Residual }
         #expect(residuals.map(\.scale) == Array(repeating: 0.17, count: 10) + Array(repeating: 0.10, count: 20)
             + Array(repeating: 0.20, count: 9) + [1])
         #expect(rows.last.map { Array($0.outputShape.dropFirst()) } == [1000])
@@ -226,10 +229,10 @@ struct InceptionTests {
         #expect(sums.map { Array($0.outputShape.dropFirst()) }
             == Array(repeating: [256, 35, 35], count: 5) + Array(repeating: [896, 17, 17], count: 10)
             + Array(repeating: [1792, 8, 8], count: 5))
-        let residuals = model.network.allLayers.compactMap { ($0 as? InceptionV4.Module)?.body.children.first?.layer as? Residual }
+        let residuals = model.network.allLayers.compactMap { ($0 as? Inception.Module)?.body.children.first?.layer as? Residual }
         #expect(residuals.map(\.scale) == Array(repeating: 0.17, count: 5) + Array(repeating: 0.10, count: 10)
             + Array(repeating: 0.20, count: 4) + [1])
-        let blocks = model.network.allLayers.compactMap { $0 as? InceptionV4.Module }
+        let blocks = model.network.allLayers.compactMap { $0 as? Inception.Module }
         #expect(blocks.map { $0.body.children.count } == Array(repeating: 2, count: 19) + [1])  // the last has no ReLU
         #expect(rows.last.map { Array($0.outputShape.dropFirst()) } == [1000])
     }

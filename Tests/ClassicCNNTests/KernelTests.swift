@@ -1,7 +1,10 @@
 // The fast kernels against their naive twins, on awkward shapes, for every instruction set this CPU has.
 import CNNKernels
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Kernels against their naive twins")
 struct KernelTests {

@@ -1,6 +1,9 @@
 // Every layer's backward pass against finite differences of its forward pass.
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Layer gradients (finite differences)")
 struct LayerGradientTests {

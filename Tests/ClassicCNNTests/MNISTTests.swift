@@ -1,7 +1,10 @@
 // The IDX reader on the real files and on broken ones, and the data locator.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("MNIST")
 struct MNISTTests {

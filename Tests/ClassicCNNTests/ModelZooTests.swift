@@ -1,6 +1,9 @@
 // One test over the whole registry (adding a model to the registry tests it), and the paper's figures pinned.
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Model zoo", .serialized)  // one network at a time: the VGGs hold over a gigabyte each
 struct ModelZooTests {
@@ -82,12 +85,12 @@ struct ModelZooTests {
     @Test func aWindowThatDoesNotFitIsPaddedAsSameAndOnlyThen() throws {
         let shapes: [([Int], [Int])] = [([1, 1, 1, 1], [1, 1, 1, 1]), ([1, 1, 2, 2], [1, 1, 1, 1]), ([1, 1, 5, 5], [1, 1, 2, 2])]
         for (input, expected) in shapes {
-            let pool = SmallInputs.$adapting.withValue(true) { MaxPool2D(kernelSize: 3, stride: 2) }
+            let pool = EngineOptions(adaptsWindowsToSmallInputs: true).run { MaxPool2D(kernelSize: 3, stride: 2) }
             #expect(try pool.outputShape(for: input) == expected, "\(input)")
         }
         #expect(throws: ShapeError.self) { try MaxPool2D(kernelSize: 3, stride: 2).outputShape(for: [1, 1, 2, 2]) }
         // A 1x1 input through a padded 3x3 convolution sees only the centre tap.
-        let conv = SmallInputs.$adapting.withValue(true) { Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, stride: 2, bias: false) }
+        let conv = EngineOptions(adaptsWindowsToSmallInputs: true).run { Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, stride: 2, bias: false) }
         conv.weight.value = Tensor(shape: [1, 1, 3, 3], values: [1, 2, 3, 4, 5, 6, 7, 8, 9])
         #expect(conv.forward(Tensor(shape: [1, 1, 1, 1], values: [2]), training: false).values == [10])
     }

@@ -4,7 +4,10 @@
 // Scripts/reference/normalization_torch.py, quoted beside each literal).
 import CNNKernels
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 /// Elements 0..<count as floats, mapped by `transform` (the `arange` inputs of the golden tests).
 private func arange(_ shape: [Int], _ transform: (Float) -> Float = { $0 }) -> Tensor {
@@ -172,13 +175,9 @@ struct NewLayerKernelTests {
 
     /// The layer splits the batch across threads; the result must not change.
     @Test func lrnLayerIsIndependentOfTheThreadCount() {
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
         let x = randomTensor([5, 8, 4, 4], seed: 3)
-        Parallel.threads = 1
-        let one = Tensor(copying: LocalResponseNorm(size: 3, alpha: 0.5).forward(x, training: true))
-        Parallel.threads = 4
-        let four = LocalResponseNorm(size: 3, alpha: 0.5).forward(x, training: true)
+        let one = EngineOptions(threads: 1).run { Tensor(copying: LocalResponseNorm(size: 3, alpha: 0.5).forward(x, training: true)) }
+        let four = EngineOptions(threads: 4).run { LocalResponseNorm(size: 3, alpha: 0.5).forward(x, training: true) }
         #expect(one == four)
     }
 }

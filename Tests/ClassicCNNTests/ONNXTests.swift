@@ -2,7 +2,10 @@
 // run in ONNX Runtime through Scripts/onnx_check.py; its outputs must match ours within 1e-4 of the largest logit, at
 // batch sizes 3 and 1 from the same file (the batch dimension is symbolic). The Python is `testPython()`: CNN_TEST_PYTHON,
 // or .venv-ci made on first use; without one these tests fail and say so.
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 import Foundation
 import TestSupport
 import Testing

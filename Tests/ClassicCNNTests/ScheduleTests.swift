@@ -2,7 +2,10 @@
 // an exact resume in the middle of a scheduled run.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Learning-rate schedules")
 struct ScheduleTests {

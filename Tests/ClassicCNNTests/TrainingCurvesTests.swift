@@ -1,7 +1,10 @@
 // The training curves: round tick values, the bitmap font, and both series drawn in both panels of the PNG and SVG.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Training curves")
 struct TrainingCurvesTests {

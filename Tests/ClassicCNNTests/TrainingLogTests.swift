@@ -3,7 +3,10 @@
 // the log but not the run.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 /// A fresh empty directory for one test.
 private func logDirectory(_ name: String) -> String {

@@ -3,7 +3,10 @@
 // TensorFlow convention, the moving average of the weights and early stopping against values computed by hand.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 private let fixture: [String: Any] = {
     let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

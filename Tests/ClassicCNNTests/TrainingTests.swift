@@ -1,7 +1,10 @@
 // Training for real on MNIST (briefly), reproducibility, the loader, and checkpoints.
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Training and checkpoints")
 struct TrainingTests {
@@ -67,10 +70,21 @@ struct TrainingTests {
         let (model, info, state) = try Checkpoint.load(path: options.checkpointDirectory! + "/last.safetensors")
         let saved = try #require(info.trainingState)
         #expect(saved.epoch == epoch && saved.nextBatch == nextBatch)
+        let run = try SavedRun(path: options.checkpointDirectory! + "/last.safetensors")
         let optimizer = try makeOptimizer(named: try #require(info.optimizer), settings: info.optimizerSettings)
         try optimizer.restore(state: state, settings: info.optimizerSettings, parameters: model.parameters)
         try Trainer(model: model, optimizer: optimizer, trainingSet: train, validationSet: nil, options: options).fit(resumingFrom: saved)
         #expect(model.parameters.map { $0.parameter.value } == straight.parameters.map { $0.parameter.value })
+
+        // The library's own way, `SavedRun` and `Trainer(continuing:)` (read above, before the run went on), does the
+        // same from the path alone.
+        #expect(run.state == saved && run.options.seed == 11 && run.options.batchSize == options.batchSize)
+        var continued = run.options
+        continued.epochs = 3
+        var runWithEpochs = run
+        runWithEpochs.options = continued
+        try Trainer(continuing: runWithEpochs, trainingSet: train, validationSet: nil).fit()
+        #expect(run.model.parameters.map { $0.parameter.value } == straight.parameters.map { $0.parameter.value })
 
         // A different batch size cannot resume this run.
         var other = options

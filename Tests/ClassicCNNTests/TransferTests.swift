@@ -2,7 +2,10 @@
 // fine-tuning experiment of the README (MNIST digits 0-4, then 5-9 with the features frozen).
 import Foundation
 import Testing
-@testable import ClassicCNN
+import ClassicCNN
+@testable import ClassicCNNEngine
+@testable import ClassicCNNIO
+@testable import ClassicCNNZoo
 
 @Suite("Transfer learning")
 struct TransferTests {

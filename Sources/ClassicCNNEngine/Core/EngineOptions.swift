@@ -1,0 +1,61 @@
+// The engine's switches, as one value: how many threads the kernels use, the optimisations that `cnn bench` turns
+// off to measure what they gain, and how layers made for a smaller input than their network's own adapt. The
+// process has one set (`EngineOptions.process`, which `cnn --threads` sets at start-up); a task may run with its own
+// (`EngineOptions.run`), which is how tests compare settings without changing what suites running beside them see.
+import Foundation
+
+public struct EngineOptions: Sendable, Equatable {
+    /// Threads for the numeric kernels. Results are reproducible for a fixed count: work is split into contiguous
+    /// chunks in a fixed order.
+    public var threads: Int {
+        didSet { threads = max(1, threads) }
+    }
+    /// Whether Winograd (F(4x4, 3x3) or F(2x2, 5x5)) may serve stride-1 3x3 and 5x5 convolutions; off, they are
+    /// lowered to im2col + GEMM (`cnn bench --no-winograd`).
+    public var winograd: Bool
+    /// Whether new `Sequential`s fuse each ReLU into the layer before it (`cnn bench --no-fusion`). The values are the
+    /// same either way.
+    public var fusesActivations: Bool
+    /// Whether layers take their gradient buffers from `GradientPool` and give them back once read, rather than each
+    /// keeping its own (`cnn bench --no-gradient-pool`). The values are the same either way.
+    public var poolsGradients: Bool
+    /// Whether convolution and pooling layers made now pad as TensorFlow's "same" where their window would not fit
+    /// the input, as Keras's applications do for inputs smaller than the network's own. Layers read it when they are
+    /// made; `ModelDescriptor.make` sets it for inputs smaller than the network's own.
+    public var adaptsWindowsToSmallInputs: Bool
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, winograd: Bool = true,
+                fusesActivations: Bool = true, poolsGradients: Bool = true, adaptsWindowsToSmallInputs: Bool = false) {
+        self.threads = max(1, threads)
+        self.winograd = winograd
+        self.fusesActivations = fusesActivations
+        self.poolsGradients = poolsGradients
+        self.adaptsWindowsToSmallInputs = adaptsWindowsToSmallInputs
+    }
+
+    /// The options in force: those of the innermost `run` of the current task, else the process's.
+    public static var current: EngineOptions { scoped ?? process }
+
+    /// The process's options, which every task uses unless it runs with its own. Set them at start-up, before any
+    /// work: a change while layers run on other threads changes what those threads see mid-way.
+    public static var process: EngineOptions {
+        get { lock.lock(); defer { lock.unlock() }; return processOptions }
+        set { lock.lock(); defer { lock.unlock() }; processOptions = newValue }
+    }
+
+    /// Runs `body` with these options in force for the current task and the tasks it starts, whatever the process's.
+    public func run<Result>(_ body: () throws -> Result) rethrows -> Result {
+        try EngineOptions.$scoped.withValue(self, operation: body)
+    }
+
+    /// The current options changed by `change`, in force while `body` runs.
+    public static func with<Result>(_ change: (inout EngineOptions) -> Void, _ body: () throws -> Result) rethrows -> Result {
+        var options = current
+        change(&options)
+        return try options.run(body)
+    }
+
+    @TaskLocal private static var scoped: EngineOptions?
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var processOptions = EngineOptions()
+}
