@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // ONNX export: the runtime library only; the generated onnx.pb.swift is committed (Scripts/generate_onnx_proto.sh).
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // `swift package generate-documentation`: the DocC catalogues, which CI builds so that they cannot rot.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // Hot loops only: buffers in, buffers out. The instruction set is chosen at run time
@@ -48,7 +50,9 @@ let package = Package(
         .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "CNNKernels"], path: "Benchmarks/KernelBench"),
         .executableTarget(name: "fine-tune-bench", dependencies: ["ClassicCNN"], path: "Benchmarks/FineTune"),
         // What both test targets need and no product ships: the Python that checks our files with the real tools.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ClassicCNNEngine"], path: "Tests/TestSupport"),
+        // The C kernels against their naive twins, for every instruction set the CPU has.
+        .testTarget(name: "KernelTests", dependencies: ["CNNKernels", "ClassicCNNEngine", "TestSupport"]),
         .testTarget(name: "ClassicCNNTests", dependencies: ["ClassicCNN", "ClassicCNNEngine", "ClassicCNNZoo", "ClassicCNNIO", "CNNKernels", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["cnn", "ClassicCNN", "ClassicCNNEngine", "ClassicCNNZoo", "ClassicCNNIO", "TestSupport"]),
     ],

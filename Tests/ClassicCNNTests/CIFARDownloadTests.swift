@@ -2,6 +2,7 @@
 // loopback, checked, unpacked in process and read; and the archives that must be refused.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

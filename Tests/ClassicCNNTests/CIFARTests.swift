@@ -1,6 +1,7 @@
 // The CIFAR-10 binary reader on the real files and on broken ones, and the loader's resizing.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

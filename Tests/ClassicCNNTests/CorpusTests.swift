@@ -4,6 +4,7 @@
 import ClassicCNN
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Fuzz corpus replay")
 struct CorpusTests {

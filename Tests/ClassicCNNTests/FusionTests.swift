@@ -4,6 +4,7 @@
 // the caller and must not be written over); and batch normalisation's kernels against their naive twins.
 import CNNKernels
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

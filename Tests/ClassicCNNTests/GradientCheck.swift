@@ -1,14 +1,9 @@
 // Finite-difference gradient checking, shared by the layer and loss tests.
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO
 @testable import ClassicCNNZoo
-
-/// A random tensor with values in [-1, 1).
-func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
-    var rng = RandomGenerator(seed: seed)
-    return Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in rng.uniform(-1, 1) })
-}
 
 struct GradientMismatch: CustomStringConvertible {
     let what: String, index: Int, analytic: Double, numeric: Double

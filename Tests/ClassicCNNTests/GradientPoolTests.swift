@@ -2,6 +2,7 @@
 // gives the same values, bit for bit, as every layer keeping its own buffers, in the networks whose gradients take
 // every path (Concat branches, auxiliary heads, scaled residuals, the Inception modules' wrappers, dropout).
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

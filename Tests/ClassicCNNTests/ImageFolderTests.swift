@@ -2,6 +2,7 @@
 // loader checked against the in-memory one on the same pixels.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

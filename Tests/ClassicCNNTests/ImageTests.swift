@@ -4,6 +4,7 @@
 import ClassicCNN
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct ImageDecodingTests {
     @Test func decodesGreyPNG() throws {

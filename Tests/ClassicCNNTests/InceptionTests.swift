@@ -8,6 +8,7 @@
 // facenet-pytorch 2.6.0's model cut to Figure 15 (4 + 1 Block8, a linear head `logits`): 577 tensors loaded by name,
 // logits within 6.2e-7 relative.
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

@@ -1,5 +1,6 @@
 // Every layer's backward pass against finite differences of its forward pass.
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

@@ -1,6 +1,7 @@
 // The IDX reader on the real files and on broken ones, and the data locator.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

@@ -1,5 +1,6 @@
 // One test over the whole registry (adding a model to the registry tests it), and the paper's figures pinned.
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

@@ -4,6 +4,7 @@
 // Scripts/reference/normalization_torch.py, quoted beside each literal).
 import CNNKernels
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

@@ -4,6 +4,7 @@
 import ClassicCNN
 import Foundation
 import Testing
+import TestSupport
 
 /// The fixture formula: SplitMix64 of FNV-1a-64(name) ^ (i * golden ratio), as uniforms in [0, 1).
 enum FormulaWeights {

@@ -2,6 +2,7 @@
 // an exact resume in the middle of a scheduled run.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

@@ -1,6 +1,7 @@
 // The training curves: round tick values, the bitmap font, and both series drawn in both panels of the PNG and SVG.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

@@ -3,6 +3,7 @@
 // TensorFlow convention, the moving average of the weights and early stopping against values computed by hand.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

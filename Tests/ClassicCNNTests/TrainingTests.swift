@@ -1,6 +1,7 @@
 // Training for real on MNIST (briefly), reproducibility, the loader, and checkpoints.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

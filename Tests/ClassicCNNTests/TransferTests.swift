@@ -2,6 +2,7 @@
 // fine-tuning experiment of the README (MNIST digits 0-4, then 5-9 with the features frozen).
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

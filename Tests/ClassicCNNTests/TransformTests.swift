@@ -3,6 +3,7 @@
 // distributions, their seeding and their argument checks.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 @testable import ClassicCNNEngine
 @testable import ClassicCNNIO

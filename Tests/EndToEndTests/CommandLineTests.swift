@@ -1,6 +1,7 @@
 // End-to-end: the built `cnn` binary run as a user runs it, for each subcommand and each kind of bad input.
 import Foundation
 import Testing
+import TestSupport
 import ClassicCNN
 
 /// The result of one run of the tool.
@@ -54,15 +55,6 @@ func json(_ text: String) throws -> Any {
     try JSONSerialization.jsonObject(with: Data(text.utf8))
 }
 
-func dataRoot() throws -> String {
-    if let root = ProcessInfo.processInfo.environment["CNN_DATA_DIR"], !root.isEmpty { return root }
-    let fallback = FileManager.default.currentDirectoryPath + "/../shared/data"
-    guard FileManager.default.fileExists(atPath: fallback + "/mnist") else {
-        throw MissingTool(description: "CNN_DATA_DIR is not set and ../shared/data does not exist")
-    }
-    return fallback
-}
-
 func scratch(_ name: String) -> String {
     let path = NSTemporaryDirectory() + "cnn-e2e-\(ProcessInfo.processInfo.processIdentifier)-\(name)"
     try? FileManager.default.removeItem(atPath: path)
@@ -105,7 +97,7 @@ struct CommandLineTests {
 
     @Test func trainEvaluatePredict() throws {
         let directory = scratch("train")
-        let root = try dataRoot()
+        let root = try sharedDataRoot()
         let train = try cnn(["train", "lenet5", "--epochs", "2", "--steps-per-epoch", "30", "--checkpoint-dir", directory,
                              "--data-dir", root])
         #expect(train.status == 0, "\(train.error)")
@@ -135,7 +127,7 @@ struct CommandLineTests {
     /// overridden; bad prefixes and files that fit nothing are usage errors.
     @Test func fineTunesFromAnotherRunsWeights() throws {
         let (first, second) = (scratch("init-a"), scratch("init-b"))
-        let root = try dataRoot()
+        let root = try sharedDataRoot()
         let base = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "20", "--validation-steps", "2",
                             "--checkpoint-dir", first, "--data-dir", root])
         #expect(base.status == 0, "\(base.error)")
@@ -167,17 +159,17 @@ struct CommandLineTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = try cnn(["train", "vgg11", "--dataset", "cifar10", "--input-size", "32", "--classes", "10", "--epochs", "1",
                            "--steps-per-epoch", "3", "--validation-steps", "1", "--optimizer", "sgd", "--momentum", "0",
-                           "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
+                           "--checkpoint-dir", directory, "--data-dir", try sharedDataRoot()])
         #expect(run.status == 0, "\(run.error)")
         #expect(run.output.contains("val_accuracy"))
-        let evaluate = try cnn(["evaluate", "--checkpoint", directory + "/last.safetensors", "--json", "--data-dir", try dataRoot()])
+        let evaluate = try cnn(["evaluate", "--checkpoint", directory + "/last.safetensors", "--json", "--data-dir", try sharedDataRoot()])
         #expect(evaluate.status == 0, "\(evaluate.error)")
         let report = try #require(try json(evaluate.output) as? [String: Any])
         #expect(report["dataset"] as? String == "cifar10" && report["images"] as? Int == 10_000)
         #expect((report["class_names"] as? [String])?.first == "airplane")
 
         // predict on a colour picture of any size: CIFAR-10's class names, probabilities summing to at most 1.
-        let picture = try dataRoot() + "/samples/cifar-test-0002-deer.jpg"
+        let picture = try sharedDataRoot() + "/samples/cifar-test-0002-deer.jpg"
         let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", "--top", "10", "--json", picture])
         #expect(predict.status == 0, "\(predict.error)")
         let results = try #require(try json(predict.output) as? [[String: Any]])
@@ -194,9 +186,9 @@ struct CommandLineTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = try cnn(["train", "googlenet-torchvision", "--dataset", "cifar10", "--input-size", "32", "--epochs", "1",
                            "--steps-per-epoch", "1", "--validation-steps", "1", "--batch-size", "4",
-                           "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
+                           "--checkpoint-dir", directory, "--data-dir", try sharedDataRoot()])
         #expect(run.status == 0, "\(run.error)")
-        let picture = try dataRoot() + "/samples/cifar-test-0001-dog.png"
+        let picture = try sharedDataRoot() + "/samples/cifar-test-0001-dog.png"
         let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", "--top", "1000", "--json", picture])
         #expect(predict.status == 0, "\(predict.error)")
         let results = try #require(try json(predict.output) as? [[String: Any]])
@@ -216,7 +208,7 @@ struct CommandLineTests {
     func interruptedTrainingSavesAndResumes(_ signal: Int32) throws {
         let directory = scratch("interrupt-\(signal)")
         let arguments = ["train", "lenet5", "--epochs", "2", "--steps-per-epoch", "1500", "--validation-steps", "2",
-                         "--checkpoint-dir", directory, "--data-dir", try dataRoot()]
+                         "--checkpoint-dir", directory, "--data-dir", try sharedDataRoot()]
         let process = Process()
         process.executableURL = try cnnExecutable()
         process.arguments = arguments
@@ -248,7 +240,7 @@ struct CommandLineTests {
     /// --resume continues the run as it was: options that would change it are refused with the run's own values;
     /// the learning rate and the number of epochs may change.
     @Test func resumeRefusesWhatItCannotHonour() throws {
-        let directory = scratch("resume-conflicts"), root = try dataRoot()
+        let directory = scratch("resume-conflicts"), root = try sharedDataRoot()
         let first = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "5", "--validation-steps", "1",
                              "--checkpoint-dir", directory, "--data-dir", root])
         try #require(first.status == 0, "\(first.error)")
@@ -269,7 +261,7 @@ struct CommandLineTests {
     @Test func residentMemoryIsFlatAcrossEpochs() throws {
         let directory = scratch("memory")
         let run = try cnn(["train", "lenet5", "--epochs", "6", "--steps-per-epoch", "150", "--validation-steps", "4", "--json",
-                           "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
+                           "--checkpoint-dir", directory, "--data-dir", try sharedDataRoot()])
         #expect(run.status == 0, "\(run.error)")
         // JSON Lines: one object per epoch on one line, snake_case as every other command.
         let lines = run.output.split(separator: "\n").map(String.init)
@@ -383,7 +375,7 @@ struct CommandLineTests {
         expectCleanFailure(try cnn(["summary", "lenet5", "--input-size", "4000"]), naming: "--input-size")
         // A 10-class dataset on a 5-class model.
         expectCleanFailure(try cnn(["train", "lenet5", "--classes", "5", "--epochs", "1", "--steps-per-epoch", "1",
-                                    "--checkpoint-dir", scratch("classes"), "--data-dir", try dataRoot()]), naming: "--classes")
+                                    "--checkpoint-dir", scratch("classes"), "--data-dir", try sharedDataRoot()]), naming: "--classes")
     }
 
     /// Without the data and without the network: the message names every place searched, the files expected, the
@@ -416,7 +408,7 @@ struct CommandLineTests {
     }
 
     @Test func badDataIsReportedByFileAndNothingIsOverwritten() throws {
-        let root = try dataRoot()
+        let root = try sharedDataRoot()
         let data = scratch("baddata")
         let checkpoints = scratch("keep")
         let marker = Data("previous run".utf8)
@@ -455,7 +447,7 @@ struct CommandLineTests {
 
     @Test func badCheckpointsAndImagesAreReportedByFile() throws {
         let directory = scratch("badckpt")
-        let root = try dataRoot()
+        let root = try sharedDataRoot()
         let truncated = directory + "/truncated.safetensors"
         #expect(FileManager.default.createFile(atPath: truncated, contents: Data([0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7B])))
         expectCleanFailure(try cnn(["evaluate", "--checkpoint", truncated]), naming: truncated)

@@ -3,12 +3,13 @@
 import ClassicCNN
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("cnn image folders", .serialized)
 struct ImageFolderCommandTests {
     /// Two classes from the samples: the CIFAR pictures (PNG and JPEG, colour) and the MNIST digits (grey PNG).
     func sampleFolder(_ name: String) throws -> String {
-        let root = scratch(name), samples = try dataRoot() + "/samples"
+        let root = scratch(name), samples = try sharedDataRoot() + "/samples"
         for file in try FileManager.default.contentsOfDirectory(atPath: samples) {
             let kind = file.hasPrefix("cifar") ? "pictures" : "digits"
             try FileManager.default.createDirectory(atPath: "\(root)/\(kind)", withIntermediateDirectories: true)
@@ -57,7 +58,7 @@ struct ImageFolderCommandTests {
         let (_, info, _) = try Checkpoint.load(path: checkpoints + "/last.safetensors")
         #expect(info.configuration.classes == 2 && info.classNames == ["digits", "pictures"])
         let predict = try cnn(["predict", "--checkpoint", checkpoints + "/last.safetensors", "--top", "2",
-                               try dataRoot() + "/samples/mnist-test-0000-label7.png"])
+                               try sharedDataRoot() + "/samples/mnist-test-0000-label7.png"])
         #expect(predict.status == 0 && predict.output.contains("digits") && predict.output.contains("pictures"), "\(predict.output)")
         // --classes that disagrees with the folder is refused, naming both.
         let mismatch = try cnn(["train", "lenet5", "--dataset", root, "--classes", "3", "--epochs", "1", "--checkpoint-dir", scratch("folder-mismatch")])
@@ -78,7 +79,7 @@ struct ImageFolderCommandTests {
         #expect(run.error.contains("empty class folder"))
         // A folder without class folders.
         let flat = scratch("folder-flat")
-        try FileManager.default.copyItem(atPath: try dataRoot() + "/samples/mnist-test-0000-label7.png", toPath: flat + "/seven.png")
+        try FileManager.default.copyItem(atPath: try sharedDataRoot() + "/samples/mnist-test-0000-label7.png", toPath: flat + "/seven.png")
         run = try train(flat)
         expectCleanFailure(run, naming: flat)
         #expect(run.error.contains("no class folders"))

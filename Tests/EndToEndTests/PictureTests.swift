@@ -3,6 +3,7 @@
 import ClassicCNN
 import Foundation
 import Testing
+import TestSupport
 
 /// How many pixels of `image` are not white, and how many of them are near black (the labels' text).
 func inkAndText(_ image: Image, rows: Range<Int>? = nil) -> (ink: Int, black: Int) {
@@ -40,7 +41,7 @@ struct PictureTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for (dataset, extra) in [("mnist", [String]()), ("cifar10", ["--split", "test", "--seed", "3"])] {
             let png = directory + "/\(dataset).png"
-            let run = try cnn(["show-data", "--dataset", dataset, "--output", png, "--data-dir", try dataRoot()] + extra)
+            let run = try cnn(["show-data", "--dataset", dataset, "--output", png, "--data-dir", try sharedDataRoot()] + extra)
             #expect(run.status == 0, "\(run.error)")
             let image = try Image.load(path: png), expected = Self.gridSize(cells: 100, columns: 10)
             #expect(image.width == expected.width && image.height == expected.height && image.channels == 3)
@@ -52,7 +53,7 @@ struct PictureTests {
         let directory = scratch("show-data-augment"), png = directory + "/augmented.png"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = try cnn(["show-data", "--dataset", "cifar10", "--count", "20", "--augment", "alexnet", "--seed", "1",
-                           "--output", png, "--data-dir", try dataRoot()])
+                           "--output", png, "--data-dir", try sharedDataRoot()])
         #expect(run.status == 0, "\(run.error)")
         let image = try Image.load(path: png), expected = Self.gridSize(cells: 20, columns: 5, pictures: 2)
         #expect(image.width == expected.width && image.height == expected.height)
@@ -70,7 +71,7 @@ struct PictureTests {
         let directory = scratch("visualize")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let train = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "20", "--validation-steps", "1",
-                             "--checkpoint-dir", directory, "--data-dir", try dataRoot()])
+                             "--checkpoint-dir", directory, "--data-dir", try sharedDataRoot()])
         #expect(train.status == 0, "\(train.error)")
         let checkpoint = directory + "/last.safetensors"
         // A "3" on white paper, as a user would draw it: dark ink, inverted by the MNIST-style preparation.
@@ -106,7 +107,7 @@ struct PictureTests {
     @Test func badInputGivesAClearError() throws {
         let directory = scratch("pictures-bad")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let data = try dataRoot()
+        let data = try sharedDataRoot()
         let unknown = try cnn(["show-data", "--dataset", "imagenet21k", "--output", directory + "/g.png", "--data-dir", data])
         expectCleanFailure(unknown, naming: "imagenet21k")
         let usage = try cnn(["show-data", "--dataset", "mnist", "--count", "0", "--output", directory + "/g.png"])

@@ -2,6 +2,7 @@
 // read-only checkpoint folder. Each must leave checkpoints that load, and never a partial `best`.
 import Foundation
 import Testing
+import TestSupport
 
 /// Starts `cnn` with output discarded, for runs that the test ends itself.
 func startCNN(_ arguments: [String]) throws -> Process {
@@ -34,11 +35,11 @@ struct ReliabilityTests {
     /// One-step epochs, so that most of a run's time is spent writing checkpoints and most kills land inside a write.
     func trainArguments(_ directory: String) throws -> [String] {
         ["train", "lenet5", "--epochs", "100000", "--steps-per-epoch", "1", "--validation-steps", "1",
-         "--checkpoint-dir", directory, "--data-dir", try dataRoot()]
+         "--checkpoint-dir", directory, "--data-dir", try sharedDataRoot()]
     }
 
     func expectLoads(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let run = try cnn(["evaluate", "--checkpoint", path, "--json", "--data-dir", try dataRoot()])
+        let run = try cnn(["evaluate", "--checkpoint", path, "--json", "--data-dir", try sharedDataRoot()])
         #expect(run.status == 0, "\(path) does not load after SIGKILL: \(run.error)", sourceLocation: sourceLocation)
     }
 
@@ -139,7 +140,7 @@ struct ReliabilityTests {
         defer { if mounted { _ = try? shell("umount '\(directory)'") } }
         let last = directory + "/last.safetensors", best = directory + "/best.safetensors"
         let arguments = ["train", "lenet5", "--steps-per-epoch", "20", "--validation-steps", "2",
-                         "--checkpoint-dir", directory, "--data-dir", try dataRoot()]
+                         "--checkpoint-dir", directory, "--data-dir", try sharedDataRoot()]
 
         let first = try cnn(arguments + ["--epochs", "1"])
         try #require(first.status == 0, "\(first.error)")

@@ -91,6 +91,11 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     private let firstBatch: Int
 
     /// - Parameters:
+    ///   - dataset: the images and labels.
+    ///   - batchSize: images per batch (the last batch of an epoch may be smaller).
+    ///   - inputSize: the side of the network's input; images are fitted to it as `format` says.
+    ///   - format: how pixels become input values and how an image of another size fits.
+    ///   - epoch: the epoch, which seeds the shuffle and the augmentation.
     ///   - shuffleSeed: nil keeps the dataset's order; otherwise the permutation is a function of (seed, epoch) only,
     ///     so a resumed run sees the same order.
     ///   - startBatch: the first batch to produce (to resume inside an epoch).

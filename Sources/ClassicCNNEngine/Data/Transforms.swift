@@ -464,9 +464,9 @@ public enum Augmentation: Equatable, Sendable {
     /// mirrored with probability 1/2.
     case crop(padding: Int)
 
-    /// The augmented image, `outputSize` x `outputSize`. Draws from `generator`, in this order: for ``alexnet``
-    /// the window's row and column, the flip, three normal deviates; for ``vgg`` S, the row, the column, the flip
-    /// (then the three deviates); for ``flip`` the flip.
+    /// The augmented image, `outputSize` x `outputSize`. Draws from `generator`, in this order: for `alexnet`
+    /// the window's row and column, the flip, three normal deviates; for `vgg` S, the row, the column, the flip
+    /// (then the three deviates); for `flip` the flip.
     /// - Throws: ``TransformError`` if `outputSize` is not positive, the image is empty, or PCA colour noise is
     ///   asked of an image that is not RGB.
     public func apply(_ image: Image, outputSize: Int, using generator: inout RandomGenerator) throws -> Image {

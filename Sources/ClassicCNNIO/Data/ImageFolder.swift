@@ -111,7 +111,13 @@ public enum ImageFolder {
     /// them, else a seeded split of its classes (`validationFraction` 0: no validation set). Images are produced with
     /// `channels` channels (grey and colour converted), each at its own size, decoded on the loader's thread.
     ///
-    /// - Parameter onBadImage: called for each bad image file found, in order.
+    /// - Parameters:
+    ///   - root: the folder, holding one folder per class (or `train/` and `val/` ones that do).
+    ///   - channels: 1 (grey) or 3 (RGB).
+    ///   - validationFraction: the share of each class kept for validation when the folder has no `val/`.
+    ///   - seed: seeds that split.
+    ///   - skipBadImages: leave out files that are not valid images instead of refusing the folder.
+    ///   - onBadImage: called for each bad image file found, in order.
     /// - Throws: `DataError` for a folder that is not laid out as one, `BadImages` unless `skipBadImages`.
     public static func load(_ root: String, channels: Int, validationFraction: Double, seed: UInt64, skipBadImages: Bool,
                             onBadImage: (ImageError) -> Void = { _ in }) throws -> (training: ImageDataset, validation: ImageDataset?) {

@@ -18,7 +18,7 @@ extension Image {
     ///
     /// PNG palette, 16-bit and alpha images become 8-bit grey or RGB (alpha composited over white);
     /// JPEG CMYK becomes RGB. Metadata such as EXIF orientation is ignored.
-    /// - Throws: ``ImageError`` naming `path` if the file is missing or unreadable, is neither PNG nor JPEG,
+    /// - Throws: `ImageError` naming `path` if the file is missing or unreadable, is neither PNG nor JPEG,
     ///   is corrupt or truncated, or has more than ``maximumPixels`` pixels.
     public static func load(path: String) throws -> Image {
         try decode(readFile(path), name: path)
@@ -26,8 +26,10 @@ extension Image {
 
     /// Decodes the bytes of a PNG or JPEG file (told apart by their first bytes).
     ///
-    /// - Parameter name: What to call the data in errors, typically the path it came from.
-    /// - Throws: ``ImageError`` named `name` if the data is not a valid PNG or JPEG image, or is too large.
+    /// - Parameters:
+    ///   - bytes: the file's contents.
+    ///   - name: What to call the data in errors, typically the path it came from.
+    /// - Throws: `ImageError` named `name` if the data is not a valid PNG or JPEG image, or is too large.
     public static func decode(_ bytes: [UInt8], name: String) throws -> Image {
         var pixels: UnsafeMutablePointer<UInt8>?
         var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
@@ -48,7 +50,7 @@ extension Image {
     /// dimensions, and that the file is not cut short. Cheap enough to run on every file of a large folder;
     /// corrupt compressed data inside a whole file is found only by ``load(path:)``.
     ///
-    /// - Throws: ``ImageError`` naming `path`, as ``load(path:)`` would for a bad header.
+    /// - Throws: `ImageError` naming `path`, as ``load(path:)`` would for a bad header.
     public static func info(path: String) throws -> (width: Int, height: Int, channels: Int) {
         let bytes = try readFile(path)
         var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
@@ -63,7 +65,7 @@ extension Image {
 
     /// The image encoded as a PNG file.
     ///
-    /// - Throws: ``ImageError`` if the image is empty or encoding fails.
+    /// - Throws: `ImageError` if the image is empty or encoding fails.
     public func pngData() throws -> [UInt8] {
         try encodePNG(name: "<\(width)x\(height) image>")
     }
@@ -71,7 +73,7 @@ extension Image {
     /// Writes the image as a PNG file, replacing any file at `path` only once the new one is complete
     /// (it is written to a temporary file in the same directory, then renamed).
     ///
-    /// - Throws: ``ImageError`` naming `path` if encoding, writing or renaming fails.
+    /// - Throws: `ImageError` naming `path` if encoding, writing or renaming fails.
     public func writePNG(path: String) throws {
         let data = try encodePNG(name: path)
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"

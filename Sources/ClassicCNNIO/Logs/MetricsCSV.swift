@@ -38,7 +38,7 @@ public enum MetricsCSV {
 
     /// The epochs of a `metrics.csv`, in epoch order. Columns are found by name; when an epoch appears twice (a run
     /// resumed from a checkpoint older than its last log row), the later row wins.
-    /// - Throws: ``LogError`` naming `path` if it is missing, unreadable, has no such header or no epochs.
+    /// - Throws: `LogError` naming `path` if it is missing, unreadable, has no such header or no epochs.
     public static func read(path: String) throws -> [EpochMetrics] {
         guard FileManager.default.fileExists(atPath: path) else {
             throw LogError(path: path, reason: "no such file (write one with `cnn train ... --log-dir DIR`)")

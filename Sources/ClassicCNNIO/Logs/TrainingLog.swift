@@ -2,7 +2,7 @@
 import Foundation
 import ClassicCNNEngine
 
-/// A ``TrainingObserver`` that logs a run into a directory:
+/// A `TrainingObserver` that logs a run into a directory:
 ///
 /// - a TensorBoard event file (a new one per run; TensorBoard merges the files of a directory), with
 ///   `step/loss`, `step/accuracy`, `step/learning_rate`, `step/images_per_second` every ``stepInterval`` global
@@ -111,7 +111,7 @@ public final class TrainingLog: TrainingObserver {
     }
 }
 
-/// Passes every report on to several observers, in order (``Trainer/observer`` holds one, weakly: keep this alive).
+/// Passes every report on to several observers, in order (`Trainer.observer` holds one, weakly: keep this alive).
 public final class TrainingObservers: TrainingObserver {
     public let observers: [any TrainingObserver]
     public init(_ observers: [any TrainingObserver]) { self.observers = observers }
