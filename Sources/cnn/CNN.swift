@@ -90,20 +90,9 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-enum Split { case train, test }
-
-/// Loads the named dataset's split: mnist or cifar10.
-func loadDataset(_ name: String, split: Split, dataDirectory: String?) throws -> ImageDataset {
-    switch name {
-    case "mnist":
-        let directory = try DataLocator.mnistDirectory(dataDirectory: dataDirectory)
-        return try MNIST.load(split == .train ? .train : .test, from: directory)
-    case "cifar10":
-        let directory = try DataLocator.cifar10Directory(dataDirectory: dataDirectory)
-        return try CIFAR10.load(split == .train ? .train : .test, from: directory)
-    default:
-        throw CommandError(description: "unknown dataset '\(name)'; available: mnist, cifar10")
-    }
+/// Loads the named dataset's split: mnist or cifar10 (`Datasets.load`).
+func loadDataset(_ name: String, split: Datasets.Split, dataDirectory: String?) throws -> ImageDataset {
+    try Datasets.load(name, split: split, dataDirectory: dataDirectory)
 }
 
 extension Int {

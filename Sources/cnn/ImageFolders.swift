@@ -17,22 +17,16 @@ struct ImageFolderOptions: ParsableArguments {
 }
 
 /// Whether a --dataset value names a folder rather than a built-in dataset.
-func isImageFolder(_ name: String) -> Bool {
-    name != "mnist" && name != "cifar10" && (name.contains("/") || FileManager.default.fileExists(atPath: name))
-}
+func isImageFolder(_ name: String) -> Bool { Datasets.isImageFolder(name) }
 
 /// The training and validation sets of a run: a built-in dataset's train and test splits, or an image folder's
 /// (its train/ and val/ folders, or a seeded split), read as images of `channels` channels.
 func loadTrainingData(_ name: String, channels: Int, seed: UInt64, folder: ImageFolderOptions,
                       dataDirectory: String?) throws -> (training: ImageDataset, validation: ImageDataset?) {
-    guard isImageFolder(name) else {
-        return (try loadDataset(name, split: .train, dataDirectory: dataDirectory),
-                try loadDataset(name, split: .test, dataDirectory: dataDirectory))
-    }
     var reported = 0
     do {
-        return try ImageFolder.load(name, channels: channels, validationFraction: folder.validationFraction, seed: seed,
-                                    skipBadImages: folder.skipBadImages) { bad in
+        return try Datasets.trainingData(name, channels: channels, seed: seed, validationFraction: folder.validationFraction,
+                                         skipBadImages: folder.skipBadImages, dataDirectory: dataDirectory) { bad in
             reported += 1
             if folder.skipBadImages { printError("skipping \(bad)") } else if reported <= 20 { printError("bad image: \(bad)") }
         }

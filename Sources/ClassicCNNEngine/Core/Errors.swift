@@ -34,3 +34,21 @@ public struct ConfigurationError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// The name among `names` within a few edits of `name` (case and punctuation ignored), if one is closest.
+public func closestName(to name: String, among names: [String]) -> String? {
+    func plain(_ text: String) -> [Character] { Array(text.lowercased().filter { $0.isLetter || $0.isNumber }) }
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() { current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))) }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let target = plain(name)
+    let scored = names.map { (name: $0, distance: distance(target, plain($0))) }.sorted { $0.distance < $1.distance }
+    guard let best = scored.first, best.distance <= max(1, target.count / 4) else { return nil }
+    return best.name
+}
