@@ -14,6 +14,10 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "AlexNet's testing: the four corner crops, the centre crop and their mirrors, softmax averaged.") var tenCrop = false
     @Flag(help: "VGG only: evaluate densely (section 3.2), the classifier as convolutions over the whole image.") var dense = false
     @Option(help: "With --dense: the image size (default: the checkpoint's).") var inputSize: Int?
+    @Option(help: ArgumentHelp("For an image folder: val (the part held out from training: its val/ or test/ folder, or the seeded "
+        + "split of --validation-fraction) or all (every image; a folder with val/ or test/: that folder). Default: val for the "
+        + "folder the checkpoint was trained on, all for any other.", valueName: "part"))
+    var split: String?
     @OptionGroup var data: DataOptions
     @OptionGroup var folder: ImageFolderOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -23,6 +27,7 @@ struct Evaluate: ParsableCommand {
         if inputSize != nil && !dense { throw ValidationError("--input-size is for --dense evaluation") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
         if tenCrop && dense { throw ValidationError("--ten-crop and --dense are two ways of testing: choose one") }
+        if let split, split != "val" && split != "all" { throw ValidationError("--split is val or all, not '\(split)'") }
     }
 
     struct Report: Encodable {
@@ -43,14 +48,25 @@ struct Evaluate: ParsableCommand {
         }
         let name = dataset ?? info.dataset
         let testSet: ImageDataset
+        var part = "test"
         if isImageFolder(name) {
-            // The validation part of the folder, split as the training run split it (its seed, --validation-fraction).
-            let (_, validation) = try loadTrainingData(name, channels: model.configuration.inputChannels, seed: info.seed,
-                                                       folder: folder, dataDirectory: data.dataDir)
-            guard let validation, validation.count > 0 else {
-                throw CommandError(description: "\(name): no validation images to evaluate (a val/ folder, or --validation-fraction above 0)")
+            let trainedOn = URL(fileURLWithPath: name).standardized.path == URL(fileURLWithPath: info.dataset).standardized.path
+            part = split ?? (trainedOn ? "val" : "all")
+            var options = folder
+            if part == "all" { options.validationFraction = 0 }
+            // "val": the part held out as the training run held it out (its seed, --validation-fraction); "all": every
+            // image, or the folder's own val/ or test/ folder.
+            let (training, validation) = try loadTrainingData(name, channels: model.configuration.inputChannels, seed: info.seed,
+                                                              folder: options, dataDirectory: data.dataDir)
+            guard let chosen = part == "all" ? (validation ?? training) : validation, chosen.count > 0 else {
+                throw CommandError(description: "\(name): no held-out images to evaluate (it has no val/ or test/ folder, and "
+                    + "--validation-fraction \(folder.validationFraction) holds none out); --split all evaluates every image")
             }
-            testSet = validation
+            if !info.classNames.isEmpty && chosen.classNames != info.classNames {
+                throw CommandError(description: "\(name): its class folders (\(chosen.classNames.joined(separator: ", "))) are not the "
+                    + "checkpoint's classes (\(info.classNames.joined(separator: ", "))), so its labels would not mean the same")
+            }
+            testSet = chosen
         } else {
             testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
         }
@@ -63,7 +79,7 @@ struct Evaluate: ParsableCommand {
             per_class_accuracy: Dictionary(uniqueKeysWithValues: zip(result.classNames, result.perClassAccuracy)),
             confusion_matrix: result.confusionMatrix, class_names: result.classNames)
         if json { return try printJSON(report) }
-        print("\(model.name) (epoch \(info.epoch)) on \(name) test: \(result.count.grouped) images")
+        print("\(model.name) (epoch \(info.epoch)) on \(name) \(part == "all" ? "(every image)" : part): \(result.count.grouped) images")
         print("loss: \(String(format: "%.4f", result.loss))  accuracy: \(String(format: "%.2f%%", result.accuracy * 100))")
         print("\nPer class:")
         for (className, accuracy) in zip(result.classNames, result.perClassAccuracy) {

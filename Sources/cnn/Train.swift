@@ -67,6 +67,8 @@ struct Train: ParsableCommand {
         + "what does not change the run (--validation-steps, --log-dir, --threads, --json) may be given anew; other options that "
         + "differ from the run's are refused."))
     var resume = false
+    @Flag(help: "Replace the checkpoints of another run in CHECKPOINT_DIR (without it, a folder that holds them is refused).")
+    var overwrite = false
     @Option(help: "Training-image augmentation: none, flip, alexnet (random crops of 256, flips, PCA colour noise), vgg (scale jittering 256-512, crops, flips, colour shift) or crop (padded by 4, random crops, flips: CIFAR's; crop:N pads by N).")
     var augment: String?
     @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
@@ -118,6 +120,21 @@ struct Train: ParsableCommand {
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
         if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+    }
+
+    /// A new run must not replace another run's checkpoints without a word: a folder holding them is refused, naming
+    /// the run found there, unless --overwrite says to replace them (or --resume to continue it).
+    func refuseAnotherRunsCheckpoints() throws {
+        let found = ["last", "best"].map { "\(checkpointDir)/\($0).safetensors" }.filter { FileManager.default.fileExists(atPath: $0) }
+        guard let first = found.first else { return }
+        var what = ""
+        if let metadata = try? SafeTensors.readMetadata(path: first), let model = metadata["model"] {
+            let metrics = metadata["metrics"].flatMap { try? JSONDecoder().decode([String: Double].self, from: Data($0.utf8)) }
+            let accuracy = metrics?["val_accuracy"].map { String(format: ", %.2f%% validation accuracy", $0 * 100) } ?? ""
+            what = " (\(model) on \(metadata["dataset"] ?? "?"), epoch \(metadata["epoch"] ?? "?")\(accuracy))"
+        }
+        throw ValidationError("\(checkpointDir) holds another run's checkpoints\(what): \(found.joined(separator: ", ")). "
+            + "Continue that run with --resume, train in another --checkpoint-dir, or pass --overwrite to replace them")
     }
 
     /// The options given with --resume that differ from the run being resumed, each with the run's own value.
@@ -251,6 +268,9 @@ struct Train: ParsableCommand {
             throw CommandError(description: "--lr-schedule: \(error)")
         }
         options.learningRate = ScheduledLearningRate(schedule: schedule, baseRate: Double(chosen.learningRate), warmupEpochs: warmupEpochs)
+        if !resume && !overwrite {
+            try refuseAnotherRunsCheckpoints()
+        }
         var resumed: TrainingState?
         var resumedTensors: [NamedTensor] = []
         var augmentation = augment ?? recipe?.augmentation ?? "none"

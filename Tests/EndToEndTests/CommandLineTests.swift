@@ -27,10 +27,11 @@ func cnnExecutable() throws -> URL {
 struct MissingTool: Error, CustomStringConvertible { let description: String }
 
 @discardableResult
-func cnn(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
+func cnn(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws -> Run {
     let process = Process()
     process.executableURL = try cnnExecutable()
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     for (key, value) in environment { env[key] = value }
     process.environment = env
@@ -257,6 +258,26 @@ struct CommandLineTests {
                 "\(more.output)")
     }
 
+    /// A new run in a folder that holds another run's checkpoints is refused, naming that run, and the checkpoints
+    /// stay as they were; --overwrite replaces them.
+    @Test func aNewRunDoesNotReplaceAnotherRunsCheckpoints() throws {
+        let directory = scratch("overwrite"), root = try sharedDataRoot()
+        let arguments = ["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "5", "--validation-steps", "1",
+                         "--checkpoint-dir", directory, "--data-dir", root]
+        let first = try cnn(arguments)
+        try #require(first.status == 0, "\(first.error)")
+        let best = try Data(contentsOf: URL(fileURLWithPath: directory + "/best.safetensors"))
+        let second = try cnn(arguments + ["--seed", "4"])
+        #expect(second.status == 64, "\(second.error)")
+        for part in ["holds another run's checkpoints", "lenet5 on mnist, epoch 1", "--resume", "--overwrite"] {
+            #expect(second.error.contains(part), "\(second.error)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/best.safetensors")) == best)
+        let replaced = try cnn(arguments + ["--seed", "4", "--overwrite"])
+        #expect(replaced.status == 0, "\(replaced.error)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/best.safetensors")) != best)
+    }
+
     /// Memory is proportional to one batch: after the first epoch, later epochs add no resident memory.
     @Test func residentMemoryIsFlatAcrossEpochs() throws {
         let directory = scratch("memory")
@@ -412,6 +433,7 @@ struct CommandLineTests {
         let data = scratch("baddata")
         let checkpoints = scratch("keep")
         let marker = Data("previous run".utf8)
+        // --overwrite: bad data must leave the previous run's files as they were even when told it may replace them.
         #expect(FileManager.default.createFile(atPath: checkpoints + "/last.safetensors", contents: marker))
         // A truncated training-images file beside good others.
         for name in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
@@ -419,14 +441,14 @@ struct CommandLineTests {
         }
         let images = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mnist/train-images-idx3-ubyte.gz"))
         #expect(FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte.gz", contents: images.prefix(images.count / 3)))
-        let run = try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints])
+        let run = try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints, "--overwrite"])
         expectCleanFailure(run, naming: "train-images-idx3-ubyte.gz")
         #expect(FileManager.default.contents(atPath: checkpoints + "/last.safetensors") == marker)
 
         // Wrong magic: an uncompressed file that is not IDX.
         try FileManager.default.removeItem(atPath: "\(data)/train-images-idx3-ubyte.gz")
         #expect(FileManager.default.createFile(atPath: "\(data)/train-images-idx3-ubyte", contents: Data("%PDF-1.4 not mnist".utf8)))
-        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints]), naming: "wrong magic")
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints, "--overwrite"]), naming: "wrong magic")
 
         // A folder without MNIST.
         expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", scratch("empty")]), naming: "no MNIST files")
@@ -441,7 +463,7 @@ struct CommandLineTests {
         // A truncated labels file (raw IDX, cut short).
         let labels = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mnist/t10k-labels-idx1-ubyte.gz"))
         #expect(FileManager.default.createFile(atPath: "\(partial)/t10k-labels-idx1-ubyte.gz", contents: labels.prefix(labels.count - 100)))
-        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", partial, "--checkpoint-dir", checkpoints]), naming: "t10k-labels-idx1-ubyte.gz")
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", partial, "--checkpoint-dir", checkpoints, "--overwrite"]), naming: "t10k-labels-idx1-ubyte.gz")
         #expect(FileManager.default.contents(atPath: checkpoints + "/last.safetensors") == marker)
     }
 

@@ -65,6 +65,54 @@ struct ImageFolderCommandTests {
         #expect(mismatch.status == 64 && mismatch.error.contains("2 class folders"), "\(mismatch.error)")
     }
 
+    /// A folder of labelled images the checkpoint was not trained on is evaluated whole (with one image per class
+    /// too, even with --ten-crop); the training folder's held-out share with --split val; a folder whose classes are
+    /// not the checkpoint's is refused.
+    @Test func evaluatesAWholeFolderOfTestImages() throws {
+        let root = try sampleFolder("folder-eval-train"), checkpoints = scratch("folder-eval-ck")
+        let train = try cnn(["train", "lenet5", "--dataset", root, "--epochs", "1", "--batch-size", "4", "--checkpoint-dir", checkpoints,
+                             "--threads", "1"])
+        try #require(train.status == 0, "\(train.error)")
+        let checkpoint = checkpoints + "/last.safetensors"
+        // Another folder: one image per class.
+        let test = scratch("folder-eval-test"), samples = try sharedDataRoot() + "/samples"
+        for (kind, file) in [("digits", "mnist-test-0000-label7.png"), ("pictures", "cifar-test-0001-dog.png")] {
+            try FileManager.default.createDirectory(atPath: "\(test)/\(kind)", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: "\(samples)/\(file)", toPath: "\(test)/\(kind)/\(file)")
+        }
+        for extra in [[], ["--ten-crop"]] {
+            let whole = try cnn(["evaluate", "--checkpoint", checkpoint, "--dataset", test, "--json"] + extra)
+            #expect(whole.status == 0, "\(whole.error)")
+            let report = try #require(try json(whole.output) as? [String: Any])
+            #expect(report["images"] as? Int == 2, "\(report)")
+        }
+        let held = try cnn(["evaluate", "--checkpoint", checkpoint, "--json"])
+        let heldReport = try #require(try json(held.output) as? [String: Any])
+        let all = try cnn(["evaluate", "--checkpoint", checkpoint, "--split", "all", "--json"])
+        let allReport = try #require(try json(all.output) as? [String: Any])
+        #expect(heldReport["images"] as? Int ?? 0 < allReport["images"] as? Int ?? 0, "\(heldReport) \(allReport)")
+        #expect(allReport["images"] as? Int == 25)
+        // Other classes: refused, naming both lists.
+        try FileManager.default.moveItem(atPath: test + "/pictures", toPath: test + "/photos")
+        let other = try cnn(["evaluate", "--checkpoint", checkpoint, "--dataset", test])
+        #expect(other.status != 0 && other.status < 128 && other.error.contains("digits, photos") && other.error.contains("digits, pictures"),
+                "\(other.error)")
+    }
+
+    /// A folder given by a relative path is kept in the checkpoint as its absolute path, so that `cnn evaluate`
+    /// finds it from any folder.
+    @Test func theCheckpointKeepsTheFoldersAbsolutePath() throws {
+        let root = try sampleFolder("folder-relative"), checkpoints = scratch("folder-relative-ck")
+        let parent = (root as NSString).deletingLastPathComponent, relative = (root as NSString).lastPathComponent
+        let run = try cnn(["train", "lenet5", "--dataset", relative, "--epochs", "1", "--batch-size", "4", "--checkpoint-dir", checkpoints,
+                           "--threads", "1"], directory: parent)
+        #expect(run.status == 0, "\(run.error)")
+        let (_, info, _) = try Checkpoint.load(path: checkpoints + "/last.safetensors")
+        #expect(info.dataset == URL(fileURLWithPath: root).standardized.path, "\(info.dataset)")
+        let evaluate = try cnn(["evaluate", "--checkpoint", checkpoints + "/last.safetensors", "--json"], directory: "/")
+        #expect(evaluate.status == 0, "\(evaluate.error)")
+    }
+
     @Test func badFoldersStopTheRunBeforeTrainingNamingTheProblem() throws {
         let checkpoints = scratch("folder-bad-ck")
         func train(_ root: String, _ extra: [String] = []) throws -> Run {

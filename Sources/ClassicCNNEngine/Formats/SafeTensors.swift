@@ -191,6 +191,32 @@ public enum SafeTensors {
     /// - Throws: `SafeTensorsError` naming `path` and the problem, e.g. `"truncated: header claims
     ///   1099511627776 bytes but the file has 1234"`.
     public static func read(path: String) throws -> (tensors: [NamedTensor], dtypes: [String: String], metadata: [String: String]) {
+        try withHeader(path: path) { fd, parsed, dataStart in
+            var tensors: [NamedTensor] = []
+            tensors.reserveCapacity(parsed.entries.count)
+            var dtypes: [String: String] = [:]
+            for entry in parsed.entries {
+                let values = try readValues(fd, entry, at: dataStart + entry.begin, path: path)
+                tensors.append(NamedTensor(name: entry.name, shape: entry.shape, values: values))
+                dtypes[entry.name] = entry.dtype.rawValue
+            }
+            return (tensors, dtypes, parsed.metadata)
+        }
+    }
+
+    /// The `__metadata__` pairs of a safetensors file, its header checked as `read` checks it, without reading
+    /// a tensor.
+    ///
+    /// - Throws: `SafeTensorsError` naming `path` and the problem.
+    public static func readMetadata(path: String) throws -> [String: String] {
+        try withHeader(path: path) { _, parsed, _ in parsed.metadata }
+    }
+
+    /// Opens `path`, checks and parses its header, and calls `body` with the open file, the header and where the
+    /// data starts.
+    private static func withHeader<Result>(
+        path: String, _ body: (Int32, (entries: [Entry], metadata: [String: String]), Int) throws -> Result
+    ) throws -> Result {
         func fail(_ reason: String) -> SafeTensorsError { SafeTensorsError(path: path, reason: reason) }
 
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -223,17 +249,7 @@ public enum SafeTensors {
             initialized = headerLength
         }
         let parsed = try parseHeader(header, bufferSize: fileSize - 8 - headerLength, path: path)
-
-        let dataStart = 8 + headerLength
-        var tensors: [NamedTensor] = []
-        tensors.reserveCapacity(parsed.entries.count)
-        var dtypes: [String: String] = [:]
-        for entry in parsed.entries {
-            let values = try readValues(fd, entry, at: dataStart + entry.begin, path: path)
-            tensors.append(NamedTensor(name: entry.name, shape: entry.shape, values: values))
-            dtypes[entry.name] = entry.dtype.rawValue
-        }
-        return (tensors, dtypes, parsed.metadata)
+        return try body(fd, (parsed.entries, parsed.metadata), 8 + headerLength)
     }
 
     /// The element types `read` understands, as spelled in the header.

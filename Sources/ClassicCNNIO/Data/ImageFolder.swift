@@ -138,8 +138,10 @@ public enum ImageFolder {
         for listing in [training] + (validation.map { [$0] } ?? []) where listing.paths.isEmpty {
             throw DataError(path: listing.root, reason: "no usable images (all \(listing.badImages.count) are bad)")
         }
+        // Named by the folder's absolute path, which checkpoints keep: `cnn evaluate` then finds it from any folder.
+        let absolute = URL(fileURLWithPath: root).standardized.path
         func dataset(_ name: String, _ paths: [String], _ labels: [Int32]) -> ImageDataset {
-            ImageDataset(name: "\(root)-\(name)", channels: channels, labels: labels, classNames: training.classNames,
+            ImageDataset(name: "\(absolute)-\(name)", channels: channels, labels: labels, classNames: training.classNames,
                          source: ImageFiles(paths: paths, channels: channels))
         }
         if let validation {
