@@ -47,8 +47,8 @@ let package = Package(
             dependencies: ["ClassicCNN", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Benchmarks, kept apart from the library.
-        .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "CNNKernels"], path: "Benchmarks/KernelBench"),
-        .executableTarget(name: "fine-tune-bench", dependencies: ["ClassicCNN"], path: "Benchmarks/FineTune"),
+        .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "ClassicCNNEngine", "CNNKernels"], path: "Benchmarks/KernelBench"),
+        .executableTarget(name: "fine-tune-bench", dependencies: ["ClassicCNN", "ClassicCNNEngine"], path: "Benchmarks/FineTune"),
         // What both test targets need and no product ships: the Python that checks our files with the real tools.
         .target(name: "TestSupport", dependencies: ["ClassicCNNEngine"], path: "Tests/TestSupport"),
         // The C kernels against their naive twins, for every instruction set the CPU has.

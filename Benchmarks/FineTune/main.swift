@@ -3,6 +3,7 @@
 //
 //     swift run -c release fine-tune-bench [--steps 25,50,100,200] [--lr 0.001] [--data-dir ../shared/data]
 import ClassicCNN
+import ClassicCNNEngine  // directly too: a change in the engine then rebuilds this (through the umbrella alone it did not)
 import Foundation
 
 var steps = [25, 50, 100, 200]

@@ -8,6 +8,7 @@
 //                                       [--models lenet5,alexnet-cifar,vgg16|none] [--shape OP,M,N,K]
 import CNNKernels
 import ClassicCNN
+import ClassicCNNEngine  // directly too: a change in the engine then rebuilds this (through the umbrella alone it did not)
 import Foundation
 
 struct Shape {

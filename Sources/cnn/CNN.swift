@@ -71,11 +71,13 @@ struct DataOptions: ParsableArguments {
     var dataDir: String?
 }
 
-/// Prints an Encodable value as pretty JSON on standard output.
-func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+/// Prints a report as one JSON object on one line (JSON Lines), keys snake_case and sorted: what every command's
+/// --json prints.
+func printJSON<T: Encodable>(_ value: T) throws { try printJSONLine(value) }
+
+/// Prints each element as a JSON object on a line of its own (JSON Lines): a list (models, predictions).
+func printJSONLines<T: Encodable>(_ values: [T]) throws {
+    for value in values { try printJSONLine(value) }
 }
 
 /// One JSON object on one line (JSON Lines).

@@ -18,7 +18,7 @@ struct Models: ParsableCommand {
                   input_channels: descriptor.inputChannels, dataset: descriptor.defaultDataset,
                   parameters: try descriptor.make().parameterCount)
         }
-        if json { return try printJSON(entries) }
+        if json { return try printJSONLines(entries) }
         let width = entries.map(\.name.count).max() ?? 0
         for entry in entries {
             let size = "\(entry.input_channels)x\(entry.input_size)x\(entry.input_size)"

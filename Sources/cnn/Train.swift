@@ -330,9 +330,14 @@ struct Train: ParsableCommand {
         let observers = TrainingObservers([progress] + (log.map { [$0] } ?? []))
         trainer.observer = observers
         if !json {
+            let validated = min(validationSet?.count ?? 0, options.validationSteps.map { $0 * options.batchSize } ?? .max)
             let frozenText = options.frozen.isEmpty ? "" : ", \(network.trainableParameterCount.grouped) of them trained"
             print("Training \(model) (\(network.parameterCount.grouped) parameters\(frozenText)) on \(datasetName): \(trainingSet.count.grouped) images, "
-                  + "validating on \((validationSet?.count ?? 0).grouped); \(Parallel.threads) threads")
+                  + "validating on \(validated.grouped); \(Parallel.threads) threads")
+            if !network.auxiliaries.isEmpty {
+                print("The training loss includes the auxiliary heads' losses, weighted by "
+                      + network.auxiliaries.map { String(format: "%g", $0.weight) }.joined(separator: ", ") + "; val_loss is the main head's alone")
+            }
         }
         let interruption = Interruption()
         trainer.shouldStop = { interruption.requested }
@@ -406,10 +411,21 @@ final class ProgressBar: TrainingObserver {
     let interactive = isatty(STDOUT_FILENO) != 0
     private var lastDraw = Date.distantPast
     private var line = ""
+    /// The steps done before this process's first step of the epoch (a resumed epoch starts in the middle).
+    private var stepsBefore: Int?
 
     init(json: Bool) { self.json = json }
 
+    /// The terminal's width (a line drawn over itself must not wrap), none when the output is not a terminal.
+    var columns: Int? {
+        guard interactive else { return nil }
+        var size = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 { return Int(size.ws_col) }
+        return Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 80
+    }
+
     func epochStarted(_ epoch: Int, of epochs: Int, steps: Int) {
+        stepsBefore = nil
         if !json {
             print("Epoch \(epoch)/\(epochs)")
             fflush(stdout)
@@ -418,17 +434,23 @@ final class ProgressBar: TrainingObserver {
 
     func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double) {
         guard !json else { return }
-        let width = 30, done = steps > 0 ? width * step / steps : width
-        let bar = String(repeating: "=", count: max(done - 1, 0)) + (done < width ? ">" : "=") + String(repeating: ".", count: width - done)
-        let stepField = String(step).leftPad(String(steps).count)
-        let perStep = elapsed / Double(max(step, 1)) * 1000
-        line = "\(stepField)/\(steps) [\(bar)] - \(Int(elapsed.rounded()))s \(String(format: "%.1f", perStep))ms/step"
-            + " - loss: \(String(format: "%.4f", loss)) - accuracy: \(String(format: "%.4f", accuracy))"
+        if stepsBefore == nil { stepsBefore = step - 1 }
+        line = ProgressLine.render(step: step, of: steps, stepsBefore: stepsBefore ?? 0, elapsed: elapsed, loss: loss, accuracy: accuracy,
+                                 columns: columns)
         if interactive && (Date().timeIntervalSince(lastDraw) > 0.1 || step == steps) {
             print("\r" + line, terminator: "")
             fflush(stdout)
             lastDraw = Date()
         }
+    }
+
+    func validationStepFinished(step: Int, of steps: Int) {
+        guard !json, interactive, Date().timeIntervalSince(lastDraw) > 0.1 || step == steps else { return }
+        var text = line + " - validating \(step)/\(steps)"
+        if let columns, text.count > columns - 1 { text = "validating \(step)/\(steps)".leftPad(min(line.count, columns - 1)) }
+        print("\r" + text, terminator: "")
+        fflush(stdout)
+        lastDraw = Date()
     }
 
     func epochFinished(_ result: EpochResult) {
@@ -439,14 +461,26 @@ final class ProgressBar: TrainingObserver {
             if let data = try? encoder.encode(result) { print(String(decoding: data, as: UTF8.self)) }
             return
         }
-        var text = (interactive ? "\r" : "") + line
+        var details: [String] = []
         if let loss = result.validationLoss, let accuracy = result.validationAccuracy {
-            text += " - val_loss: \(String(format: "%.4f", loss)) - val_accuracy: \(String(format: "%.4f", accuracy))"
+            details += ["val_loss: \(String(format: "%.4f", loss))", "val_accuracy: \(String(format: "%.4f", accuracy))"]
         }
-        if let rate = result.learningRate { text += " - lr: \(String(format: "%.3g", rate))" }
-        text += " - \(String(format: "%.1f", result.seconds))s - \(Int(result.imagesPerSecond).grouped) img/s"
-        if let peak = result.peakResidentBytes { text += " - peak memory \(peak >> 20) MB" }
-        print(text)
+        if let rate = result.learningRate { details.append("lr: \(String(format: "%.3g", rate))") }
+        details += ["\(String(format: "%.1f", result.seconds))s", "\(Int(result.imagesPerSecond).grouped) img/s"]
+        if let peak = result.peakResidentBytes { details.append("peak memory \(peak >> 20) MB") }
+        // On a terminal the line is redrawn over the progress line; what does not fit goes on lines of its own.
+        let clear = interactive ? "\r" + String(repeating: " ", count: min(line.count + 24, (columns ?? 80) - 1)) + "\r" : ""
+        guard let columns else { return print(([line] + details).joined(separator: " - ")) }
+        var lines: [String] = [], current = line
+        for detail in details {
+            if (current + " - " + detail).count <= columns - 1 {
+                current += " - " + detail
+            } else {
+                lines.append(current)
+                current = "  " + detail
+            }
+        }
+        print(clear + (lines + [current]).joined(separator: "\n"))
     }
 
     func checkpointSaved(path: String, isBest: Bool) {

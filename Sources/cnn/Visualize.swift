@@ -39,9 +39,7 @@ struct Visualize: ParsableCommand {
         } else {
             let loaded = try Image.load(path: image!)
             let size = model.configuration.inputSize
-            let input = info.dataset == "mnist"
-                ? Predict.place(mnistStyleDigit(loaded), size: size, format: model.inputFormat)
-                : Predict.input(loaded, for: model)
+            let input = model.input(for: loaded, preparation: info.imagePreparation)
             let stages = model.featureMaps(of: Tensor(shape: model.inputShape, values: input))
             let channels = model.configuration.inputChannels
             var rows = [TileRow(label: "input " + model.inputShape.map(String.init).joined(separator: "x"),

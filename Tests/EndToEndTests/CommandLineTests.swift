@@ -52,8 +52,21 @@ func cnn(_ arguments: [String], environment: [String: String] = [:], directory: 
                error: String(decoding: errData, as: UTF8.self))
 }
 
+/// The one JSON object a command's --json printed, which must be on one line.
 func json(_ text: String) throws -> Any {
-    try JSONSerialization.jsonObject(with: Data(text.utf8))
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+    guard lines.count == 1 else { throw MissingTool(description: "expected one line of JSON, got \(lines.count): \(text.prefix(300))") }
+    return try JSONSerialization.jsonObject(with: Data(lines[0].utf8))
+}
+
+/// The JSON objects a list command's --json printed, one per line (JSON Lines).
+func jsonLines(_ text: String) throws -> [[String: Any]] {
+    try text.split(separator: "\n", omittingEmptySubsequences: true).map { line in
+        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw MissingTool(description: "not a JSON object: \(line.prefix(200))")
+        }
+        return object
+    }
 }
 
 func scratch(_ name: String) -> String {
@@ -74,7 +87,7 @@ struct CommandLineTests {
     @Test func modelsListsTheRegistry() throws {
         let run = try cnn(["models", "--json"])
         #expect(run.status == 0)
-        let entries = try #require(try json(run.output) as? [[String: Any]])
+        let entries = try jsonLines(run.output)
         let names = entries.compactMap { $0["name"] as? String }
         #expect(names.contains("lenet5") && names.contains("lenet5-1998"))
         let text = try cnn(["models"])
@@ -118,7 +131,7 @@ struct CommandLineTests {
         let predict = try cnn(["predict", "--checkpoint", directory + "/best.safetensors", "--json", "--top", "2",
                                samples + "/mnist-test-0000-label7.png", samples + "/mnist-test-0003-label0.png"])
         #expect(predict.status == 0, "\(predict.error)")
-        let results = try #require(try json(predict.output) as? [[String: Any]])
+        let results = try jsonLines(predict.output)
         #expect(results.count == 2)
         let first = try #require(results.first?["predictions"] as? [[String: Any]])
         #expect(first.count == 2 && first[0]["class"] is String && first[0]["index"] is Int && first[0]["probability"] is Double)
@@ -173,7 +186,7 @@ struct CommandLineTests {
         let picture = try sharedDataRoot() + "/samples/cifar-test-0002-deer.jpg"
         let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", "--top", "10", "--json", picture])
         #expect(predict.status == 0, "\(predict.error)")
-        let results = try #require(try json(predict.output) as? [[String: Any]])
+        let results = try jsonLines(predict.output)
         let predictions = try #require(results.first?["predictions"] as? [[String: Any]])
         #expect(Set(predictions.compactMap { $0["class"] as? String }) == Set(["airplane", "automobile", "bird", "cat", "deer",
                                                                               "dog", "frog", "horse", "ship", "truck"]))
@@ -192,7 +205,7 @@ struct CommandLineTests {
         let picture = try sharedDataRoot() + "/samples/cifar-test-0001-dog.png"
         let predict = try cnn(["predict", "--checkpoint", directory + "/last.safetensors", "--top", "1000", "--json", picture])
         #expect(predict.status == 0, "\(predict.error)")
-        let results = try #require(try json(predict.output) as? [[String: Any]])
+        let results = try jsonLines(predict.output)
         let names = try #require(results.first?["predictions"] as? [[String: Any]]).compactMap { $0["class"] as? String }
         #expect(names.count == 1000 && names.contains("tench") && names.contains("toilet tissue"))
         expectCleanFailure(try cnn(["predict", "--model", "googlenet-torchvision", picture]), naming: "--weights")

@@ -92,6 +92,8 @@ public protocol TrainingObserver: AnyObject {
     func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double)
     func epochFinished(_ result: EpochResult)
     func checkpointSaved(path: String, isBest: Bool)
+    /// A batch of the epoch's validation is done.
+    func validationStepFinished(step: Int, of steps: Int)
     /// Early stopping ended the run after `epoch`; `best` is the monitored metric's best value, from `bestEpoch`.
     func stoppedEarly(epoch: Int, monitor: String, best: Double?, bestEpoch: Int?)
 }
@@ -101,6 +103,7 @@ extension TrainingObserver {
     public func stepFinished(step: Int, of steps: Int, loss: Double, accuracy: Double, elapsed: Double) {}
     public func epochFinished(_ result: EpochResult) {}
     public func checkpointSaved(path: String, isBest: Bool) {}
+    public func validationStepFinished(step: Int, of steps: Int) {}
     public func stoppedEarly(epoch: Int, monitor: String, best: Double?, bestEpoch: Int?) {}
 }
 
@@ -172,6 +175,8 @@ public final class Trainer {
     public let trainingSet: ImageDataset
     public let validationSet: ImageDataset?
     public let options: TrainingOptions
+    /// Told of every step, epoch and checkpoint. Held weakly (the observer often holds the trainer): keep it alive
+    /// for the run, as `let progress = MyObserver(); trainer.observer = progress` in the same scope does.
     public weak var observer: (any TrainingObserver)?
     /// Asked after every step; when it returns true the run saves `last.safetensors` and throws `TrainingInterrupted`.
     public var shouldStop: (() -> Bool)?
@@ -394,9 +399,12 @@ public final class Trainer {
             let batchSize = options.batchSize
             let limit = options.validationSteps.map { $0 > validationSet.count / batchSize ? validationSet.count : $0 * batchSize }
             // With a moving average, validation (and so the best checkpoint) is the averaged weights'.
+            let progress: (Int, Int) -> Void = { [weak observer] step, steps in observer?.validationStepFinished(step: step, of: steps) }
             let report = try average.map { average in
-                try average.withAveragedWeights(in: model) { try Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit) }
-            } ?? Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit)
+                try average.withAveragedWeights(in: model) {
+                    try Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit, progress: progress)
+                }
+            } ?? Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit, progress: progress)
             result.validationLoss = report.loss
             result.validationAccuracy = report.accuracy
         }
@@ -472,15 +480,20 @@ public enum Evaluation {
         }
     }
 
+    /// `progress` is told after each batch how many of how many are done.
+    ///
     /// - Throws: the error of an image of an on-demand dataset that could not be read.
-    public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil) throws -> EvaluationReport {
+    public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil,
+                           progress: ((_ batches: Int, _ of: Int) -> Void)? = nil) throws -> EvaluationReport {
         let classes = model.configuration.classes
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
         let loader = BatchLoader(dataset: dataset, batchSize: batchSize, inputSize: model.configuration.inputSize,
                                  format: model.inputFormat, shuffleSeed: nil, limit: limit)
         defer { loader.stop() }
-        var lossSum = 0.0, seen = 0
+        var lossSum = 0.0, seen = 0, batches = 0
+        let total = (min(limit ?? dataset.count, dataset.count) + batchSize - 1) / batchSize
         while let batch = loader.next() {
+            defer { batches += 1; progress?(batches, total) }
             let (loss, _, output) = model.evaluate(batch: batch.images, labels: batch.labels)
             lossSum += Double(loss)
             for row in 0..<batch.labels.count {

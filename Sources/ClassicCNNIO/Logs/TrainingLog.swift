@@ -124,6 +124,9 @@ public final class TrainingObservers: TrainingObserver {
     public func epochFinished(_ result: EpochResult) {
         for observer in observers { observer.epochFinished(result) }
     }
+    public func validationStepFinished(step: Int, of steps: Int) {
+        for observer in observers { observer.validationStepFinished(step: step, of: steps) }
+    }
     public func checkpointSaved(path: String, isBest: Bool) {
         for observer in observers { observer.checkpointSaved(path: path, isBest: isBest) }
     }
