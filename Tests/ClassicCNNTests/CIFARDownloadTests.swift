@@ -4,9 +4,9 @@ import Foundation
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 /// A ustar archive built by hand, so that the members a hostile archive might hold can be written too.
 struct TarBuilder {

@@ -3,9 +3,9 @@ import Foundation
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 @Suite("CIFAR-10 and resizing")
 struct CIFARTests {

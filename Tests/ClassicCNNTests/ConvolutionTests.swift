@@ -3,7 +3,7 @@
 import CNNKernels
 import Testing
 import TestSupport
-@testable import ClassicCNNEngine
+import ClassicCNNEngine
 
 @Suite("Convolution algorithms against the naive convolution")
 struct ConvolutionTests {

@@ -8,9 +8,9 @@ import Foundation
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

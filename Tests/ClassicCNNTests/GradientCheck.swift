@@ -1,9 +1,9 @@
 // Finite-difference gradient checking, shared by the layer and loss tests.
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 struct GradientMismatch: CustomStringConvertible {
     let what: String, index: Int, analytic: Double, numeric: Double

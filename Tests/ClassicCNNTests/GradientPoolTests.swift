@@ -4,9 +4,9 @@
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 @Suite("Gradient pool", .serialized)
 struct GradientPoolTests {

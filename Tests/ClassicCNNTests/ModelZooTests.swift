@@ -2,9 +2,9 @@
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 @Suite("Model zoo", .serialized)  // one network at a time: the VGGs hold over a gigabyte each
 struct ModelZooTests {

@@ -6,9 +6,9 @@ import CNNKernels
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 /// Elements 0..<count as floats, mapped by `transform` (the `arange` inputs of the golden tests).
 private func arange(_ shape: [Int], _ transform: (Float) -> Float = { $0 }) -> Tensor {

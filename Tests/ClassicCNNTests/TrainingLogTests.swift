@@ -5,9 +5,9 @@ import Foundation
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 /// A fresh empty directory for one test.
 private func logDirectory(_ name: String) -> String {

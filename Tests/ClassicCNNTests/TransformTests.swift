@@ -5,9 +5,9 @@ import Foundation
 import Testing
 import TestSupport
 import ClassicCNN
-@testable import ClassicCNNEngine
-@testable import ClassicCNNIO
-@testable import ClassicCNNZoo
+import ClassicCNNEngine
+import ClassicCNNIO
+import ClassicCNNZoo
 
 /// The fixture script's input: 37 wide, 29 high, RGB, pixel(y, x, c) = (29 x + 47 y + 80 c + (7 x y mod 31)) mod 256.
 private func formulaImage(channels: Int = 3) -> Image {

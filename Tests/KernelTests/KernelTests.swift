@@ -2,7 +2,7 @@
 import CNNKernels
 import Testing
 import TestSupport
-@testable import ClassicCNNEngine
+import ClassicCNNEngine
 
 @Suite("Kernels against their naive twins")
 struct KernelTests {

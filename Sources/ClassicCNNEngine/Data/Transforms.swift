@@ -50,7 +50,7 @@ extension Image {
     }
 
     /// ``resizedWithPad(width:height:)`` before rounding: `height * width * channels` floats, as TensorFlow returns.
-    func resizedWithPadValues(width: Int, height: Int) throws -> [Float] {
+    package func resizedWithPadValues(width: Int, height: Int) throws -> [Float] {
         try checkResize(width: width, height: height, transform: "resize_with_pad")
         let (sourceWidth, sourceHeight) = (Float(self.width), Float(self.height))
         let ratio = Swift.max(sourceWidth / Float(width), sourceHeight / Float(height))
@@ -74,7 +74,7 @@ extension Image {
 
     /// The resized values before rounding: `height * width * channels` floats, rows then columns then channels.
     /// Separable: along rows first (into `self.height` rows of `width` pixels), then along columns.
-    func resampledValues(width: Int, height: Int, antialias: Bool) -> [Float] {
+    package func resampledValues(width: Int, height: Int, antialias: Bool) -> [Float] {
         let c = channels
         let columns = ResamplingTaps(from: self.width, to: width, antialias: antialias)
         let rows = ResamplingTaps(from: self.height, to: height, antialias: antialias)
@@ -107,7 +107,7 @@ extension Image {
         return output
     }
 
-    func sizeWithShorterSide(_ shorterSide: Int) throws -> (width: Int, height: Int) {
+    package func sizeWithShorterSide(_ shorterSide: Int) throws -> (width: Int, height: Int) {
         guard shorterSide > 0 else { throw TransformError("resize: the shorter side must be positive, not \(shorterSide)") }
         guard width > 0 && height > 0 else { throw TransformError("resize: the image is empty (\(width)x\(height))") }
         return width <= height ? (shorterSide, shorterSide * height / width) : (shorterSide * width / height, shorterSide)
@@ -521,7 +521,7 @@ extension Image {
 
 extension RandomGenerator {
     /// Uniform in 0 ..< bound (by a modulo; the bias, below bound / 2^64, is negligible for image sizes).
-    mutating func integer(below bound: Int) -> Int {
+    package mutating func integer(below bound: Int) -> Int {
         precondition(bound > 0, "integer(below:) needs a positive bound, not \(bound)")
         return Int(next() % UInt64(bound))
     }

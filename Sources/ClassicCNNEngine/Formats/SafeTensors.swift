@@ -407,7 +407,7 @@ public enum SafeTensors {
     }
 
     /// Converts IEEE 754 half-precision bits to `Float` exactly (NaN payloads kept).
-    static func floatFromHalf(_ half: UInt16) -> Float {
+    package static func floatFromHalf(_ half: UInt16) -> Float {
         let sign = UInt32(half & 0x8000) << 16
         let exponent = UInt32(half >> 10) & 0x1f
         let mantissa = UInt32(half & 0x3ff)

@@ -51,9 +51,9 @@ public final class ReLU: ElementwiseActivation {
     public override var kind: String { "ReLU" }
     public override init() {}
 
-    enum Fusion { case none, forward, full }
+    package enum Fusion { case none, forward, full }
     /// Set by the `Sequential` that holds this ReLU and the layer before it.
-    var fusion = Fusion.none
+    package var fusion = Fusion.none
     /// The fused layer's output (already rectified) and, for gradients that may not be overwritten, a buffer.
     private var rectified: Tensor?, maskedGradient: Tensor?
     public override func releaseGradients() {

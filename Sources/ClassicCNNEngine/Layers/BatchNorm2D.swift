@@ -42,7 +42,7 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
     private var usedBatchStatistics = false
     /// Whether the output is written rectified, for the ReLU after this layer; backward then takes the ReLU's
     /// derivative too (see `ReLUFusing`).
-    var fusesReLU = false
+    package var fusesReLU = false
     let appliesReLUDerivative = true
 
     /// `scale` adds the trainable weight (gamma), `center` the trainable bias (beta).

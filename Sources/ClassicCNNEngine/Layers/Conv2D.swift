@@ -21,20 +21,20 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     /// False for a network's first layer, whose input gradient nobody needs.
     public var computesInputGradient = true
     /// Whether the direct kernels may serve this layer (tests turn them off to compare with the lowered path).
-    var allowsDirectKernels = true
+    package var allowsDirectKernels = true
     /// Whether Winograd (F(4x4, 3x3) or F(2x2, 5x5)) may serve this layer (stride 1, one group): forward and both gradients.
-    var allowsWinograd = true
+    package var allowsWinograd = true
     /// Pads as "same" where the window would not fit the input (`EngineOptions.adaptsWindowsToSmallInputs`, read when
     /// the layer is made): networks built for a smaller input than their own (CIFAR's 32x32 for a 224 network) adapt
     /// as Keras's applications do, a window keeping its stride wherever it fits and giving ceil(input / stride)
     /// where it would not fit the (padded) input.
     public let adaptsToSmallInputs = EngineOptions.current.adaptsWindowsToSmallInputs
     /// Whether the output is written rectified, for the ReLU after this layer (see `ReLUFusing`).
-    var fusesReLU = false
+    package var fusesReLU = false
     let appliesReLUDerivative = false
 
     /// The algorithm a test wants for both passes, where it applies (nil: the plan's own choice).
-    var forcedAlgorithm: ConvolutionPlan.Algorithm?
+    package var forcedAlgorithm: ConvolutionPlan.Algorithm?
     /// The plan of the last input shape (made again when the shape, the thread count or Winograd's switch changes).
     private var cachedPlan: ConvolutionPlan?
 
@@ -109,7 +109,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     }
 
     /// The plan for `inputShape`, made once per shape.
-    func plan(for inputShape: [Int]) -> ConvolutionPlan {
+    package func plan(for inputShape: [Int]) -> ConvolutionPlan {
         let options = EngineOptions.current
         if let cachedPlan, cachedPlan.inputShape == inputShape, cachedPlan.threads == options.threads,
            cachedPlan.winogradAllowed == (allowsWinograd && options.winograd), cachedPlan.forced == forcedAlgorithm {

@@ -3,8 +3,8 @@
 // forward and backward pair each, are in ConvolutionAlgorithms.swift.
 import CNNKernels
 
-struct ConvolutionPlan: Equatable {
-    enum Algorithm: Equatable, CaseIterable {
+package struct ConvolutionPlan: Equatable {
+    package enum Algorithm: Equatable, CaseIterable {
         /// The direct kernels, without lowering: stride 1, no padding, one group, few taps (LeNet's C1). Backward,
         /// the weight gradient is direct and the input gradient lowered.
         case direct
@@ -20,10 +20,10 @@ struct ConvolutionPlan: Equatable {
     }
 
     let inputShape: [Int]
-    let geometry: WindowGeometry
-    let forward: Algorithm
+    package let geometry: WindowGeometry
+    package let forward: Algorithm
     /// `.direct` here means the lowered backward pass with the direct weight gradient.
-    let backward: Algorithm
+    package let backward: Algorithm
     /// What the plan was made for: the thread count, whether Winograd was allowed, the algorithm a test forced.
     let threads: Int, winogradAllowed: Bool, forced: Algorithm?
 
@@ -34,9 +34,9 @@ struct ConvolutionPlan: Equatable {
     /// round, an image whose column matrix would exceed about 1 MB (GoogLeNet's conv1: 147 x 12,544) is lowered
     /// `band` output rows at a time, so that the GEMM reads each band's columns from the caches just after im2col
     /// wrote them; `band` is the output height otherwise.
-    let chunks: Int, gemmThreads: Int, span: Int, band: Int
+    package let chunks: Int, gemmThreads: Int, span: Int, band: Int
     /// The input itself is the column matrix (1x1 kernel, stride 1, no padding).
-    let pointwise: Bool
+    package let pointwise: Bool
 
     var batch: Int { inputShape[0] }
     /// K = (C / G) * KH * KW, the rows of a column matrix.
@@ -80,7 +80,7 @@ struct ConvolutionPlan: Equatable {
     }
 
     /// Whether `algorithm` can compute `conv` on `inputShape` (`.lowered` always can).
-    static func applies(_ algorithm: Algorithm, to conv: Conv2D, inputShape: [Int], geometry g: WindowGeometry,
+    package static func applies(_ algorithm: Algorithm, to conv: Conv2D, inputShape: [Int], geometry g: WindowGeometry,
                         winogradAllowed: Bool) -> Bool {
         switch algorithm {
         case .direct:

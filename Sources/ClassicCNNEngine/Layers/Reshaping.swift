@@ -50,7 +50,7 @@ public final class Dropout: Layer {
     }
 
     /// The mask `forward` draws from 16 generators seeded with `seeds`, one element at a time: its naive twin.
-    static func naiveMask(count: Int, rate: Float, seeds: [UInt64]) -> [Float] {
+    package static func naiveMask(count: Int, rate: Float, seeds: [UInt64]) -> [Float] {
         var lanes = seeds.map { RandomGenerator(seed: $0) }
         let keep = 1 - rate
         return (0..<count).map { i in lanes[i % lanes.count].nextFloat() < keep ? 1 / keep : 0 }

@@ -15,7 +15,7 @@ public enum Padding: Sendable, Equatable {
     public static func uniform(_ amount: Int) -> Padding { .symmetric(height: amount, width: amount) }
 
     /// Resolves to (top, left, bottom, right) for an input size, kernel size and stride.
-    func amounts(height: Int, width: Int, kernel: (Int, Int), stride: (Int, Int)) -> (Int, Int, Int, Int) {
+    package func amounts(height: Int, width: Int, kernel: (Int, Int), stride: (Int, Int)) -> (Int, Int, Int, Int) {
         switch self {
         case .valid: return (0, 0, 0, 0)
         case let .symmetric(h, w): return (h, w, h, w)

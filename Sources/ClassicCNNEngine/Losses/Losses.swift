@@ -82,7 +82,7 @@ public final class SoftmaxCrossEntropy: LogitLoss {
     }
 
     /// `evaluate` one element at a time with the standard library's exp and log: the kernel's naive twin.
-    static func naive(logits: [Float], labels: [Int32], classes: Int, labelSmoothing: Float) -> (loss: Float, gradient: [Float]) {
+    package static func naive(logits: [Float], labels: [Int32], classes: Int, labelSmoothing: Float) -> (loss: Float, gradient: [Float]) {
         let n = labels.count
         let (on, off) = targetShares(classes: classes, labelSmoothing: labelSmoothing)
         var total: Double = 0, gradient = [Float](repeating: 0, count: logits.count)

@@ -157,7 +157,7 @@ public final class Model {
     /// Scales every trainable gradient by `maximum / (norm + 1e-6)` when their global norm exceeds `maximum`, as
     /// PyTorch's `clip_grad_norm_`. Returns the norm before clipping.
     @discardableResult
-    func clipGradients(to maximum: Float) -> Double {
+    package func clipGradients(to maximum: Float) -> Double {
         var sum = 0.0
         for (_, parameter) in parameters where parameter.isTrainable {
             let g = parameter.gradient.data

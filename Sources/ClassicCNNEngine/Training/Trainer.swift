@@ -70,6 +70,14 @@ public struct EpochResult: Codable, Sendable {
     /// The learning rate of the epoch's last step.
     public var learningRate: Double?
 
+    public init(epoch: Int, loss: Double, accuracy: Double, validationLoss: Double? = nil, validationAccuracy: Double? = nil,
+                seconds: Double, imagesPerSecond: Double, steps: Int, residentBytes: Int? = nil, peakResidentBytes: Int? = nil,
+                learningRate: Double? = nil) {
+        (self.epoch, self.loss, self.accuracy, self.validationLoss, self.validationAccuracy) = (epoch, loss, accuracy, validationLoss, validationAccuracy)
+        (self.seconds, self.imagesPerSecond, self.steps) = (seconds, imagesPerSecond, steps)
+        (self.residentBytes, self.peakResidentBytes, self.learningRate) = (residentBytes, peakResidentBytes, learningRate)
+    }
+
     /// Keras's names, snake_case: `cnn train --json` prints these.
     enum CodingKeys: String, CodingKey {
         case epoch, loss, accuracy, seconds, steps

@@ -48,7 +48,8 @@ package enum SHA256 {
 }
 
 /// Incremental SHA-256 state: feed bytes with `update`, then call `finalizeHex` once.
-struct SHA256Hasher {
+package struct SHA256Hasher {
+    package init() {}
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
         0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19
     )
@@ -71,7 +72,7 @@ struct SHA256Hasher {
     ]
 
     /// Adds `bytes` to the message.
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         length &+= UInt64(bytes.count)
         var start = 0
         if !pending.isEmpty {
@@ -94,7 +95,7 @@ struct SHA256Hasher {
     }
 
     /// Pads the message, processes the last blocks and returns the digest as lowercase hex.
-    mutating func finalizeHex() -> String {
+    package mutating func finalizeHex() -> String {
         let bitLength = length &* 8
         var tail = pending
         tail.append(0x80)

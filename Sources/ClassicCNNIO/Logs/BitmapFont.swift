@@ -5,10 +5,10 @@ import ClassicCNNEngine
 /// Glyphs of 5x9 pixels: 7 rows down to the baseline and 2 below it, where g, j, p, q and y hang (without them a 5x7
 /// "p" reads as "P" and "g" as "9"). Upper-case letters are drawn as lower-case; a character the font lacks is drawn
 /// as a hollow box.
-enum BitmapFont {
-    static let width = 5, height = 9, advance = 6
+package enum BitmapFont {
+    package static let width = 5, height = 9, advance = 6
     /// The rows down to the baseline: where SVG text, which has real descenders, puts its baseline.
-    static let baseline = 7
+    package static let baseline = 7
 
     /// Each glyph: the character, then its 9 rows top to bottom as 2 hex digits each, bit 4 the leftmost pixel.
     private static let table = """
@@ -23,7 +23,7 @@ enum BitmapFont {
         """
 
     /// The rows of every glyph in the table.
-    static let glyphs: [Character: [UInt8]] = {
+    package static let glyphs: [Character: [UInt8]] = {
         var glyphs: [Character: [UInt8]] = [" ": Array(repeating: 0, count: height)]
         let tokens = table.split(whereSeparator: \.isWhitespace).map(Array.init)
         for entry in stride(from: 0, to: tokens.count - 1, by: 2) {
@@ -34,10 +34,10 @@ enum BitmapFont {
         return glyphs
     }()
 
-    static let missing: [UInt8] = [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F, 0, 0]
+    package static let missing: [UInt8] = [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F, 0, 0]
 
     /// The rows of `character`'s glyph.
-    static func rows(_ character: Character) -> [UInt8] {
+    package static func rows(_ character: Character) -> [UInt8] {
         glyphs[character] ?? glyphs[Character(character.lowercased())] ?? missing
     }
 

@@ -10,12 +10,13 @@ import Foundation
 import ClassicCNNEngine
 
 /// The few protocol buffer encodings an `Event` needs: varints, fixed64, fixed32 and length-delimited fields.
-struct ProtobufWriter {
-    private(set) var bytes: [UInt8] = []
+package struct ProtobufWriter {
+    package private(set) var bytes: [UInt8] = []
+    package init() {}
 
     private mutating func key(_ field: Int, wireType: UInt64) { appendVarint(UInt64(field) << 3 | wireType) }
 
-    mutating func appendVarint(_ value: UInt64) {
+    package mutating func appendVarint(_ value: UInt64) {
         var value = value
         while value >= 0x80 {
             bytes.append(UInt8(value & 0x7F) | 0x80)

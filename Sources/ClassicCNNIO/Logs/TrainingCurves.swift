@@ -8,11 +8,11 @@ import ClassicCNNEngine
 public struct PlotColor: Equatable, Sendable {
     public var red, green, blue: UInt8
     public init(_ red: UInt8, _ green: UInt8, _ blue: UInt8) { (self.red, self.green, self.blue) = (red, green, blue) }
-    var hex: String { String(format: "#%02x%02x%02x", red, green, blue) }
+    package var hex: String { String(format: "#%02x%02x%02x", red, green, blue) }
 
-    static let white = PlotColor(255, 255, 255), black = PlotColor(0, 0, 0), grid = PlotColor(225, 225, 225)
+    package static let white = PlotColor(255, 255, 255), black = PlotColor(0, 0, 0), grid = PlotColor(225, 225, 225)
     /// matplotlib's first two colours, as TensorBoard and Keras users know them.
-    static let training = PlotColor(31, 119, 180), validation = PlotColor(255, 127, 14)
+    package static let training = PlotColor(31, 119, 180), validation = PlotColor(255, 127, 14)
     /// The training and validation colours of each run when several are drawn together (matplotlib's tab10 in pairs).
     static let runPairs: [(PlotColor, PlotColor)] = [(training, validation), (PlotColor(44, 160, 44), PlotColor(214, 39, 40)),
                                                      (PlotColor(148, 103, 189), PlotColor(140, 86, 75)),
@@ -161,11 +161,11 @@ public struct TrainingCurves {
 }
 
 /// An axis range widened to round tick values: 1, 2 or 5 times a power of ten apart.
-struct Axis {
-    let low: Double, high: Double, step: Double, ticks: [Double]
+package struct Axis {
+    package let low: Double, high: Double, step: Double, ticks: [Double]
     private let decimals: Int
 
-    init(low dataLow: Double, high dataHigh: Double, targetTicks: Int, integers: Bool) {
+    package init(low dataLow: Double, high dataHigh: Double, targetTicks: Int, integers: Bool) {
         var (low, high) = (dataLow, dataHigh)
         if high - low < 1e-12 {
             let pad = integers ? 1 : Swift.max(abs(low) * 0.1, 0.05)
@@ -187,7 +187,7 @@ struct Axis {
         decimals = integers ? 0 : Swift.max(0, Int(-(log10(step) + 1e-9).rounded(.down)))
     }
 
-    func label(_ value: Double) -> String {
+    package func label(_ value: Double) -> String {
         let text = String(format: "%.\(decimals)f", value)
         return text.hasPrefix("-") && Double(text) == 0 ? String(text.dropFirst()) : text
     }

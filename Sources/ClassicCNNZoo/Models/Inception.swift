@@ -5,7 +5,7 @@
 // each model's table and builders; channel counts are never kept by hand: they are read off output shapes.
 import ClassicCNNEngine
 
-enum Inception {
+package enum Inception {
     /// How a codebase builds its "basic" convolution: a convolution without bias (`conv`), batch norm with epsilon
     /// 0.001 (`bn`) and ReLU. torchvision's BasicConv2d (Inception v3) draws the weights from N(0, 0.1) and names the
     /// ReLU `relu`; timm's ConvNormAct (Inception-v4, Inception-ResNet-v2) keeps PyTorch's default initialisation and
@@ -46,10 +46,10 @@ enum Inception {
     /// of `Concat`s, `Sequential`s and `Residual`s; `children` lists the same blocks flat under the reference's names,
     /// so that parameter paths are its state_dict keys. Pooling, a function call in the reference's `forward`, is not
     /// a child.
-    final class Module: WiredLayer {
-        let kind = "InceptionModule"
-        let body: any Layer
-        let children: [(name: String, layer: any Layer)]
+    package final class Module: WiredLayer {
+        package let kind = "InceptionModule"
+        package let body: any Layer
+        package let children: [(name: String, layer: any Layer)]
 
         /// A module with its blocks named explicitly.
         init(children: [(name: String, layer: any Layer)], body: any Layer) {
@@ -74,19 +74,19 @@ enum Inception {
             }
         }
 
-        var wiring: any Layer { body }
+        package var wiring: any Layer { body }
 
-        func outputShape(for inputShape: [Int]) throws -> [Int] { try body.outputShape(for: inputShape) }
+        package func outputShape(for inputShape: [Int]) throws -> [Int] { try body.outputShape(for: inputShape) }
 
         /// The body's rows (paths through the wiring: `Mixed_7b.branch2.1.branch3x3_2a.conv`), then its own (the
         /// `Concat` row).
-        func summarize(inputShape: [Int], path: String, into rows: inout [SummaryRow]) throws -> [Int] {
+        package func summarize(inputShape: [Int], path: String, into rows: inout [SummaryRow]) throws -> [Int] {
             try body.summarize(inputShape: inputShape, path: path, into: &rows)
         }
 
-        func forward(_ input: Tensor, training: Bool) -> Tensor { body.forward(input, training: training) }
-        func backward(_ outputGradient: Tensor) -> Tensor { body.backward(outputGradient) }
-        func releaseGradients() { body.releaseGradients() }
+        package func forward(_ input: Tensor, training: Bool) -> Tensor { body.forward(input, training: training) }
+        package func backward(_ outputGradient: Tensor) -> Tensor { body.backward(outputGradient) }
+        package func releaseGradients() { body.releaseGradients() }
     }
 
     /// An Inception-ResNet block: the branches concatenated, projected back to the input's channels by `conv2d` (a

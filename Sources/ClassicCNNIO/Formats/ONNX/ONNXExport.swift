@@ -43,6 +43,27 @@ public enum ONNXExport {
         try writeAtomically(bytes, to: path)
     }
 
+    /// What the exported graph holds, for tests that check it without the protobuf types: the opset, the input's
+    /// dimensions (a symbolic one by its name), the output's (0 for a symbolic one), the initializers' names and the
+    /// nodes' operator types.
+    package struct GraphSummary {
+        package let opset: Int64
+        package let inputDimensions: [String]
+        package let outputDimensions: [Int64]
+        package let initializers: [String]
+        package let operators: [String]
+    }
+
+    package static func summary(of model: Model) throws -> GraphSummary {
+        let proto = try graph(of: model)
+        let input = proto.graph.input.first?.type.tensorType.shape.dim ?? []
+        return GraphSummary(
+            opset: proto.opsetImport.first?.version ?? 0,
+            inputDimensions: input.map { $0.dimParam.isEmpty ? String($0.dimValue) : $0.dimParam },
+            outputDimensions: proto.graph.output.first?.type.tensorType.shape.dim.map { $0.dimValue } ?? [],
+            initializers: proto.graph.initializer.map(\.name), operators: proto.graph.node.map(\.opType))
+    }
+
     /// The ONNX model proto: one graph from `input` to `output`, the parameters as initializers.
     static func graph(of model: Model) throws -> Onnx_ModelProto {
         var builder = GraphBuilder()
