@@ -26,6 +26,8 @@ struct ConvolutionTests {
         Shape(n: 8, c: 4, h: 6, w: 6, co: 5, kernel: (3, 3)),                                       // several images per GEMM
         Shape(n: 1, c: 3, h: 150, w: 150, co: 8, kernel: (7, 7), stride: (2, 2), padding: .uniform(3)), // bands of rows
         Shape(n: 3, c: 16, h: 9, w: 9, co: 16, kernel: (3, 3), padding: .same),                     // Winograd, same
+        Shape(n: 5, c: 32, h: 4, w: 4, co: 24, kernel: (3, 3), padding: .uniform(1)),              // one whole tile: VGG's 4x4
+        Shape(n: 6, c: 32, h: 2, w: 2, co: 24, kernel: (3, 3), padding: .uniform(1)),              // 2x2: the share in one GEMM
     ]
 
     /// The naive input gradient: dx[n, ci, iy, ix] += w[co, ci - g * cg, ky, kx] * dy[n, co, oy, ox] over every
@@ -152,6 +154,11 @@ struct ConvolutionTests {
         #expect(plan.forward == .winograd && plan.backward == .winograd)
         let small = winograd.plan(for: [2, 16, 7, 7])
         #expect(small.forward == .lowered && small.backward == .lowered)
+        // A 4x4 output is one whole F(4x4, 3x3) tile: Winograd. A 2x2 one is lowered, each thread's share of the batch
+        // in one GEMM.
+        #expect(winograd.plan(for: [2, 16, 4, 4]).forward == .winograd)
+        let tiny = EngineOptions(threads: 2).run { winograd.plan(for: [128, 16, 2, 2]) }
+        #expect(tiny.forward == .lowered && tiny.span == 64 && tiny.chunks == 2)
         let off = EngineOptions(winograd: false).run { winograd.plan(for: [2, 16, 12, 12]) }
         #expect(off.forward == .lowered)
         let whole = Conv2D(inputChannels: 16, outputChannels: 120, kernelSize: 5)

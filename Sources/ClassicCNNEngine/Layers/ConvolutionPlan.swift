@@ -73,8 +73,16 @@ package struct ConvolutionPlan: Equatable {
             (span, band) = (1, oh)
         } else {
             let share = (inputShape[0] + chunks - 1) / chunks
-            // Keep a column matrix within about 1 MB, and only batch images whose own GEMM is narrow.
-            span = p >= 4096 ? 1 : Swift.max(1, Swift.min(share, (1 << 18) / Swift.max(k * p, 1)))
+            if p <= 64 && k * p * share <= 1 << 23 {
+                // Small maps (VGG's 512 channels at 4x4 and 2x2 on CIFAR-10): a few images' GEMM is a few dozen
+                // columns wide and, backward, a weight-gradient product only as deep as their positions, which
+                // reads and writes the whole dW each time. The share goes through one GEMM instead while its column
+                // matrix stays within 32 MB.
+                span = share
+            } else {
+                // Keep a column matrix within about 1 MB, and only batch images whose own GEMM is narrow.
+                span = p >= 4096 ? 1 : Swift.max(1, Swift.min(share, (1 << 18) / Swift.max(k * p, 1)))
+            }
             band = span == 1 && k * p > 1 << 18 ? Swift.max(1, Swift.min(oh, (1 << 18) / Swift.max(k * ow, 1))) : oh
         }
     }
@@ -92,10 +100,13 @@ package struct ConvolutionPlan: Equatable {
         case .winograd:
             // Enough channels on both sides for the 36 GEMMs to be worth their transforms (a first layer's 3 input
             // channels are not), and an output of at least 8x8 (on GoogLeNet's 7x7 maps a quarter of the tiles'
-            // outputs fall outside, and it was slower).
+            // outputs fall outside, and it was slower) or one that whole tiles cover (VGG's 4x4 maps on CIFAR-10:
+            // one F(4x4, 3x3) tile per image, no output wasted).
+            let tile = conv.kernelSize.height == 3 ? 4 : 2
+            func fits(_ size: Int) -> Bool { size >= 8 || size % tile == 0 && size >= tile }
             return winogradAllowed && conv.groups == 1 && conv.kernelSize.height == conv.kernelSize.width
                 && cnn_winograd_available(Int32(conv.kernelSize.height)) != 0 && conv.stride == (1, 1)
-                && conv.inputChannels >= 16 && conv.outputChannels >= 16 && g.outputHeight >= 8 && g.outputWidth >= 8
+                && conv.inputChannels >= 16 && conv.outputChannels >= 16 && fits(g.outputHeight) && fits(g.outputWidth)
         case .fullyConnected:
             return conv.groups == 1 && conv.kernelSize.height == inputShape[2] && conv.kernelSize.width == inputShape[3]
                 && g.outputHeight == 1 && g.outputWidth == 1 && g.padTop == 0 && g.padLeft == 0
