@@ -87,4 +87,25 @@ struct TrainingCurvesTests {
         #expect(!single.svg().contains(">validation</text>") && single.svg().contains(">train</text>"))
         #expect(single.image().pixels.contains(PlotColor.training.green), "the single epoch's marker is drawn")
     }
+
+    /// Long run names (--labels "ours (30 epochs)","pytorch (first 3)" once ran off both edges): the legend shrinks,
+    /// then shortens the names, and stays inside the picture.
+    @Test func aWideLegendStaysInsideThePicture() {
+        let epochs = (1...3).map { EpochMetrics(epoch: $0, step: $0 * 10, wallTime: 0, loss: 1 / Double($0), accuracy: 0.5,
+                                                validationLoss: 1.1 / Double($0), validationAccuracy: 0.45, learningRate: 0.1,
+                                                imagesPerSecond: 1) }
+        for names in [["ours (30 epochs)", "pytorch (first 3)"], [String(repeating: "a very long run name ", count: 6), "b"]] {
+            let shapes = TrainingCurves(runs: names.map { ($0, epochs) }).shapes(width: 960, height: 400)
+            // The legend's texts are the ones on its line (y = 8).
+            let legend = shapes.compactMap { shape -> (String, Double, Int)? in
+                if case let .text(text, x, y, _, scale, _) = shape, y == 8 { return (text, x, scale) }
+                return nil
+            }
+            #expect(legend.count == 4)
+            for (text, x, scale) in legend {
+                let right = x + Double(BitmapFont.textWidth(text) * scale)
+                #expect(x >= 0 && right <= 960, "\(text) at \(x)...\(right)")
+            }
+        }
+    }
 }

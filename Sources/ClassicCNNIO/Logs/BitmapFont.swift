@@ -42,5 +42,5 @@ package enum BitmapFont {
     }
 
     /// The width in font pixels of `text` (one cell per character, less the last cell's spacing).
-    static func textWidth(_ text: String) -> Int { max(text.count * advance - 1, 0) }
+    package static func textWidth(_ text: String) -> Int { max(text.count * advance - 1, 0) }
 }

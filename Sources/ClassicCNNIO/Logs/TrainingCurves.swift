@@ -67,10 +67,21 @@ public struct TrainingCurves {
             legend.append((label(run, "train"), colors.0))
             if epochs.contains(where: { $0.validationLoss != nil || $0.validationAccuracy != nil }) { legend.append((label(run, "validation"), colors.1)) }
         }
-        let scale = 2, glyphHeight = Double(BitmapFont.height * scale), sample = 20.0, gap = 6.0, spacing = 24.0
-        let legendWidth = legend.map { sample + gap + Double(BitmapFont.textWidth($0.name) * scale) }.reduce(0, +)
-            + spacing * Double(legend.count - 1)
-        var x = ((Double(width) - legendWidth) / 2).rounded()
+        // A legend too wide for the picture (long run names) is drawn at half size, then with its names shortened,
+        // never cut at the picture's edges.
+        var scale = 2, sample = 20.0, gap = 6.0, spacing = 24.0
+        func legendWidth() -> Double {
+            legend.map { sample + gap + Double(BitmapFont.textWidth($0.name) * scale) }.reduce(0, +) + spacing * Double(legend.count - 1)
+        }
+        let room = Double(width) - 16
+        if legendWidth() > room { (scale, sample, gap, spacing) = (1, 12, 4, 12) }
+        var longest = legend.map(\.name.count).max() ?? 0
+        while legendWidth() > room && longest > 3 {
+            longest -= 1
+            legend = legend.map { ($0.name.count > longest ? String($0.name.prefix(longest - 2)) + ".." : $0.name, $0.color) }
+        }
+        let glyphHeight = Double(BitmapFont.height * scale)
+        var x = max(((Double(width) - legendWidth()) / 2).rounded(), 0)
         for (name, color) in legend {
             shapes.append(.line(x0: x, y0: Self.legendTop + glyphHeight / 2, x1: x + sample, y1: Self.legendTop + glyphHeight / 2,
                                 color: color, width: 2))
