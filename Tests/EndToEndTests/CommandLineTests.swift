@@ -464,14 +464,18 @@ struct CommandLineTests {
         expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", data, "--checkpoint-dir", checkpoints, "--overwrite"]), naming: "wrong magic")
 
         // A folder without MNIST.
-        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", scratch("empty")]), naming: "no MNIST files")
+        // (Each run here has a --checkpoint-dir of its own: the repository's checkpoints/, which the README's first
+        // command fills, would be refused before the data is read.)
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", scratch("empty"), "--checkpoint-dir", scratch("empty-ck")]),
+                           naming: "no MNIST files")
 
         // One file missing among the four: named.
         let partial = scratch("partial")
         for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"] {
             try FileManager.default.copyItem(atPath: "\(root)/mnist/\(name)", toPath: "\(partial)/\(name)")
         }
-        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", partial]), naming: "t10k-labels-idx1-ubyte.gz")
+        expectCleanFailure(try cnn(["train", "lenet5", "--data-dir", partial, "--checkpoint-dir", scratch("partial-ck")]),
+                           naming: "t10k-labels-idx1-ubyte.gz")
 
         // A truncated labels file (raw IDX, cut short).
         let labels = try Data(contentsOf: URL(fileURLWithPath: "\(root)/mnist/t10k-labels-idx1-ubyte.gz"))
