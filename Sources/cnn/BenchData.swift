@@ -32,12 +32,12 @@ struct BenchData: ParsableCommand {
 
     func run() throws {
         let set: ImageDataset
-        if isImageFolder(dataset) {
+        if Datasets.isImageFolder(dataset) {
             set = try ImageFolder.load(dataset, channels: channels ?? 3, validationFraction: 0, seed: 0, skipBadImages: true) {
                 printError("skipping \($0)")
             }.training
         } else {
-            set = try loadDataset(dataset, split: .train, dataDirectory: data.dataDir)
+            set = try Datasets.load(dataset, split: .train, dataDirectory: data.dataDir)
             if let channels, channels != set.channels {
                 throw ValidationError("--channels: \(dataset) has \(set.channels)-channel images")
             }

@@ -71,17 +71,14 @@ struct DataOptions: ParsableArguments {
     var dataDir: String?
 }
 
-/// Prints a report as one JSON object on one line (JSON Lines), keys snake_case and sorted: what every command's
-/// --json prints.
-func printJSON<T: Encodable>(_ value: T) throws { try printJSONLine(value) }
-
 /// Prints each element as a JSON object on a line of its own (JSON Lines): a list (models, predictions).
 func printJSONLines<T: Encodable>(_ values: [T]) throws {
-    for value in values { try printJSONLine(value) }
+    for value in values { try printJSON(value) }
 }
 
-/// One JSON object on one line (JSON Lines).
-func printJSONLine<T: Encodable>(_ value: T) throws {
+/// Prints a report as one JSON object on one line (JSON Lines), keys snake_case and sorted: what every command's
+/// --json prints.
+func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
@@ -92,10 +89,6 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// Loads the named dataset's split: mnist or cifar10 (`Datasets.load`).
-func loadDataset(_ name: String, split: Datasets.Split, dataDirectory: String?) throws -> ImageDataset {
-    try Datasets.load(name, split: split, dataDirectory: dataDirectory)
-}
 
 extension Int {
     /// 61706 -> "61,706".

@@ -49,7 +49,7 @@ struct Evaluate: ParsableCommand {
         let name = dataset ?? info.dataset
         let testSet: ImageDataset
         var part = "test"
-        if isImageFolder(name) {
+        if Datasets.isImageFolder(name) {
             let trainedOn = URL(fileURLWithPath: name).standardized.path == URL(fileURLWithPath: info.dataset).standardized.path
             part = split ?? (trainedOn ? "val" : "all")
             var options = folder
@@ -68,7 +68,7 @@ struct Evaluate: ParsableCommand {
             }
             testSet = chosen
         } else {
-            testSet = try loadDataset(name, split: .test, dataDirectory: data.dataDir)
+            testSet = try Datasets.load(name, split: .test, dataDirectory: data.dataDir)
         }
         try Evaluation.checkLabels(of: testSet, fit: model)
         let result = tenCrop ? try Evaluation.runTenCrop(model: model, dataset: testSet, limit: limit)

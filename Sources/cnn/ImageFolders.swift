@@ -16,8 +16,6 @@ struct ImageFolderOptions: ParsableArguments {
     }
 }
 
-/// Whether a --dataset value names a folder rather than a built-in dataset.
-func isImageFolder(_ name: String) -> Bool { Datasets.isImageFolder(name) }
 
 /// The training and validation sets of a run: a built-in dataset's train and test splits, or an image folder's
 /// (its train/ and val/ folders, or a seeded split), read as images of `channels` channels.

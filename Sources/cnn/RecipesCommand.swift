@@ -25,7 +25,7 @@ struct RecipesCommand: ParsableCommand {
                               rmsprop_epsilon: recipe.rmsprop?.epsilon, rmsprop_convention: recipe.rmsprop?.convention.rawValue,
                               quote: recipe.quote, notes: recipe.notes)
             if json {
-                try printJSONLine(entry)
+                try printJSON(entry)
                 continue
             }
             var settings = "\(recipe.optimizer) lr \(recipe.learningRate)"

@@ -34,14 +34,14 @@ struct ShowData: ParsableCommand {
 
     func run() throws {
         let images: ImageDataset
-        if isImageFolder(dataset) {
+        if Datasets.isImageFolder(dataset) {
             let sets = try loadTrainingData(dataset, channels: 3, seed: seed ?? 0, folder: folder, dataDirectory: data.dataDir)
             guard let chosen = split == "train" ? sets.training : sets.validation else {
                 throw CommandError(description: "\(dataset): no validation images (see --validation-fraction)")
             }
             images = chosen
         } else {
-            images = try loadDataset(dataset, split: split == "train" ? .train : .test, dataDirectory: data.dataDir)
+            images = try Datasets.load(dataset, split: split == "train" ? .train : .test, dataDirectory: data.dataDir)
         }
         guard images.count > 0 else { throw CommandError(description: "\(dataset): no images in the \(split) split") }
         var indices = Array(0..<images.count)

@@ -128,10 +128,9 @@ struct Train: ParsableCommand {
         let found = ["last", "best"].map { "\(checkpointDir)/\($0).safetensors" }.filter { FileManager.default.fileExists(atPath: $0) }
         guard let first = found.first else { return }
         var what = ""
-        if let metadata = try? SafeTensors.readMetadata(path: first), let model = metadata["model"] {
-            let metrics = metadata["metrics"].flatMap { try? JSONDecoder().decode([String: Double].self, from: Data($0.utf8)) }
-            let accuracy = metrics?["val_accuracy"].map { String(format: ", %.2f%% validation accuracy", $0 * 100) } ?? ""
-            what = " (\(model) on \(metadata["dataset"] ?? "?"), epoch \(metadata["epoch"] ?? "?")\(accuracy))"
+        if let info = try? Checkpoint.readInfo(path: first) {
+            let accuracy = info.metrics["val_accuracy"].map { String(format: ", %.2f%% validation accuracy", $0 * 100) } ?? ""
+            what = " (\(info.model) on \(info.dataset), epoch \(info.epoch)\(accuracy))"
         }
         throw ValidationError("\(checkpointDir) holds another run's checkpoints\(what): \(found.joined(separator: ", ")). "
             + "Continue that run with --resume, train in another --checkpoint-dir, or pass --overwrite to replace them")
@@ -143,7 +142,7 @@ struct Train: ParsableCommand {
         func check<T: Equatable>(_ option: String, _ given: T?, _ saved: T, _ shown: String? = nil) {
             if let given, given != saved { conflicts.append("\(option) \(given) (the run's: \(shown ?? "\(saved)"))") }
         }
-        func standardized(_ name: String) -> String { isImageFolder(name) ? URL(fileURLWithPath: name).standardized.path : name }
+        func standardized(_ name: String) -> String { Datasets.isImageFolder(name) ? URL(fileURLWithPath: name).standardized.path : name }
         check("--dataset", dataset.map(standardized), standardized(info.dataset), info.dataset)
         check("--classes", network.classes, saved.configuration.classes)
         check("--input-size", network.inputSize, saved.configuration.inputSize)
@@ -235,7 +234,7 @@ struct Train: ParsableCommand {
         var datasetName = dataset ?? descriptor.defaultDataset
         // An image folder says how many classes there are: taken from it unless --classes is given, which must agree.
         var classes = self.network.classes
-        if !resume, isImageFolder(datasetName), let names = try? ImageFolder.classNames(of: datasetName), !names.isEmpty {
+        if !resume, Datasets.isImageFolder(datasetName), let names = try? ImageFolder.classNames(of: datasetName), !names.isEmpty {
             if let given = classes, given != names.count {
                 throw ValidationError("--classes \(given): \(datasetName) has \(names.count) class folders (\(names.prefix(8).joined(separator: ", "))"
                     + "\(names.count > 8 ? ", ..." : "")); leave --classes out to take the folder's")
@@ -416,8 +415,11 @@ final class ProgressBar: TrainingObserver {
 
     init(json: Bool) { self.json = json }
 
-    /// The terminal's width (a line drawn over itself must not wrap), none when the output is not a terminal.
-    var columns: Int? {
+    /// The terminal's width, read once an epoch (a line drawn over itself must not wrap); nil when the output is not
+    /// a terminal.
+    private var columns: Int?
+
+    private func terminalColumns() -> Int? {
         guard interactive else { return nil }
         var size = winsize()
         if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 { return Int(size.ws_col) }
@@ -426,6 +428,7 @@ final class ProgressBar: TrainingObserver {
 
     func epochStarted(_ epoch: Int, of epochs: Int, steps: Int) {
         stepsBefore = nil
+        columns = terminalColumns()
         if !json {
             print("Epoch \(epoch)/\(epochs)")
             fflush(stdout)
@@ -456,9 +459,7 @@ final class ProgressBar: TrainingObserver {
     func epochFinished(_ result: EpochResult) {
         defer { fflush(stdout) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            if let data = try? encoder.encode(result) { print(String(decoding: data, as: UTF8.self)) }
+            try? printJSON(result)
             return
         }
         var details: [String] = []

@@ -103,19 +103,12 @@ public enum Checkpoint {
         path: String, build: (_ name: String, _ configuration: ModelConfiguration) throws -> Model
     ) throws -> (model: Model, info: CheckpointInfo, optimizerState: [String: Tensor]) {
         let file = try SafeTensors.read(path: path)
-        let metadata = file.metadata
-        guard metadata["format"] == format, let name = metadata["model"] else {
-            throw CheckpointError(path: path, reason: "not a ClassicCNN checkpoint (its metadata has no \"format\": \"\(format)\" and model name)")
-        }
-        guard let configurationText = metadata["configuration"],
-              let configuration = try? JSONDecoder().decode(ModelConfiguration.self, from: Data(configurationText.utf8)) else {
-            throw CheckpointError(path: path, reason: "the metadata's model configuration is missing or malformed")
-        }
+        var info = try self.info(metadata: file.metadata, path: path)
         let model: Model
-        do { model = try build(name, configuration) } catch let error as CheckpointError {
+        do { model = try build(info.model, info.configuration) } catch let error as CheckpointError {
             throw error
         } catch {
-            throw CheckpointError(path: path, reason: "cannot rebuild \(name): \(error)")
+            throw CheckpointError(path: path, reason: "cannot rebuild \(info.model): \(error)")
         }
         let isExtra = { (tensor: NamedTensor) in extraPrefixes.contains { tensor.name.hasPrefix($0) } }
         do { try model.loadParameters(file.tensors.filter { !$0.name.hasPrefix(optimizerPrefix) && !isExtra($0) }) } catch {
@@ -125,23 +118,41 @@ public enum Checkpoint {
         for tensor in file.tensors where tensor.name.hasPrefix(optimizerPrefix) {
             optimizerState[String(tensor.name.dropFirst(optimizerPrefix.count))] = Tensor(shape: tensor.shape, values: tensor.values)
         }
-        let info = CheckpointInfo(
+        info.extraTensors = file.tensors.filter(isExtra)
+        return (model, info, optimizerState)
+    }
+
+    /// A checkpoint's description (model, configuration, epoch, dataset, metrics, optimizer, training state, class
+    /// names) from its header alone, without reading a tensor or building the network. Its `extraTensors` are empty.
+    ///
+    /// - Throws: `CheckpointError` naming `path` for a file that is not a ClassicCNN checkpoint or whose metadata is
+    ///   malformed.
+    public static func readInfo(path: String) throws -> CheckpointInfo {
+        try info(metadata: SafeTensors.readMetadata(path: path), path: path)
+    }
+
+    private static func info(metadata: [String: String], path: String) throws -> CheckpointInfo {
+        guard metadata["format"] == format, let name = metadata["model"] else {
+            throw CheckpointError(path: path, reason: "not a ClassicCNN checkpoint (its metadata has no \"format\": \"\(format)\" and model name)")
+        }
+        guard let configuration = decode(ModelConfiguration.self, metadata["configuration"]) else {
+            throw CheckpointError(path: path, reason: "the metadata's model configuration is missing or malformed")
+        }
+        var info = CheckpointInfo(
             model: name, configuration: configuration, epoch: Int(metadata["epoch"] ?? "") ?? 0,
             dataset: metadata["dataset"] ?? "",
             metrics: decode([String: Double].self, metadata["metrics"]) ?? [:],
             optimizer: metadata["optimizer"],
             optimizerSettings: decode([String: Double].self, metadata["optimizer_settings"]) ?? [:],
             seed: UInt64(metadata["seed"] ?? "") ?? 0)
-        var result = info
-        result.extraTensors = file.tensors.filter(isExtra)
-        result.classNames = decode([String].self, metadata["class_names"]) ?? []
+        info.classNames = decode([String].self, metadata["class_names"]) ?? []
         if let text = metadata["training_state"] {
             guard let state = decode(TrainingState.self, text), state.epoch >= 0, state.nextBatch >= 0, state.batchSize > 0 else {
                 throw CheckpointError(path: path, reason: "the metadata's training state is malformed")
             }
-            result.trainingState = state
+            info.trainingState = state
         }
-        return (model, result, optimizerState)
+        return info
     }
 
     private static func json<T: Encodable>(_ value: T) -> String {

@@ -138,6 +138,51 @@ public final class SGD: Optimizer {
     }
 }
 
+/// Adam's state, which Adam and AdamW share: each parameter's first and second moments (PyTorch's `exp_avg` and
+/// `exp_avg_sq`), made at its first step, and the step count.
+struct AdamMoments {
+    private(set) var steps = 0
+    private var first: [String: Tensor] = [:], second: [String: Tensor] = [:]
+
+    /// One step of bias-corrected Adam over the trainable parameters: `shrink` (AdamW's decoupled decay, 1 for none)
+    /// scales each parameter first, `l2` (Adam's weight decay) is added to its gradient inside the update.
+    mutating func step(_ parameters: [(name: String, parameter: Parameter)], learningRate: Float, beta1: Float, beta2: Float,
+                       epsilon: Float, shrink: (Parameter) -> Float, l2: (Parameter) -> Float) {
+        steps += 1
+        let correction1 = 1 - Foundation.pow(beta1, Float(steps)), correction2 = 1 - Foundation.pow(beta2, Float(steps))
+        let stepSize = learningRate / correction1, invSqrtCorrection2 = 1 / correction2.squareRoot()
+        for (name, parameter) in parameters where parameter.isTrainable {
+            if first[name] == nil {
+                first[name] = Tensor(shape: parameter.shape)
+                second[name] = Tensor(shape: parameter.shape)
+            }
+            let w = parameter.data, n = parameter.count, factor = shrink(parameter)
+            if factor != 1 { for i in 0..<n { w[i] *= factor } }
+            cnn_adam_update(w, parameter.gradient.data, first[name]!.data, second[name]!.data,
+                            n, stepSize, beta1, beta2, epsilon, invSqrtCorrection2, l2(parameter))
+        }
+    }
+
+    var state: [(name: String, tensor: Tensor)] {
+        first.keys.sorted().flatMap { key in
+            [(name: "\(key).exp_avg", tensor: first[key]!), (name: "\(key).exp_avg_sq", tensor: second[key]!)]
+        }
+    }
+
+    /// Restores the moments and the step count; returns the saved learning rate, if any.
+    mutating func restore(state: [String: Tensor], settings: [String: Double], parameters: [(name: String, parameter: Parameter)]) throws -> Float? {
+        var restoredFirst: [String: Tensor] = [:], restoredSecond: [String: Tensor] = [:]
+        for (name, parameter) in parameters where parameter.isTrainable && (state["\(name).exp_avg"] != nil || state["\(name).exp_avg_sq"] != nil) {
+            restoredFirst[name] = try stateTensor(state, "\(name).exp_avg", shape: parameter.shape)
+            restoredSecond[name] = try stateTensor(state, "\(name).exp_avg_sq", shape: parameter.shape)
+        }
+        let step = try setting(settings, "step", in: 0...Double(Int32.max)) ?? 0
+        let learningRate = try setting(settings, "learning_rate", in: 0...1e6).map(Float.init)
+        (first, second, steps) = (restoredFirst, restoredSecond, Int(step))
+        return learningRate
+    }
+}
+
 /// Adam (Kingma and Ba 2015) with bias correction; `weightDecay` adds wd * w to the gradient (L2, as PyTorch's
 /// Adam). Epsilon defaults to Keras's 1e-7.
 public final class Adam: Optimizer {
@@ -145,37 +190,19 @@ public final class Adam: Optimizer {
     public var learningRate: Float
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     public var decayExcludesVectors = false
-    public private(set) var steps = 0
-    private var firstMoment: [String: Tensor] = [:], secondMoment: [String: Tensor] = [:]
+    public var steps: Int { moments.steps }
+    private var moments = AdamMoments()
 
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7, weightDecay: Float = 0) {
-        self.learningRate = learningRate
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
-        self.weightDecay = weightDecay
+        (self.learningRate, self.beta1, self.beta2, self.epsilon, self.weightDecay) = (learningRate, beta1, beta2, epsilon, weightDecay)
     }
 
     public func step(_ parameters: [(name: String, parameter: Parameter)]) {
-        steps += 1
-        let correction1 = 1 - Foundation.pow(beta1, Float(steps)), correction2 = 1 - Foundation.pow(beta2, Float(steps))
-        let stepSize = learningRate / correction1, b1 = beta1, b2 = beta2, eps = epsilon
-        let invSqrtCorrection2 = 1 / correction2.squareRoot()
-        for (name, parameter) in parameters where parameter.isTrainable {
-            if firstMoment[name] == nil {
-                firstMoment[name] = Tensor(shape: parameter.shape)
-                secondMoment[name] = Tensor(shape: parameter.shape)
-            }
-            cnn_adam_update(parameter.data, parameter.gradient.data, firstMoment[name]!.data, secondMoment[name]!.data,
-                            parameter.count, stepSize, b1, b2, eps, invSqrtCorrection2, decay(weightDecay, for: parameter))
-        }
+        moments.step(parameters, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                     shrink: { _ in 1 }, l2: { self.decay(self.weightDecay, for: $0) })
     }
 
-    public var state: [(name: String, tensor: Tensor)] {
-        firstMoment.keys.sorted().flatMap { key in
-            [(name: "\(key).exp_avg", tensor: firstMoment[key]!), (name: "\(key).exp_avg_sq", tensor: secondMoment[key]!)]
-        }
-    }
+    public var state: [(name: String, tensor: Tensor)] { moments.state }
 
     public var settings: [String: Double] {
         withExclusion(["learning_rate": Double(learningRate), "beta1": Double(beta1), "beta2": Double(beta2),
@@ -183,16 +210,7 @@ public final class Adam: Optimizer {
     }
 
     public func restore(state: [String: Tensor], settings: [String: Double], parameters: [(name: String, parameter: Parameter)]) throws {
-        var first: [String: Tensor] = [:], second: [String: Tensor] = [:]
-        for (name, parameter) in parameters where parameter.isTrainable && (state["\(name).exp_avg"] != nil || state["\(name).exp_avg_sq"] != nil) {
-            first[name] = try stateTensor(state, "\(name).exp_avg", shape: parameter.shape)
-            second[name] = try stateTensor(state, "\(name).exp_avg_sq", shape: parameter.shape)
-        }
-        let step = try setting(settings, "step", in: 0...Double(Int32.max)) ?? 0
-        if let lr = try setting(settings, "learning_rate", in: 0...1e6) { learningRate = Float(lr) }
-        firstMoment = first
-        secondMoment = second
-        steps = Int(step)
+        if let lr = try moments.restore(state: state, settings: settings, parameters: parameters) { learningRate = lr }
     }
 }
 
@@ -203,35 +221,19 @@ public final class AdamW: Optimizer {
     public var learningRate: Float
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     public var decayExcludesVectors = false
-    public private(set) var steps = 0
-    private var firstMoment: [String: Tensor] = [:], secondMoment: [String: Tensor] = [:]
+    public var steps: Int { moments.steps }
+    private var moments = AdamMoments()
 
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
         (self.learningRate, self.beta1, self.beta2, self.epsilon, self.weightDecay) = (learningRate, beta1, beta2, epsilon, weightDecay)
     }
 
     public func step(_ parameters: [(name: String, parameter: Parameter)]) {
-        steps += 1
-        let correction1 = 1 - Foundation.pow(beta1, Float(steps)), correction2 = 1 - Foundation.pow(beta2, Float(steps))
-        let stepSize = learningRate / correction1, invSqrtCorrection2 = 1 / correction2.squareRoot()
-        for (name, parameter) in parameters where parameter.isTrainable {
-            if firstMoment[name] == nil {
-                firstMoment[name] = Tensor(shape: parameter.shape)
-                secondMoment[name] = Tensor(shape: parameter.shape)
-            }
-            let shrink = 1 - learningRate * decay(weightDecay, for: parameter)
-            let w = parameter.data, n = parameter.count
-            for i in 0..<n { w[i] *= shrink }
-            cnn_adam_update(w, parameter.gradient.data, firstMoment[name]!.data, secondMoment[name]!.data,
-                            n, stepSize, beta1, beta2, epsilon, invSqrtCorrection2, 0)
-        }
+        moments.step(parameters, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                     shrink: { 1 - self.learningRate * self.decay(self.weightDecay, for: $0) }, l2: { _ in 0 })
     }
 
-    public var state: [(name: String, tensor: Tensor)] {
-        firstMoment.keys.sorted().flatMap { key in
-            [(name: "\(key).exp_avg", tensor: firstMoment[key]!), (name: "\(key).exp_avg_sq", tensor: secondMoment[key]!)]
-        }
-    }
+    public var state: [(name: String, tensor: Tensor)] { moments.state }
 
     public var settings: [String: Double] {
         withExclusion(["learning_rate": Double(learningRate), "beta1": Double(beta1), "beta2": Double(beta2),
@@ -239,14 +241,7 @@ public final class AdamW: Optimizer {
     }
 
     public func restore(state: [String: Tensor], settings: [String: Double], parameters: [(name: String, parameter: Parameter)]) throws {
-        var first: [String: Tensor] = [:], second: [String: Tensor] = [:]
-        for (name, parameter) in parameters where parameter.isTrainable && (state["\(name).exp_avg"] != nil || state["\(name).exp_avg_sq"] != nil) {
-            first[name] = try stateTensor(state, "\(name).exp_avg", shape: parameter.shape)
-            second[name] = try stateTensor(state, "\(name).exp_avg_sq", shape: parameter.shape)
-        }
-        if let lr = try setting(settings, "learning_rate", in: 0...1e6) { learningRate = Float(lr) }
-        (firstMoment, secondMoment) = (first, second)
-        steps = Int(try setting(settings, "step", in: 0...Double(Int32.max)) ?? 0)
+        if let lr = try moments.restore(state: state, settings: settings, parameters: parameters) { learningRate = lr }
     }
 }
 

@@ -19,19 +19,18 @@ public enum ProgressLine {
                      "accuracy: \(String(format: "%.4f", accuracy))"]
         let stepText = String(step), width = String(steps).count
         let counter = String(repeating: " ", count: max(width - stepText.count, 0)) + stepText + "/\(steps)"
-        func render(width: Int, parts: [String]) -> String {
+        func line(barWidth width: Int, parts: [String]) -> String {
             let done = steps > 0 ? width * step / steps : width
             let bar = String(repeating: "=", count: max(done - 1, 0)) + (done < width ? ">" : "=") + String(repeating: ".", count: width - done)
             return ([counter + " [" + bar + "]"] + parts).joined(separator: " - ")
         }
-        guard let columns else { return render(width: 30, parts: parts) }
+        guard let columns else { return line(barWidth: 30, parts: parts) }
         var kept = parts
         while true {
-            let fixed = render(width: 0, parts: kept).count
+            let fixed = line(barWidth: 0, parts: kept).count
             let width = min(30, columns - 1 - fixed)
-            if width >= 10 || kept.isEmpty { return String(render(width: max(width, 1), parts: kept).prefix(columns - 1)) }
+            if width >= 10 || kept.isEmpty { return String(line(barWidth: max(width, 1), parts: kept).prefix(columns - 1)) }
             kept.removeLast()
         }
     }
-
 }

@@ -111,6 +111,12 @@ package enum Inception {
             })
     }
 
+    /// `count` blocks one after another, unnamed (`repeat_1.0`, `repeat_1.1`, ...), as the Inception-ResNets repeat
+    /// theirs.
+    static func repeated(_ count: Int, _ block: () throws -> any Layer) rethrows -> Sequential {
+        Sequential(try (0..<count).map { _ in LayerEntry(layer: try block()) })
+    }
+
     /// Builds a table's stages one after another from a batch of one `input` image, each from the previous one's
     /// output channels; returns the layers and the shape that leaves the last.
     static func chain<Stage>(_ stages: [Stage], input: [Int],

@@ -123,20 +123,17 @@ public enum InceptionResNetV1 {
     }
 
     static func network(_ configuration: ModelConfiguration) throws -> Model {
-        func repeated(_ count: Int, _ block: () throws -> any Layer) rethrows -> Sequential {
-            Sequential(try (0..<count).map { _ in LayerEntry(layer: try block()) })
-        }
         let input = [1, configuration.inputChannels, configuration.inputSize, configuration.inputSize]
         var (layers, shape) = try Inception.chain(figure15, input: input) { stage, inputs -> LayerEntry in
             switch stage {
             case let .convolution(name, outputs, kernel, stride, padding):
                 return basic(inputs, outputs, kernel: kernel, stride: stride, padding: padding).named(name)
             case let .maxPool(name): return InceptionV4.maxPool().named(name)
-            case let .blockA(name, count, scale): return try repeated(count) { try blockA(inputs, scale: scale) }.named(name)
+            case let .blockA(name, count, scale): return try Inception.repeated(count) { try blockA(inputs, scale: scale) }.named(name)
             case let .reductionA(name, k, l, m, n): return reductionA(inputs, k: k, l: l, m: m, n: n).named(name)
-            case let .blockB(name, count, scale): return try repeated(count) { try blockB(inputs, scale: scale) }.named(name)
+            case let .blockB(name, count, scale): return try Inception.repeated(count) { try blockB(inputs, scale: scale) }.named(name)
             case let .reductionB(name): return reductionB(inputs).named(name)
-            case let .blockC(name, count, scale): return try repeated(count) { try blockC(inputs, scale: scale) }.named(name)
+            case let .blockC(name, count, scale): return try Inception.repeated(count) { try blockC(inputs, scale: scale) }.named(name)
             case let .finalBlockC(name): return try blockC(inputs, scale: 1, relu: false).named(name)
             }
         }

@@ -146,9 +146,6 @@ public enum InceptionResNetV2 {
     }
 
     static func network(_ configuration: ModelConfiguration) throws -> Model {
-        func repeated(_ count: Int, _ block: () throws -> any Layer) rethrows -> Sequential {
-            Sequential(try (0..<count).map { _ in LayerEntry(layer: try block()) })
-        }
         let input = [1, configuration.inputChannels, configuration.inputSize, configuration.inputSize]
         var (layers, shape) = try Inception.chain(figure15, input: input) { stage, inputs -> LayerEntry in
             switch stage {
@@ -156,11 +153,11 @@ public enum InceptionResNetV2 {
                 return basic(inputs, outputs, kernel: kernel, stride: stride, padding: padding).named(name)
             case let .maxPool(name): return InceptionV4.maxPool().named(name)
             case let .mixed5b(name): return mixed5b(inputs).named(name)
-            case let .block35(name, count, scale): return try repeated(count) { try block35(inputs, scale: scale) }.named(name)
+            case let .block35(name, count, scale): return try Inception.repeated(count) { try block35(inputs, scale: scale) }.named(name)
             case let .mixed6a(name): return mixed6a(inputs).named(name)
-            case let .block17(name, count, scale): return try repeated(count) { try block17(inputs, scale: scale) }.named(name)
+            case let .block17(name, count, scale): return try Inception.repeated(count) { try block17(inputs, scale: scale) }.named(name)
             case let .mixed7a(name): return mixed7a(inputs).named(name)
-            case let .block8(name, count, scale): return try repeated(count) { try block8(inputs, scale: scale) }.named(name)
+            case let .block8(name, count, scale): return try Inception.repeated(count) { try block8(inputs, scale: scale) }.named(name)
             case let .finalBlock8(name): return try block8(inputs, scale: 1, relu: false).named(name)
             }
         }
