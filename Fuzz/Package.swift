@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // libFuzzer harnesses for the readers of untrusted files: safetensors and checkpoints, IDX (MNIST), CIFAR-10 batches,
-// PNG and JPEG. Not part of the library's build; run them with ../Scripts/fuzz.sh (which builds this package with
+// PNG and JPEG, PyTorch's .pth. Not part of the library's build; run them with ../Scripts/fuzz.sh (which builds this package with
 // `swift build -c release --sanitize=fuzzer`), and keep what they find in Tests/Corpus, which the test suite replays.
 import Foundation
 import PackageDescription

@@ -16,13 +16,16 @@ public struct ClassPrediction: Codable, Equatable, Sendable {
 }
 
 /// How a picture becomes a model's input.
-public enum ImagePreparation: Sendable {
+public enum ImagePreparation: Equatable, Sendable {
     /// Converted to the model's channels (grey by luma, or grey repeated in R, G and B), then fitted to its input and
     /// scaled as the loader fits a dataset's images.
     case fitted
     /// As MNIST was made (`mnistStyleDigit`): dark ink on light paper inverted, the digit cropped, scaled into 20x20
     /// and centred by its centre of mass in 28x28, then placed in the middle of the input.
     case mnistDigit
+    /// As torchvision evaluates ImageNet models: resized (antialiased) so that the shorter side is `shorterSide`
+    /// (256 for a 224 input), then the input's square cut from the centre.
+    case resizedAndCentreCropped(shorterSide: Int)
 }
 
 extension Model {
@@ -39,6 +42,10 @@ extension Model {
                 }
             }
             return (0..<configuration.inputChannels).flatMap { _ in plane }
+        case .resizedAndCentreCropped(let shorterSide):
+            let resized = (try? picture.resized(shorterSide: max(shorterSide, size))) ?? picture
+            let cropped = (try? resized.centreCropped(width: size, height: size)) ?? resized
+            return input(for: cropped, preparation: .fitted)
         case .fitted:
             let channels = configuration.inputChannels
             let source = picture.converted(toChannels: channels)

@@ -6,7 +6,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export a network with its weights as an ONNX file (opset 17) for ONNX Runtime and other tools.",
         discussion: """
-        Either --checkpoint (a file written by `cnn train`), or --model with --weights (a safetensors state dict, as \
+        Either --checkpoint (a file written by `cnn train`), or --model with --weights (a safetensors state dict or PyTorch .pth, as \
         `cnn forward` reads). The graph takes `input` [N, C, S, S] (already preprocessed, any batch size N) and gives \
         `output` [N, classes]: the logits (LeNet-5 1998: the RBF penalties). Auxiliary heads and dropout, which only \
         training uses, are left out.
@@ -14,7 +14,7 @@ struct Export: ParsableCommand {
 
     @Option(help: "A checkpoint written by `cnn train`.") var checkpoint: String?
     @Option(help: "A model name (see `cnn models`), with --weights.") var model: String?
-    @Option(help: "A safetensors file of parameters, with --model.") var weights: String?
+    @Option(help: "A file of parameters (safetensors, or PyTorch's .pth), with --model.") var weights: String?
     @Option(help: "With --model: input height and width (default: the network's own).") var inputSize: Int?
     @Option(help: "With --model: number of classes (default: the network's own).") var classes: Int?
     @Option(help: "Where to write the ONNX file.") var output: String
@@ -43,7 +43,7 @@ struct Export: ParsableCommand {
         } else {
             network = try ModelZoo.descriptor(named: model!).make(inputSize: inputSize, classes: classes)
             let path = weights!
-            do { try network.loadParameters(try SafeTensors.read(path: path).tensors) } catch let error as ConfigurationError {
+            do { try network.loadWeights(path: path) } catch let error as ConfigurationError {
                 throw CommandError(description: "\(path): \(error)")
             }
         }

@@ -7,13 +7,14 @@ struct Forward: ParsableCommand {
         abstract: "Run a network on a tensor: weights and input from safetensors files, logits to a safetensors file.",
         discussion: """
         The weights are a state dict with the model's parameter names (torchvision's for the networks built in its \
-        layout; `num_batches_tracked` entries are ignored), for example from safetensors.torch.save_file. The input \
+        layout; `num_batches_tracked` entries are ignored): a safetensors file, or PyTorch's .pth as torch.save \
+        wrote it (either format). Auxiliary heads may be absent. The input \
         is the float32 N x C x H x W tensor named `input`, already preprocessed; the logits are written as `output`.
         """)
 
     @Option(help: "A model name (see `cnn models`).") var model: String
     @Option(help: "Number of classes (default: the network's own).") var classes: Int?
-    @Option(help: "A safetensors file of parameters.") var weights: String
+    @Option(help: "A file of parameters: safetensors, or PyTorch's .pth.") var weights: String
     @Option(help: "A safetensors file holding the tensor `input` [N, C, H, W].") var input: String
     @Option(help: "Where to write the logits, as the tensor `output` [N, classes].") var output: String
     @Flag(help: "VGG only: weights for the network's own 224 input, run densely on a larger input (section 3.2).")
@@ -41,7 +42,7 @@ struct Forward: ParsableCommand {
         guard tensor.shape[1] == network.configuration.inputChannels else {
             throw CommandError(description: "\(input): 'input' has \(tensor.shape[1]) channels, \(model) takes \(network.configuration.inputChannels)")
         }
-        do { try network.loadParameters(try SafeTensors.read(path: weights).tensors) } catch let error as ConfigurationError {
+        do { try network.loadWeights(path: weights) } catch let error as ConfigurationError {
             throw CommandError(description: "\(weights): \(error)")
         }
         if dense {

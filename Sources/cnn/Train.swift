@@ -50,8 +50,9 @@ struct Train: ParsableCommand {
     @Option(help: "What early stopping watches: val_loss, val_accuracy, loss or accuracy.") var earlyStoppingMonitor = "val_loss"
     @Option(help: "The least change that counts as an improvement for early stopping.") var earlyStoppingMinDelta: Double = 0
     @Flag(help: "When early stopping ends the run, go back to the weights of the best epoch.") var restoreBestWeights = false
-    @Option(help: ArgumentHelp("Start from the weights in FILE (a checkpoint or a safetensors state dict, such as converted torchvision "
-        + "weights): every tensor whose name and shape match is loaded, the rest of the network (a classifier for other --classes) "
+    @Option(help: ArgumentHelp("Start from the weights in FILE (a checkpoint, a safetensors state dict or PyTorch's .pth), or from "
+        + "pretrained:NAME, torchvision's published weights (fetched on first use; see `cnn weights list`): every tensor whose name "
+        + "and shape match is loaded, the rest of the network (a classifier for other --classes) "
         + "keeps its fresh initialisation.", valueName: "file"))
     var `init`: String?
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Freeze these layers (paths such as features or features.0): no updates, batch norm "
@@ -178,10 +179,20 @@ struct Train: ParsableCommand {
         return conflicts
     }
 
-    /// Loads every matching tensor of `file` into `network` and says what was loaded, skipped and left initialised.
+    /// Loads every matching tensor of `file` (or of `pretrained:NAME`'s published weights, fetched if need be) into
+    /// `network` and says what was loaded, skipped and left initialised.
     func initialize(_ network: Model, from file: String) throws {
+        var path = file
+        if file.hasPrefix("pretrained:") {
+            let name = String(file.dropFirst("pretrained:".count))
+            let published: PretrainedWeights
+            do { published = try PretrainedWeights.named(name.isEmpty ? network.name : name) } catch { throw ValidationError("--init \(file): \(error)") }
+            path = try fetchPretrained(published)
+            // Google's weights take pixels scaled to [-1, 1]; the checkpoints of this run keep that.
+            network.inputFormat = published.inputFormat
+        }
         let tensors: [NamedTensor]
-        do { tensors = try SafeTensors.read(path: file).tensors } catch {
+        do { tensors = try WeightFile.read(path: path).tensors } catch {
             throw ValidationError("--init \(file): \(error)")
         }
         let report: TransferReport

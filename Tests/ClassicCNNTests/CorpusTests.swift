@@ -17,7 +17,7 @@ struct CorpusTests {
     }
 
     /// Every target has its seeds; a missing folder would make the replay pass vacuously.
-    @Test(arguments: ["safetensors", "checkpoint", "idx", "mnist", "cifar", "image"])
+    @Test(arguments: ["safetensors", "checkpoint", "idx", "mnist", "cifar", "image", "torch"])
     func everyTargetHasCases(_ target: String) {
         #expect(Self.cases(target).contains { $0.contains("/seed") }, "no seed in Tests/Corpus/\(target)")
     }
@@ -82,6 +82,13 @@ struct CorpusTests {
     @Test(arguments: cases("image"))
     func image(_ path: String) {
         let error = outcome { _ = mnistStyleDigit(try Image.load(path: path)) }
+        if let error { #expect(error.contains(path), "\(error)") }
+        expectRegressionRefused(path, error)
+    }
+
+    @Test(arguments: cases("torch"))
+    func torch(_ path: String) {
+        let error = outcome { _ = try TorchFile.read(path: path) }
         if let error { #expect(error.contains(path), "\(error)") }
         expectRegressionRefused(path, error)
     }

@@ -26,6 +26,10 @@ final class LoopbackHTTPServer: @unchecked Sendable {
     /// Paths whose requests are never answered: the connection is held open (at most
     /// `stallLimit` seconds, or until `stop()`) and then closed without a response.
     let stalls: Set<String>
+    /// Paths whose first response promises the whole body but sends only this many bytes before closing (a
+    /// transfer that breaks off); later requests get the whole body.
+    let truncations: [String: Int]
+    private var requests: [(path: String, range: String?)] = []
     /// The longest a stalled connection is held.
     let stallLimit: TimeInterval = 5
 
@@ -41,9 +45,10 @@ final class LoopbackHTTPServer: @unchecked Sendable {
     ///   - files: The bodies to serve, by request path.
     ///   - stalls: Paths whose requests get no response.
     ///   - lifetime: Seconds after which the server stops by itself, whatever happens.
-    init(files: [String: [UInt8]], stalls: Set<String> = [], lifetime: TimeInterval = 60) throws {
+    init(files: [String: [UInt8]], stalls: Set<String> = [], truncations: [String: Int] = [:], lifetime: TimeInterval = 60) throws {
         self.files = files
         self.stalls = stalls
+        self.truncations = truncations
         self.deadline = Date().addingTimeInterval(lifetime)
 
         #if canImport(Glibc)
@@ -88,6 +93,13 @@ final class LoopbackHTTPServer: @unchecked Sendable {
     /// The URL of `path` on this server.
     func url(_ path: String) -> URL {
         URL(string: "http://127.0.0.1:\(port)\(path)")!
+    }
+
+    /// Request paths with their Range header, in order (for tests of resumed downloads).
+    var requestLog: [(path: String, range: String?)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return requests
     }
 
     /// How many requests have been answered so far.
@@ -156,17 +168,42 @@ final class LoopbackHTTPServer: @unchecked Sendable {
             }
             return
         }
-        let status: String
+        let path = parts.count >= 2 ? String(parts[1]) : ""
+        let headers = String(decoding: request, as: UTF8.self).components(separatedBy: "\r\n")
+        let range = headers.first { $0.lowercased().hasPrefix("range: bytes=") }.map { String($0.dropFirst("range: bytes=".count)) }
+        lock.lock()
+        let earlier = requests.filter { $0.path == path }.count
+        requests.append((path, range))
+        lock.unlock()
+        var status: String
         var body: [UInt8]
-        if parts.count >= 2, parts[0] == "GET", let file = files[String(parts[1])] {
+        var extraHeaders = ""
+        var promised: Int? = nil
+        if parts.count >= 2, parts[0] == "GET", let file = files[path] {
             status = "200 OK"
             body = file
+            // "Range: bytes=N-": the rest from N (206), or 416 when N is at or past the end.
+            if let range, let start = Int(range.split(separator: "-").first ?? "") {
+                if start >= file.count {
+                    status = "416 Range Not Satisfiable"
+                    body = []
+                    extraHeaders = "Content-Range: bytes */\(file.count)\r\n"
+                } else {
+                    status = "206 Partial Content"
+                    body = Array(file[start...])
+                    extraHeaders = "Content-Range: bytes \(start)-\(file.count - 1)/\(file.count)\r\n"
+                }
+            }
+            if earlier == 0, let cut = truncations[path], cut < body.count {
+                promised = body.count
+                body = Array(body.prefix(cut))
+            }
         } else {
             status = "404 Not Found"
             body = Array("not found\n".utf8)
         }
-        let head = "HTTP/1.1 \(status)\r\nContent-Type: application/octet-stream\r\n"
-            + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let head = "HTTP/1.1 \(status)\r\nContent-Type: application/octet-stream\r\n" + extraHeaders
+            + "Content-Length: \(promised ?? body.count)\r\nConnection: close\r\n\r\n"
         var response = Array(head.utf8)
         response.append(contentsOf: body)
         body = []

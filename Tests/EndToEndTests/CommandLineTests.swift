@@ -524,3 +524,54 @@ struct CommandLineTests {
         #expect(FileManager.default.contents(atPath: directory + "/last.safetensors") == last)
     }
 }
+
+/// PyTorch's files and published weights from the command line (the library's TorchFileTests and
+/// PretrainedWeightsTests cover the readers and the download against a local server).
+@Suite("cnn and PyTorch's files", .serialized)
+struct TorchCommandTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/torch").path
+
+    /// `cnn convert` writes the tensors as safetensors; `forward` and `predict` take the .pth itself.
+    @Test func convertAndUseAPthFile() throws {
+        let directory = scratch("torch-convert")
+        let run = try cnn(["convert", Self.fixtures + "/lenet5-zip-f16.pth", directory + "/l.safetensors", "--model", "lenet5"])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("10 tensors, 61,706 values, from a PyTorch zip archive file"), "\(run.output)")
+        let sample = try sharedDataRoot() + "/samples/cifar-test-0000-automobile.png"
+        for weights in [directory + "/l.safetensors", Self.fixtures + "/lenet5-legacy-f32.pth"] {
+            let predict = try cnn(["predict", "--model", "lenet5", "--weights", weights, sample])
+            #expect(predict.status == 0, "\(predict.error)")
+        }
+        // Another network's file, a file that is not PyTorch's, and a file that is missing: clean failures.
+        expectCleanFailure(try cnn(["convert", Self.fixtures + "/lenet5-zip-f16.pth", directory + "/x.safetensors", "--model", "alexnet-cifar"]),
+                           naming: "lenet5-zip-f16.pth")
+        expectCleanFailure(try cnn(["convert", Self.fixtures + "/lenet5.json", directory + "/x.safetensors"]), naming: "not a weights file")
+        expectCleanFailure(try cnn(["convert", directory + "/none.pth", directory + "/x.safetensors"]), naming: "none.pth")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/x.safetensors"))
+    }
+
+    /// `--init` takes a .pth; `weights list` lists; names without published weights are usage errors (64).
+    @Test func initListAndBadNames() throws {
+        let directory = scratch("torch-init")
+        let data = try sharedDataRoot() + "/mnist"
+        let train = try cnn(["train", "lenet5", "--data-dir", data, "--epochs", "1", "--steps-per-epoch", "2", "--validation-steps", "1",
+                             "--init", Self.fixtures + "/lenet5-legacy-f32.pth", "--checkpoint-dir", directory + "/c"])
+        #expect(train.status == 0, "\(train.error)")
+        #expect(train.output.contains("loaded 10 tensors"), "\(train.output)")
+        let list = try cnn(["weights", "list", "--json"])
+        #expect(list.status == 0 && list.output.split(separator: "\n").count == 11, "\(list.output)")
+        #expect(list.output.contains("\"url\":\"https:\\/\\/download.pytorch.org\\/models\\/vgg16-397923af.pth\"") ||
+                list.output.contains("\"url\":\"https://download.pytorch.org/models/vgg16-397923af.pth\""), "\(list.output)")
+        let unknown = try cnn(["weights", "fetch", "lenet5"])
+        #expect(unknown.status == 64 && unknown.error.contains("no published weights for 'lenet5'"), "\(unknown.error)")
+        let predict = try cnn(["predict", "--model", "vgg16", "--pretrained", "--classes", "10", "x.png"])
+        #expect(predict.status == 64, "\(predict.error)")
+        // Offline: the message says where to put the file; nothing is left in the cache folder.
+        let cache = directory + "/cache"
+        let offline = try cnn(["weights", "fetch", "googlenet-torchvision", "--timeout", "5"],
+                              environment: ["CNN_WEIGHTS_DIR": cache, "CNN_WEIGHTS_MIRROR": "http://127.0.0.1:9/models"])
+        expectCleanFailure(offline, naming: "put it in \(cache)/ (as googlenet-1378be20.pth)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []).isEmpty)
+    }
+}

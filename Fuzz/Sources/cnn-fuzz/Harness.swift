@@ -1,10 +1,10 @@
 // One libFuzzer entry point for every reader; CNN_FUZZ_TARGET picks the reader (safetensors, checkpoint, idx, mnist,
-// cifar, image). Each input is written to a file and read as a user's file would be: the readers must throw a
+// cifar, image, torch). Each input is written to a file and read as a user's file would be: the readers must throw a
 // named error or succeed, never crash, hang or allocate what a header merely claims.
 import ClassicCNN
 import Foundation
 
-enum Target: String, CaseIterable { case safetensors, checkpoint, idx, mnist, cifar, image }
+enum Target: String, CaseIterable { case safetensors, checkpoint, idx, mnist, cifar, image, torch }
 
 let target: Target = {
     let name = ProcessInfo.processInfo.environment["CNN_FUZZ_TARGET"] ?? ""
@@ -66,6 +66,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         if let dataset = try? CIFAR10.load(.test, from: directory) { consume(dataset, inputSize: 40, format: .unit(channels: 3)) }
     case .image:
         if let image = try? Image.decode(Array(bytes), name: "input") { _ = mnistStyleDigit(image) }
+    case .torch:
+        // PyTorch's .pth in either format: read every tensor, as `cnn convert` does.
+        write(bytes, to: folder + "/x.pth")
+        _ = try? TorchFile.read(path: folder + "/x.pth")
     }
     return 0
 }

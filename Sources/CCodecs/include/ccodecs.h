@@ -9,4 +9,9 @@
 int ccodecs_gunzip(const uint8_t *input, size_t input_length, size_t max_output_length,
                    uint8_t **output, size_t *output_length, char *error, size_t error_capacity);
 
+/// Inflates a raw deflate stream (a zip entry's, method 8) into `output`, which must receive exactly
+/// `output_length` bytes: fewer, or more, is an error.
+int ccodecs_inflate_raw(const uint8_t *input, size_t input_length, uint8_t *output, size_t output_length,
+                        char *error, size_t error_capacity);
+
 #endif

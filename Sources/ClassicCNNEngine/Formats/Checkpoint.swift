@@ -59,6 +59,7 @@ public enum Checkpoint {
             "dataset": info.dataset,
             "metrics": json(info.metrics),
             "seed": String(info.seed),
+            "input_format": json(model.inputFormat),
         ]
         if let state = info.trainingState { metadata["training_state"] = json(state) }
         if !info.classNames.isEmpty { metadata["class_names"] = json(info.classNames) }
@@ -119,6 +120,14 @@ public enum Checkpoint {
             optimizerState[String(tensor.name.dropFirst(optimizerPrefix.count))] = Tensor(shape: tensor.shape, values: tensor.values)
         }
         info.extraTensors = file.tensors.filter(isExtra)
+        // Weights trained from Google's take pixels scaled to [-1, 1], not the network's own normalisation.
+        if let text = file.metadata["input_format"] {
+            guard let format = decode(InputFormat.self, text), format.scale.count == model.inputFormat.scale.count,
+                  format.offset.count == model.inputFormat.offset.count, (format.scale + format.offset).allSatisfy(\.isFinite) else {
+                throw CheckpointError(path: path, reason: "the metadata's input format is malformed or does not fit \(info.model)")
+            }
+            model.inputFormat = format
+        }
         return (model, info, optimizerState)
     }
 

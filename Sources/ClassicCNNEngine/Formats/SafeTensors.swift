@@ -34,8 +34,8 @@ public struct NamedTensor: Equatable, Sendable {
 
 /// Reads and writes safetensors files.
 ///
-/// Files written here hold `F32` tensors only. Reading also accepts `F64`, `F16`, `BF16`, `I64` and
-/// `I32` tensors, converting their values to `Float` and reporting each tensor's stored dtype.
+/// Files written here hold `F32` tensors only. Reading also accepts `F64`, `F16`, `BF16`, `I64`, `I32`, `I16`, `I8`,
+/// `U8` and `BOOL` tensors, converting their values to `Float` and reporting each tensor's stored dtype.
 public enum SafeTensors {
     /// The largest JSON header accepted when reading, in bytes (the limit of the reference implementation).
     public static let maxHeaderLength = 100_000_000
@@ -64,7 +64,22 @@ public enum SafeTensors {
     /// - Throws: `SafeTensorsError` naming `path`, if a tensor is malformed or the file cannot be
     ///   created, written, flushed or renamed (missing or read-only folder, full disk, ...).
     public static func write(_ tensors: [NamedTensor], metadata: [String: String], to path: String) throws {
-        let header = try makeHeader(tensors, metadata: metadata, path: path)
+        for tensor in tensors {
+            guard let count = elementCount(tensor.shape), count == tensor.values.count else {
+                throw SafeTensorsError(path: path, reason: "tensor '\(tensor.name)': shape \(tensor.shape) does not hold the \(tensor.values.count) values given")
+            }
+        }
+        try write(names: tensors.map(\.name), shapes: tensors.map(\.shape), metadata: metadata, to: path) { tensors[$0].values }
+    }
+
+    /// Writes tensors one at a time, as `write(_:metadata:to:)` does: `values(i)` is asked for the `i`th tensor's
+    /// values in order, once, so that only one tensor need be in memory (converting a 548 MB file does not hold it
+    /// twice).
+    /// - Throws: `SafeTensorsError` as `write(_:metadata:to:)` does, and if `values(i)` does not fill its shape or
+    ///   throws (the temporary file is removed; nothing is left at `path`).
+    public static func write(names: [String], shapes: [[Int]], metadata: [String: String], to path: String,
+                             values: (Int) throws -> [Float]) throws {
+        let header = try makeHeader(names: names, shapes: shapes, metadata: metadata, path: path)
         var prefix = [UInt8]()
         prefix.reserveCapacity(8 + header.count)
         var length = UInt64(header.count).littleEndian
@@ -79,8 +94,12 @@ public enum SafeTensors {
         var isOpen = true
         do {
             try prefix.withUnsafeBytes { try writeAll(fd, $0, path: path) }
-            for tensor in tensors {
-                try writeFloats(fd, tensor.values, path: path)
+            for (index, shape) in shapes.enumerated() {
+                let tensor = try values(index)
+                guard tensor.count == elementCount(shape) else {
+                    throw SafeTensorsError(path: path, reason: "tensor '\(names[index])': shape \(shape) does not hold the \(tensor.count) values given")
+                }
+                try writeFloats(fd, tensor, path: path)
             }
             guard fsync(fd) == 0 else {
                 throw SafeTensorsError(path: path, reason: "cannot flush \(tempPath) to disk: \(errnoDescription())")
@@ -104,27 +123,25 @@ public enum SafeTensors {
     public static func temporaryPath(for path: String, processID: Int32 = getpid()) -> String { "\(path).tmp-\(processID)" }
 
     /// Builds the space-padded JSON header for `write`, validating the tensors.
-    static func makeHeader(_ tensors: [NamedTensor], metadata: [String: String], path: String) throws -> [UInt8] {
+    static func makeHeader(names: [String], shapes: [[Int]], metadata: [String: String], path: String) throws -> [UInt8] {
         var entries: [String] = []
         if !metadata.isEmpty {
             let pairs = metadata.sorted { $0.key < $1.key }.map { jsonString($0.key) + ":" + jsonString($0.value) }
             entries.append(jsonString(metadataKey) + ":{" + pairs.joined(separator: ",") + "}")
         }
-        var names = Set<String>()
+        var seen = Set<String>()
         var offset = 0
-        for tensor in tensors {
+        for (name, shape) in zip(names, shapes) {
             func fail(_ reason: String) -> SafeTensorsError {
-                SafeTensorsError(path: path, reason: "tensor '\(tensor.name)': \(reason)")
+                SafeTensorsError(path: path, reason: "tensor '\(name)': \(reason)")
             }
-            guard tensor.name != metadataKey else { throw fail("the name \(metadataKey) is reserved") }
-            guard names.insert(tensor.name).inserted else { throw fail("the name is used twice") }
-            guard tensor.shape.allSatisfy({ $0 >= 0 }) else { throw fail("shape \(tensor.shape) has a negative dimension") }
-            guard let count = elementCount(tensor.shape), count == tensor.values.count else {
-                throw fail("shape \(tensor.shape) does not hold the \(tensor.values.count) values given")
-            }
+            guard name != metadataKey else { throw fail("the name \(metadataKey) is reserved") }
+            guard seen.insert(name).inserted else { throw fail("the name is used twice") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("shape \(shape) has a negative dimension") }
+            guard let count = elementCount(shape) else { throw fail("shape \(shape) overflows") }
             let end = offset + count * MemoryLayout<Float>.size
-            let shape = tensor.shape.map(String.init).joined(separator: ",")
-            entries.append(jsonString(tensor.name) + ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+            let dimensions = shape.map(String.init).joined(separator: ",")
+            entries.append(jsonString(name) + ":{\"dtype\":\"F32\",\"shape\":[\(dimensions)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
         var bytes = Array(("{" + entries.joined(separator: ",") + "}").utf8)
@@ -187,7 +204,7 @@ public enum SafeTensors {
     /// - Parameter path: The file to read.
     /// - Returns: The tensors ordered by their position in the file (the order `write` stored them
     ///   in), with values converted to `Float`; each tensor's stored dtype by name (`"F32"`, `"F64"`,
-    ///   `"F16"`, `"BF16"`, `"I64"` or `"I32"`); and the `__metadata__` pairs (empty if absent).
+    ///   `"F16"`, `"BF16"`, `"I64"`, `"I32"`, `"I16"`, `"I8"`, `"U8"` or `"BOOL"`); and the `__metadata__` pairs (empty if absent).
     /// - Throws: `SafeTensorsError` naming `path` and the problem, e.g. `"truncated: header claims
     ///   1099511627776 bytes but the file has 1234"`.
     public static func read(path: String) throws -> (tensors: [NamedTensor], dtypes: [String: String], metadata: [String: String]) {
@@ -252,14 +269,16 @@ public enum SafeTensors {
         return try body(fd, (parsed.entries, parsed.metadata), 8 + headerLength)
     }
 
-    /// The element types `read` understands, as spelled in the header.
-    enum DType: String, CaseIterable {
-        case f32 = "F32", f64 = "F64", f16 = "F16", bf16 = "BF16", i64 = "I64", i32 = "I32"
+    /// The element types `read` understands, as spelled in the header (PyTorch's files use the same set).
+    package enum DType: String, CaseIterable, Sendable {
+        case f32 = "F32", f64 = "F64", f16 = "F16", bf16 = "BF16", i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8"
+        case bool = "BOOL"
 
         /// Bytes per element.
-        var size: Int {
+        package var size: Int {
             switch self {
-            case .f16, .bf16: return 2
+            case .i8, .u8, .bool: return 1
+            case .f16, .bf16, .i16: return 2
             case .f32, .i32: return 4
             case .f64, .i64: return 8
             }
@@ -376,7 +395,7 @@ public enum SafeTensors {
     }
 
     /// Converts little-endian elements of `dtype` in `raw` to `Float`, filling `out`.
-    static func convert(_ raw: UnsafeRawBufferPointer, dtype: DType, into out: UnsafeMutableBufferPointer<Float>) {
+    package static func convert(_ raw: UnsafeRawBufferPointer, dtype: DType, into out: UnsafeMutableBufferPointer<Float>) {
         switch dtype {
         case .f32:
             for i in 0..<out.count {
@@ -403,6 +422,16 @@ public enum SafeTensors {
             for i in 0..<out.count {
                 out[i] = Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
             }
+        case .i16:
+            for i in 0..<out.count {
+                out[i] = Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self)))
+            }
+        case .i8:
+            for i in 0..<out.count { out[i] = Float(raw.load(fromByteOffset: i, as: Int8.self)) }
+        case .u8:
+            for i in 0..<out.count { out[i] = Float(raw.load(fromByteOffset: i, as: UInt8.self)) }
+        case .bool:
+            for i in 0..<out.count { out[i] = raw.load(fromByteOffset: i, as: UInt8.self) == 0 ? 0 : 1 }
         }
     }
 

@@ -49,7 +49,9 @@ public final class Model {
     public let configuration: ModelConfiguration
     public let network: any Layer
     public let loss: any ClassificationLoss
-    public let inputFormat: InputFormat
+    /// How images become the network's input. Weights trained with another normalisation bring their own (torchvision's
+    /// GoogLeNet and Inception v3 weights, Google's, take pixels scaled to [-1, 1]).
+    public var inputFormat: InputFormat
     /// Every parameter, named by path (`C1.weight`, `features.0.weight`).
     public let parameters: [(name: String, parameter: Parameter)]
     /// The auxiliary classifiers on the main path (GoogLeNet's two), trained with their weighted losses.
@@ -206,8 +208,7 @@ public final class Model {
     /// state (`optimizer.*`), so a checkpoint serves as a state dict.
     public func loadParameters(_ tensors: [NamedTensor]) throws {
         var byName: [String: NamedTensor] = [:]
-        for tensor in tensors where !tensor.name.hasSuffix("num_batches_tracked") && !tensor.name.hasPrefix(Checkpoint.optimizerPrefix)
-            && !Checkpoint.extraPrefixes.contains(where: { tensor.name.hasPrefix($0) }) {
+        for tensor in tensors where !Self.isBookkeeping(tensor.name) {
             byName[tensor.name] = tensor
         }
         for (name, parameter) in parameters {
@@ -222,6 +223,24 @@ public final class Model {
         if let extra = byName.keys.sorted().first {
             throw ConfigurationError("'\(extra)' is not a parameter of \(self.name)\(byName.count > 1 ? " (nor \(byName.count - 1) more)" : "")")
         }
+    }
+
+    /// PyTorch's integer bookkeeping (`num_batches_tracked`) and a checkpoint's optimizer state, moving averages and
+    /// best weights: tensors a file of weights may hold that are not parameters.
+    package static func isBookkeeping(_ name: String) -> Bool {
+        name.hasSuffix("num_batches_tracked") || name.hasPrefix(Checkpoint.optimizerPrefix)
+            || Checkpoint.extraPrefixes.contains { name.hasPrefix($0) }
+    }
+
+    /// The names of the auxiliary heads' parameters (GoogLeNet's `aux1.*` and `aux2.*`, Inception v3's `AuxLogits.*`).
+    public var auxiliaryParameterNames: [String] {
+        let auxiliary = Set(auxiliaries.flatMap { $0.namedParameters.map { ObjectIdentifier($0.parameter) } })
+        return parameters.filter { auxiliary.contains(ObjectIdentifier($0.parameter)) }.map(\.name)
+    }
+
+    /// The parameters' names and shapes, without their values: what a file of weights must hold to fit.
+    public var parameterLayout: ParameterLayout {
+        ParameterLayout(model: name, parameters: parameters.map { ($0.name, $0.parameter.shape) }, auxiliary: Set(auxiliaryParameterNames))
     }
 
     /// The first top-level layer whose output has a non-finite value for this batch (a diagnosis after divergence:
@@ -265,6 +284,35 @@ public final class Model {
     }
 }
 
+/// A model's parameters by name and shape (``Model/parameterLayout``): enough to check a file of weights against the
+/// model without holding both in memory.
+public struct ParameterLayout: Sendable {
+    public let model: String
+    public let parameters: [(name: String, shape: [Int])]
+    /// The auxiliary heads' parameters, which a file of weights may leave out.
+    public let auxiliary: Set<String>
+
+    /// Checks that tensors of these names and shapes set every parameter (the auxiliary heads' may be absent) and
+    /// nothing else, as `loadParameters` demands (checkpoint bookkeeping and `num_batches_tracked` aside); returns
+    /// the auxiliary parameters absent.
+    /// - Throws: `ConfigurationError` naming the first missing parameter, wrong shape or tensor the model lacks.
+    public func check(names: [String], shapes: [[Int]]) throws -> [String] {
+        var given = Dictionary(zip(names, shapes).filter { !Model.isBookkeeping($0.0) }, uniquingKeysWith: { a, _ in a })
+        var missingAuxiliary: [String] = []
+        for (name, shape) in parameters {
+            guard let stored = given.removeValue(forKey: name) else {
+                if auxiliary.contains(name) { missingAuxiliary.append(name); continue }
+                throw ConfigurationError("parameter '\(name)' of \(model) is missing")
+            }
+            guard stored == shape else { throw ConfigurationError("parameter '\(name)' has shape \(stored), \(model) needs \(shape)") }
+        }
+        if let extra = given.keys.sorted().first {
+            throw ConfigurationError("'\(extra)' is not a parameter of \(model)\(given.count > 1 ? " (nor \(given.count - 1) more)" : "")")
+        }
+        return missingAuxiliary
+    }
+}
+
 // MARK: - Transfer learning
 
 /// What `Model.loadMatching` did: the model's parameters set from the file, the file's tensors left out (a name the
@@ -288,8 +336,7 @@ extension Model {
         let own = Dictionary(parameters.map { ($0.name, $0.parameter) }, uniquingKeysWith: { first, _ in first })
         var set: Set<String> = []
         for tensor in tensors {
-            if tensor.name.hasSuffix("num_batches_tracked") || tensor.name.hasPrefix(Checkpoint.optimizerPrefix)
-                || Checkpoint.extraPrefixes.contains(where: { tensor.name.hasPrefix($0) }) { continue }
+            if Self.isBookkeeping(tensor.name) { continue }
             guard let parameter = own[tensor.name] else {
                 report.skipped.append((tensor.name, "\(self.name) has no such parameter"))
                 continue
