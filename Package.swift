@@ -49,6 +49,7 @@ let package = Package(
         // Benchmarks, kept apart from the library.
         .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "ClassicCNNEngine", "CNNKernels"], path: "Benchmarks/KernelBench"),
         .executableTarget(name: "fine-tune-bench", dependencies: ["ClassicCNN", "ClassicCNNEngine"], path: "Benchmarks/FineTune"),
+        .executableTarget(name: "weights-bench", dependencies: ["ClassicCNN", "ClassicCNNEngine"], path: "Benchmarks/WeightsBench"),
         // What both test targets need and no product ships: the Python that checks our files with the real tools.
         .target(name: "TestSupport", dependencies: ["ClassicCNNEngine"], path: "Tests/TestSupport"),
         // The C kernels against their naive twins, for every instruction set the CPU has.

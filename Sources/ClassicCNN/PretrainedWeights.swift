@@ -20,8 +20,8 @@ public struct PretrainedWeights: Sendable {
     public let url: URL
     /// The first hex digits of the file's SHA-256, from its name (`vgg16-397923af.pth`), as torch.hub checks them.
     public let sha256Prefix: String
-    /// The file's size in megabytes, as torchvision gives it.
-    public let megabytes: Double
+    /// The file's size in MiB (2^20 bytes), as torchvision's `_file_size` gives it (vgg19's 548.051 MiB are 574.7 MB).
+    public let mebibytes: Double
     /// torchvision 0.29's ImageNet-1K validation accuracy, single 224 (Inception v3: 299) centre crop.
     public let top1: Double
     public let top5: Double
@@ -44,13 +44,13 @@ public struct PretrainedWeights: Sendable {
         return "resize \(resize), centre crop \(crop), \(scaling)"
     }
 
-    package init(_ model: String, _ torchvisionName: String, _ file: String, megabytes: Double, top1: Double, top5: Double,
+    package init(_ model: String, _ torchvisionName: String, _ file: String, mebibytes: Double, top1: Double, top5: Double,
          resize: Int = 256, google: Bool = false) {
         self.model = model
         self.torchvisionName = torchvisionName
         self.url = URL(string: "https://download.pytorch.org/models/" + file)!
         self.sha256Prefix = String(file.split(separator: "-").last!.split(separator: ".").first!)
-        self.megabytes = megabytes
+        self.mebibytes = mebibytes
         self.top1 = top1
         self.top5 = top5
         self.resize = resize
@@ -59,17 +59,17 @@ public struct PretrainedWeights: Sendable {
 
     /// Every set, as torchvision 0.29 publishes it (its weights enums: URL, `_file_size`, `_metrics`, transforms).
     public static let all: [PretrainedWeights] = [
-        .init("alexnet-torchvision", "AlexNet_Weights.IMAGENET1K_V1", "alexnet-owt-7be5be79.pth", megabytes: 233.087, top1: 56.522, top5: 79.066),
-        .init("vgg11", "VGG11_Weights.IMAGENET1K_V1", "vgg11-8a719046.pth", megabytes: 506.84, top1: 69.02, top5: 88.628),
-        .init("vgg11-bn", "VGG11_BN_Weights.IMAGENET1K_V1", "vgg11_bn-6002323d.pth", megabytes: 506.881, top1: 70.37, top5: 89.81),
-        .init("vgg13", "VGG13_Weights.IMAGENET1K_V1", "vgg13-19584684.pth", megabytes: 507.545, top1: 69.928, top5: 89.246),
-        .init("vgg13-bn", "VGG13_BN_Weights.IMAGENET1K_V1", "vgg13_bn-abd245e5.pth", megabytes: 507.59, top1: 71.586, top5: 90.374),
-        .init("vgg16", "VGG16_Weights.IMAGENET1K_V1", "vgg16-397923af.pth", megabytes: 527.796, top1: 71.592, top5: 90.382),
-        .init("vgg16-bn", "VGG16_BN_Weights.IMAGENET1K_V1", "vgg16_bn-6c64b313.pth", megabytes: 527.866, top1: 73.36, top5: 91.516),
-        .init("vgg19", "VGG19_Weights.IMAGENET1K_V1", "vgg19-dcbb9e9d.pth", megabytes: 548.051, top1: 72.376, top5: 90.876),
-        .init("vgg19-bn", "VGG19_BN_Weights.IMAGENET1K_V1", "vgg19_bn-c79401a0.pth", megabytes: 548.143, top1: 74.218, top5: 91.842),
-        .init("googlenet-torchvision", "GoogLeNet_Weights.IMAGENET1K_V1", "googlenet-1378be20.pth", megabytes: 49.731, top1: 69.778, top5: 89.53, google: true),
-        .init("inception-v3", "Inception_V3_Weights.IMAGENET1K_V1", "inception_v3_google-0cc3c7bd.pth", megabytes: 103.903, top1: 77.294, top5: 93.45, resize: 342, google: true),
+        .init("alexnet-torchvision", "AlexNet_Weights.IMAGENET1K_V1", "alexnet-owt-7be5be79.pth", mebibytes: 233.087, top1: 56.522, top5: 79.066),
+        .init("vgg11", "VGG11_Weights.IMAGENET1K_V1", "vgg11-8a719046.pth", mebibytes: 506.84, top1: 69.02, top5: 88.628),
+        .init("vgg11-bn", "VGG11_BN_Weights.IMAGENET1K_V1", "vgg11_bn-6002323d.pth", mebibytes: 506.881, top1: 70.37, top5: 89.81),
+        .init("vgg13", "VGG13_Weights.IMAGENET1K_V1", "vgg13-19584684.pth", mebibytes: 507.545, top1: 69.928, top5: 89.246),
+        .init("vgg13-bn", "VGG13_BN_Weights.IMAGENET1K_V1", "vgg13_bn-abd245e5.pth", mebibytes: 507.59, top1: 71.586, top5: 90.374),
+        .init("vgg16", "VGG16_Weights.IMAGENET1K_V1", "vgg16-397923af.pth", mebibytes: 527.796, top1: 71.592, top5: 90.382),
+        .init("vgg16-bn", "VGG16_BN_Weights.IMAGENET1K_V1", "vgg16_bn-6c64b313.pth", mebibytes: 527.866, top1: 73.36, top5: 91.516),
+        .init("vgg19", "VGG19_Weights.IMAGENET1K_V1", "vgg19-dcbb9e9d.pth", mebibytes: 548.051, top1: 72.376, top5: 90.876),
+        .init("vgg19-bn", "VGG19_BN_Weights.IMAGENET1K_V1", "vgg19_bn-c79401a0.pth", mebibytes: 548.143, top1: 74.218, top5: 91.842),
+        .init("googlenet-torchvision", "GoogLeNet_Weights.IMAGENET1K_V1", "googlenet-1378be20.pth", mebibytes: 49.731, top1: 69.778, top5: 89.53, google: true),
+        .init("inception-v3", "Inception_V3_Weights.IMAGENET1K_V1", "inception_v3_google-0cc3c7bd.pth", mebibytes: 103.903, top1: 77.294, top5: 93.45, resize: 342, google: true),
     ]
 
     /// The weights for a registry network.
@@ -106,7 +106,9 @@ public struct PretrainedWeights: Sendable {
     /// - Parameters:
     ///   - folder: The cache folder (default ``cacheDirectory``).
     ///   - source: Where to download from (default ``sourceURL``).
+    ///   - timeout: Seconds the download may go without receiving data before it fails.
     ///   - progress: Download progress: bytes received and the total when known.
+    ///   - converted: Told what the conversion did, once it is done.
     /// - Throws: `DownloadError` (saying where to put the file by hand when the network fails), `FileError` or
     ///   `ConfigurationError` when the file is not what it should be.
     @discardableResult

@@ -20,7 +20,7 @@ struct Weights: ParsableCommand {
 
         struct Entry: Encodable {
             let model, torchvisionName, url, sha256Prefix, preprocessing: String
-            let megabytes, top1, top5: Double
+            let mebibytes, top1, top5: Double
             let cached: Bool
         }
 
@@ -28,13 +28,13 @@ struct Weights: ParsableCommand {
             let folder = PretrainedWeights.cacheDirectory
             let entries = PretrainedWeights.all.map {
                 Entry(model: $0.model, torchvisionName: $0.torchvisionName, url: $0.url.absoluteString, sha256Prefix: $0.sha256Prefix,
-                      preprocessing: $0.preprocessing, megabytes: $0.megabytes, top1: $0.top1, top5: $0.top5,
+                      preprocessing: $0.preprocessing, mebibytes: $0.mebibytes, top1: $0.top1, top5: $0.top5,
                       cached: FileManager.default.fileExists(atPath: folder + "/" + $0.convertedFileName))
             }
             if json { return try printJSONLines(entries) }
             print("torchvision 0.29's ImageNet-1K weights (top-1 / top-5 as torchvision publishes them); cache: \(folder)")
             for entry in entries {
-                let figures = String(format: "%6.1f MB  top-1 %.3f  top-5 %.3f", entry.megabytes, entry.top1, entry.top5)
+                let figures = String(format: "%6.1f MiB  top-1 %.3f  top-5 %.3f", entry.mebibytes, entry.top1, entry.top5)
                 print("\(entry.model.padding(toLength: 22, withPad: " ", startingAt: 0)) \(figures)  \(entry.cached ? "cached" : "      ")  \(entry.preprocessing)")
                 print("    \(entry.url)  (SHA-256 \(entry.sha256Prefix)...)")
             }

@@ -14,7 +14,7 @@ struct PretrainedWeightsTests {
     static func entry(prefix: String? = nil) throws -> (PretrainedWeights, [UInt8]) {
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: lenetFile)))
         let hash = try prefix ?? String(SHA256.hex(ofFileAt: lenetFile).prefix(8))
-        return (PretrainedWeights("lenet5", "test", "lenet5-\(hash).pth", megabytes: 0.25, top1: 0, top5: 0), bytes)
+        return (PretrainedWeights("lenet5", "test", "lenet5-\(hash).pth", mebibytes: 0.25, top1: 0, top5: 0), bytes)
     }
 
     @Test func theCatalogueNamesRegisteredNetworks() throws {

@@ -5,7 +5,7 @@
 // pay for: every length is checked against the bytes left before it is used.
 import ClassicCNNEngine
 
-/// A value built by ``Unpickler``.
+/// A value built by `Unpickler`.
 package indirect enum PickleValue {
     case none
     case bool(Bool)
