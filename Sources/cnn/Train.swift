@@ -192,7 +192,7 @@ struct Train: ParsableCommand {
             network.inputFormat = published.inputFormat
         }
         let tensors: [NamedTensor]
-        do { tensors = try WeightFile.read(path: path).tensors } catch {
+        do { tensors = try WeightFile.read(path: path, for: network).tensors } catch {
             throw ValidationError("--init \(file): \(error)")
         }
         let report: TransferReport

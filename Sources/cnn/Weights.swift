@@ -96,12 +96,14 @@ func fetchPretrained(_ weights: PretrainedWeights, timeout: Double = 60) throws 
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a PyTorch .pth / .pt file (either torch.save format) to safetensors.",
+        abstract: "Convert a PyTorch .pth / .pt file (either torch.save format) or a Keras .h5 / .keras file to safetensors.",
         discussion: """
         The state dict's tensors keep their names (DataParallel's `module.` prefix removed; a training checkpoint's \
         `state_dict` or `model` entry is taken) and become float32; `num_batches_tracked` is dropped. With --model \
         the file must fit that network (the names and shapes of all its parameters; auxiliary heads may be absent). \
-        Only what torch.save writes for tensors is read: any other Python object in the file is refused, never run.
+        Only what torch.save writes for tensors is read: any other Python object in the file is refused, never run. \
+        Keras files (HDF5, read through the HDF5 library: apt-get install libhdf5-103-1) need --model: their layers \
+        are matched by kind and order onto the network's, kernels transposed from HWIO to OIHW.
         """)
 
     @Argument(help: "The PyTorch file.") var input: String
@@ -116,10 +118,19 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        let layout = try model.map { try ModelZoo.descriptor(named: $0).make(inputSize: inputSize, classes: classes).parameterLayout }
         let start = Date()
         let conversion: WeightFile.Conversion
-        do { conversion = try WeightFile.convert(input, to: output, fitting: layout) } catch let error as ConfigurationError {
+        do {
+            if [.kerasHDF5, .kerasArchive].contains(try WeightFile.kind(of: input)) {
+                guard let model else { throw ValidationError("\(input) is a Keras file: give --model, the network its layers map onto") }
+                let network = try ModelZoo.descriptor(named: model).make(inputSize: inputSize, classes: classes)
+                conversion = try WeightFile.convert(input, to: output, for: network)
+            } else {
+                // Only the layout is kept while converting: a large file is never in memory beside a whole network.
+                let layout = try model.map { try ModelZoo.descriptor(named: $0).make(inputSize: inputSize, classes: classes).parameterLayout }
+                conversion = try WeightFile.convert(input, to: output, fitting: layout)
+            }
+        } catch let error as ConfigurationError {
             throw CommandError(description: "\(input): \(error)")
         }
         print(String(format: "Wrote %@: %d tensors, %@ values, from a %@ file in %.1f s", output, conversion.tensorCount,

@@ -92,7 +92,7 @@ struct PretrainedWeightsTests {
         #expect(offline?.reason.contains("put it in \(folder)/ (as \(weights.fileName))") == true, "\(String(describing: offline))")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
         // Put there by hand: used without the network.
-        FileManager.default.createFile(atPath: folder + "/" + weights.fileName, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: folder + "/" + weights.fileName, contents: Data(bytes)))
         let path = try weights.fetch(into: folder, from: URL(string: "http://127.0.0.1:9/w.pth")!, timeout: 5)
         #expect(FileManager.default.fileExists(atPath: path))
     }

@@ -551,6 +551,17 @@ struct TorchCommandTests {
         #expect(!FileManager.default.fileExists(atPath: directory + "/x.safetensors"))
     }
 
+    /// A Keras file converts for a network (the Keras tests cover the mapping); without --model it is a usage error.
+    @Test func convertAKerasFile() throws {
+        let directory = scratch("keras-convert")
+        let keras = Self.fixtures + "/../keras/lenet5.keras"
+        let run = try cnn(["convert", keras, directory + "/k.safetensors", "--model", "lenet5"])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("10 tensors, 61,706 values, from a Keras 3 .keras archive file"), "\(run.output)")
+        let bare = try cnn(["convert", keras, directory + "/x.safetensors"])
+        #expect(bare.status == 64 && bare.error.contains("give --model"), "\(bare.error)")
+    }
+
     /// `--init` takes a .pth; `weights list` lists; names without published weights are usage errors (64).
     @Test func initListAndBadNames() throws {
         let directory = scratch("torch-init")

@@ -1,6 +1,6 @@
 // Weight files of any kind the tool takes, told apart by their first bytes rather than their names: safetensors
 // (ours and everyone's), PyTorch's `.pth` / `.pt` in either of torch.save's formats, and Keras's HDF5 and `.keras`
-// files (recognised, and refused with a clear message: reading them is not built in yet).
+// files (which name Keras's layers, not our parameters, so they are read for a given network: KerasFile.swift).
 //
 //     let network = try ModelZoo.make("vgg16")
 //     let report = try network.loadWeights(path: "vgg16-397923af.pth")   // torchvision's file, as downloaded
@@ -29,23 +29,23 @@ public enum WeightFile {
         throw FileError(path: path, reason: "not a weights file: neither safetensors, nor PyTorch's .pth (zip or legacy), nor Keras's HDF5")
     }
 
-    /// The tensors of a safetensors or PyTorch file, converted to float32, under the file's names.
-    /// - Throws: `FileError` naming the file and the problem (Keras files: what to do instead).
-    public static func read(path: String) throws -> ForeignWeights {
+    /// The tensors of a safetensors or PyTorch file, converted to float32, under the file's names; a Keras file's
+    /// under `model`'s parameter names (Keras files name their layers, not the network's parameters, so they need it).
+    /// - Throws: `FileError` naming the file and the problem; `ConfigurationError` when a Keras file does not fit `model`.
+    public static func read(path: String, for model: Model? = nil) throws -> ForeignWeights {
         switch try kind(of: path) {
         case .safetensors:
             let file = try SafeTensors.read(path: path)
             return ForeignWeights(tensors: file.tensors, dtypes: file.dtypes, format: "safetensors")
         case .torch:
             return try TorchFile.read(path: path)
-        case .kerasHDF5, .kerasArchive:
-            throw kerasNotSupported(path)
+        case let kind:
+            guard let model else {
+                throw FileError(path: path, reason: "a \(kind.rawValue) file names Keras's layers, not a network's parameters: say which network it is for (--model)")
+            }
+            let tensors = try KerasFile.tensors(path: path, for: model)
+            return ForeignWeights(tensors: tensors, dtypes: Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, "F32") }), format: kind.rawValue)
         }
-    }
-
-    private static func kerasNotSupported(_ path: String) -> FileError {
-        FileError(path: path, reason: "Keras weights (HDF5) are not read yet; save them from Keras as safetensors "
-            + "(keras.saving or safetensors.numpy.save_file of model.weights, kernels transposed to OIHW) or use PyTorch's weights")
     }
 
     /// What `convert` did.
@@ -68,7 +68,8 @@ public enum WeightFile {
         var conversion: Conversion
         let names: [String], shapes: [[Int]], values: (Int) throws -> [Float]
         switch try kind(of: path) {
-        case .kerasHDF5, .kerasArchive: throw kerasNotSupported(path)
+        case .kerasHDF5, .kerasArchive:
+            throw FileError(path: path, reason: "a Keras file names Keras's layers, not a network's parameters: convert it for a network (--model)")
         case .safetensors:
             let file = try SafeTensors.read(path: path)
             let kept = file.tensors.filter { !$0.name.hasSuffix("num_batches_tracked") }
@@ -92,15 +93,34 @@ public enum WeightFile {
     }
 }
 
+extension WeightFile {
+    /// Converts a Keras file (or any other `read(path:for:)` takes) to a safetensors file under `model`'s parameter
+    /// names. The file and the network are both in memory while it runs.
+    /// - Throws: as `read(path:for:)`, and `FileError` naming `output` when it cannot be written.
+    @discardableResult
+    public static func convert(_ path: String, to output: String, for model: Model) throws -> Conversion {
+        let weights = try read(path: path, for: model)
+        var conversion = Conversion(format: weights.format, tensorCount: weights.tensors.count, valueCount: 0)
+        conversion.missingAuxiliary = try model.parameterLayout.check(names: weights.tensors.map(\.name), shapes: weights.tensors.map(\.shape))
+        let kept = weights.tensors.filter { !$0.name.hasSuffix("num_batches_tracked") }
+        conversion.tensorCount = kept.count
+        conversion.valueCount = kept.reduce(0) { $0 + $1.values.count }
+        let source = path.split(separator: "/").last.map(String.init) ?? path
+        try SafeTensors.write(kept, metadata: ["source": source, "source_format": weights.format, "model": model.name], to: output)
+        return conversion
+    }
+}
+
 extension Model {
-    /// Sets every parameter from a weights file (safetensors, or PyTorch's `.pth` in either format), as
+    /// Sets every parameter from a weights file (safetensors, PyTorch's `.pth` in either format, or Keras's `.h5` /
+    /// `.keras`), as
     /// `loadParameters` does, except that the auxiliary heads may be absent (torchvision saves GoogLeNet and
     /// Inception v3 without them when `aux_logits=False`): they keep their initialisation, and their names are
     /// returned. They matter only for training.
     /// - Throws: `FileError` for a file that cannot be read; `ConfigurationError` when it does not fit the model.
     @discardableResult
     public func loadWeights(path: String) throws -> [String] {
-        let weights = try WeightFile.read(path: path)
+        let weights = try WeightFile.read(path: path, for: self)
         let missing = try parameterLayout.check(names: weights.tensors.map(\.name), shapes: weights.tensors.map(\.shape))
         let missingSet = Set(missing)
         try loadParameters(weights.tensors + parameters.filter { missingSet.contains($0.name) }.map {
