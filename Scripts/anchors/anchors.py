@@ -12,6 +12,7 @@ import sys
 import time
 
 THREADS = 2
+ISA = None  # --isa: the instruction set every side is held to (ours through `cnn bench --isa`, theirs by environment)
 
 
 # The networks beside LeNet-5, as ANCHORS.md measured them: name -> (our registry name and options, input size).
@@ -25,8 +26,9 @@ BIG = {
 def ours(cnn, model, batch, mode, steps):
     arguments = BIG[model][0] if model in BIG else [model]
     warmup = 1 if model in BIG else 5
+    isa = ["--isa", ISA] if ISA else []
     out = subprocess.run([cnn, "bench", *arguments, "--batch-size", str(batch), f"--{mode}", "--steps", str(steps),
-                          "--warmup", str(warmup), "--threads", str(THREADS), "--json"],
+                          "--warmup", str(warmup), "--threads", str(THREADS), "--json", *isa],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)["images_per_second"]
 
@@ -197,7 +199,21 @@ def main():
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM rows")
     parser.add_argument("--gemm-models", default="lenet5,alexnet-cifar,vgg16",
                         help="whose layer GEMMs to measure beside torch.mm (kernel-bench --models)")
+    parser.add_argument("--isa", choices=["avx2"], help="hold every side to AVX2 on a wider machine: ours with `cnn bench "
+                        "--isa`, PyTorch with ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA, TensorFlow with ONEDNN_MAX_CPU_ISA "
+                        "and MKL_ENABLE_INSTRUCTIONS (set before either is imported)")
     args = parser.parse_args()
+    global ISA
+    if args.isa:
+        ISA = args.isa
+        os.environ.update({"CNN_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                           "MKL_ENABLE_INSTRUCTIONS": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"})
+    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+                if line.startswith("Model name")), "unknown CPU")
+    flags = open("/proc/cpuinfo").read()
+    native = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "portable"
+    import torch
+    print(f"CPU: {cpu}, native {native}; held to {ISA or native}; PyTorch {torch.__version__} runs {torch.backends.cpu.get_cpu_capability()}")
     chosen = ["lenet5", *BIG] if args.models == "all" else args.models.split(",")
 
     workloads = [  # model, batch, mode, timed steps (the table)

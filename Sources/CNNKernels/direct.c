@@ -1,6 +1,8 @@
 // Direct convolution for layers with few input taps (LeNet's C1: one channel, 5x5), where lowering to GEMM
 // leaves the register tiles mostly empty (M = 6 output channels, K = 25). Stride 1, no padding, one group.
-// The output width is vectorised 16 at a time (masked at the edge); up to 6 output channels share each load.
+// The output width is vectorised 16 at a time (masked at the edge): one zmm on AVX-512, two ymm on AVX2; up to 6
+// output channels share each load. The AVX2 weight gradient blocks 4 channels x 2 kernel columns, which with the
+// loads fits its 16 registers (AVX-512's 6 x 4 needs 32).
 //
 // Legend: C input channels, H x W input, CO output channels, KH x KW kernel, OH x OW output (OH = H - KH + 1).
 #include "cnn_kernels.h"
@@ -71,34 +73,134 @@ static void weight_gradient_avx512(const float *x, int C, int H, int W, const fl
                 }
     }
 }
+
+/// Lanes 0..<count of a ymm mask (count clamped to 0...8).
+__attribute__((target("avx2")))
+static inline __m256i lanes_avx2(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma")))
+static void forward_avx2(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
+                         int KH, int KW, int OH, int OW, float *y) {
+    const int taps = C * KH * KW;
+    for (int co0 = 0; co0 < CO; co0 += CB) {
+        const int cb = CO - co0 < CB ? CO - co0 : CB;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow += 16) {
+                const __m256i m0 = lanes_avx2(OW - ow), m1 = lanes_avx2(OW - ow - 8);
+                __m256 lo[CB], hi[CB];
+                for (int j = 0; j < CB; j++) lo[j] = hi[j] = _mm256_set1_ps(bias && j < cb ? bias[co0 + j] : 0.0f);
+                for (int ci = 0; ci < C; ci++)
+                    for (int kh = 0; kh < KH; kh++) {
+                        const float *row = x + ((size_t)ci * H + oh + kh) * W + ow;
+                        const float *wk = w + ((size_t)co0 * C + ci) * KH * KW + (size_t)kh * KW;
+                        for (int kw = 0; kw < KW; kw++) {
+                            const __m256 v0 = _mm256_maskload_ps(row + kw, m0), v1 = _mm256_maskload_ps(row + kw + 8, m1);
+                            for (int j = 0; j < CB; j++)
+                                if (j < cb) {
+                                    const __m256 k = _mm256_broadcast_ss(wk + (size_t)j * taps + kw);
+                                    lo[j] = _mm256_fmadd_ps(k, v0, lo[j]);
+                                    hi[j] = _mm256_fmadd_ps(k, v1, hi[j]);
+                                }
+                        }
+                    }
+                for (int j = 0; j < cb; j++) {
+                    if (relu) {
+                        lo[j] = _mm256_max_ps(lo[j], _mm256_setzero_ps());
+                        hi[j] = _mm256_max_ps(hi[j], _mm256_setzero_ps());
+                    }
+                    float *out = y + ((size_t)(co0 + j) * OH + oh) * OW + ow;
+                    _mm256_maskstore_ps(out, m0, lo[j]);
+                    _mm256_maskstore_ps(out + 8, m1, hi[j]);
+                }
+            }
+    }
+}
+
+enum { CB2 = 4, KB2 = 2 };  // the AVX2 weight gradient's block: 8 accumulators, 4 gradients and a load in 16 ymm
+
+__attribute__((target("avx2,fma")))
+static void weight_gradient_avx2(const float *x, int C, int H, int W, const float *dy, int CO, int KH, int KW,
+                                 int OH, int OW, float *dw) {
+    for (int co0 = 0; co0 < CO; co0 += CB2) {
+        const int cb = CO - co0 < CB2 ? CO - co0 : CB2;
+        for (int ci = 0; ci < C; ci++)
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw0 = 0; kw0 < KW; kw0 += KB2) {
+                    const int kb = KW - kw0 < KB2 ? KW - kw0 : KB2;
+                    __m256 acc[CB2][KB2];
+                    for (int j = 0; j < CB2; j++)
+                        for (int k = 0; k < KB2; k++) acc[j][k] = _mm256_setzero_ps();
+                    for (int oh = 0; oh < OH; oh++) {
+                        const float *row = x + ((size_t)ci * H + oh + kh) * W + kw0;
+                        for (int ow = 0; ow < OW; ow += 8) {
+                            const __m256i m = lanes_avx2(OW - ow);
+                            __m256 g[CB2];
+                            for (int j = 0; j < CB2; j++)
+                                g[j] = j < cb ? _mm256_maskload_ps(dy + ((size_t)(co0 + j) * OH + oh) * OW + ow, m) : _mm256_setzero_ps();
+                            for (int k = 0; k < KB2; k++) {
+                                if (k >= kb) break;
+                                const __m256 v = _mm256_maskload_ps(row + ow + k, m);
+                                for (int j = 0; j < CB2; j++) acc[j][k] = _mm256_fmadd_ps(g[j], v, acc[j][k]);
+                            }
+                        }
+                    }
+                    for (int j = 0; j < cb; j++)
+                        for (int k = 0; k < kb; k++) {
+                            // The 8 lanes summed: halves, then pairs, then the last two.
+                            __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[j][k]), _mm256_extractf128_ps(acc[j][k], 1));
+                            sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+                            sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+                            dw[(((size_t)(co0 + j) * C + ci) * KH + kh) * KW + kw0 + k] += _mm_cvtss_f32(sum);
+                        }
+                }
+    }
+}
 #endif
 
 int cnn_conv2d_direct_available(int C, int KH, int KW, int OW) {
+    return cnn_conv2d_direct_available_isa(cnn_isa_active(), C, KH, KW, OW);
+}
+
+int cnn_conv2d_direct_available_isa(cnn_isa isa, int C, int KH, int KW, int OW) {
 #if defined(__x86_64__)
-    return cnn_isa_active() == CNN_ISA_AVX512 && C * KH * KW <= 75 && OW >= 8;
+    return (isa == CNN_ISA_AVX512 || isa == CNN_ISA_AVX2) && isa <= cnn_isa_detected() && C * KH * KW <= 75 && OW >= 8;
 #else
-    (void)C; (void)KH; (void)KW; (void)OW;
+    (void)isa; (void)C; (void)KH; (void)KW; (void)OW;
     return 0;
 #endif
 }
 
 void cnn_conv2d_direct_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
                                int KH, int KW, int OH, int OW, float *y) {
+    cnn_conv2d_direct_forward_isa(cnn_isa_active(), x, C, H, W, w, bias, relu, CO, KH, KW, OH, OW, y);
+}
+
+void cnn_conv2d_direct_forward_isa(cnn_isa isa, const float *x, int C, int H, int W, const float *w, const float *bias,
+                                   int relu, int CO, int KH, int KW, int OH, int OW, float *y) {
 #if defined(__x86_64__)
-    forward_avx512(x, C, H, W, w, bias, relu, CO, KH, KW, OH, OW, y);
-#else
+    if (isa == CNN_ISA_AVX512 && isa <= cnn_isa_detected()) return forward_avx512(x, C, H, W, w, bias, relu, CO, KH, KW, OH, OW, y);
+    if (isa == CNN_ISA_AVX2 && isa <= cnn_isa_detected()) return forward_avx2(x, C, H, W, w, bias, relu, CO, KH, KW, OH, OW, y);
+#endif
+    (void)isa;
     cnn_conv2d_naive(x, C, H, W, w, bias, CO, 1, KH, KW, 1, 1, 0, 0, OH, OW, y);
     if (relu) cnn_relu_forward(y, y, (size_t)CO * OH * OW);
-#endif
 }
 
 void cnn_conv2d_direct_weight_gradient(const float *x, int C, int H, int W, const float *dy, int CO, int KH, int KW,
                                        int OH, int OW, float *dw) {
+    cnn_conv2d_direct_weight_gradient_isa(cnn_isa_active(), x, C, H, W, dy, CO, KH, KW, OH, OW, dw);
+}
+
+void cnn_conv2d_direct_weight_gradient_isa(cnn_isa isa, const float *x, int C, int H, int W, const float *dy, int CO,
+                                           int KH, int KW, int OH, int OW, float *dw) {
 #if defined(__x86_64__)
-    weight_gradient_avx512(x, C, H, W, dy, CO, KH, KW, OH, OW, dw);
-#else
-    cnn_conv2d_weight_gradient_naive(x, C, H, W, dy, CO, 1, KH, KW, 1, 1, 0, 0, OH, OW, dw);
+    if (isa == CNN_ISA_AVX512 && isa <= cnn_isa_detected()) return weight_gradient_avx512(x, C, H, W, dy, CO, KH, KW, OH, OW, dw);
+    if (isa == CNN_ISA_AVX2 && isa <= cnn_isa_detected()) return weight_gradient_avx2(x, C, H, W, dy, CO, KH, KW, OH, OW, dw);
 #endif
+    (void)isa;
+    cnn_conv2d_weight_gradient_naive(x, C, H, W, dy, CO, 1, KH, KW, 1, 1, 0, 0, OH, OW, dw);
 }
 
 void cnn_conv2d_weight_gradient_naive(const float *x, int C, int H, int W, const float *dy, int CO, int groups,

@@ -228,7 +228,14 @@ cnn_isa cnn_isa_detected(void) {
 }
 
 cnn_isa cnn_isa_active(void) {
-    if (active_isa < 0) active_isa = (int)cnn_isa_detected();
+    if (active_isa < 0) {
+        // CNN_ISA=avx2 (or portable, avx512, neon) runs a narrower path on a wider machine; never a wider one.
+        cnn_isa isa = cnn_isa_detected();
+        const char *forced = getenv("CNN_ISA");
+        if (forced && strcmp(forced, "portable") == 0) isa = CNN_ISA_PORTABLE;
+        else if (forced && strcmp(forced, "avx2") == 0 && isa >= CNN_ISA_AVX2) isa = CNN_ISA_AVX2;
+        active_isa = (int)isa;
+    }
     return (cnn_isa)active_isa;
 }
 

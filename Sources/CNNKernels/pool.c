@@ -60,17 +60,22 @@ static inline __mmask16 takes16(__m512 m, __m512 v) {
 #endif
 
 static void maxpool_separable(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                              int OH, int OW, float *restrict y, int32_t *restrict argmax, int avx512);
+                              int OH, int OW, float *restrict y, int32_t *restrict argmax, cnn_isa isa);
 
 void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int OH, int OW, float *y, int32_t *argmax) {
+    cnn_maxpool_forward_isa(cnn_isa_active(), x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax);
+}
+
+void cnn_maxpool_forward_isa(cnn_isa isa, const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH,
+                             int PW, int OH, int OW, float *y, int32_t *argmax) {
     int two_by_two = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W;
     if (two_by_two && !argmax)
         maxpool_2x2_values(x, planes, H, W, OH, OW, y);
     else if (two_by_two)
         maxpool_2x2(x, planes, H, W, OH, OW, y, argmax);
     else if ((size_t)H * OW <= SEPARABLE_MAX)
-        maxpool_separable(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax, cnn_isa_active() == CNN_ISA_AVX512);
+        maxpool_separable(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax, isa);
     else
         cnn_maxpool_forward_naive(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax);
 }
@@ -139,12 +144,87 @@ static void horizontal_avx512(const float *in, int W, int KW, int SW, int PW, in
 }
 #endif
 
+#if defined(__x86_64__)
+/// AVX2's twins of the two passes, 8 outputs at a time: the same choices (the first NaN, else the greater; ties keep
+/// the earlier), the same indices.
+__attribute__((target("avx2")))
+static inline __m256 takes8(__m256 m, __m256 v) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(m, m, _CMP_ORD_Q)));
+}
+
+__attribute__((target("avx2")))
+static inline __m256i live8(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2")))
+static void vertical_avx2(const float *rows, const int32_t *columns, int OW, int W, int h0, int h1, float *out, int32_t *index) {
+    const __m256i width = _mm256_set1_epi32(W);
+    for (int ow = 0; ow < OW; ow += 8) {
+        const __m256i live = live8(OW - ow);
+        __m256 m = _mm256_maskload_ps(rows + (size_t)h0 * OW + ow, live);
+        __m256i where_h = _mm256_set1_epi32(h0);
+        __m256i where_w = index ? _mm256_maskload_epi32(columns + (size_t)h0 * OW + ow, live) : _mm256_setzero_si256();
+        for (int h = h0 + 1; h < h1; h++) {
+            __m256 v = _mm256_maskload_ps(rows + (size_t)h * OW + ow, live);
+            __m256 take = _mm256_and_ps(takes8(m, v), _mm256_castsi256_ps(live));
+            m = _mm256_blendv_ps(m, v, take);
+            if (index) {
+                where_h = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(where_h), _mm256_castsi256_ps(_mm256_set1_epi32(h)), take));
+                __m256i w = _mm256_maskload_epi32(columns + (size_t)h * OW + ow, live);
+                where_w = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(where_w), _mm256_castsi256_ps(w), take));
+            }
+        }
+        _mm256_maskstore_ps(out + ow, live, m);
+        if (index) _mm256_maskstore_epi32(index + ow, live, _mm256_add_epi32(_mm256_mullo_epi32(where_h, width), where_w));
+    }
+}
+
+__attribute__((target("avx2")))
+static void horizontal_avx2(const float *in, int W, int KW, int SW, int PW, int ow0, int ow1, float *out, int32_t *column) {
+    const __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(SW));
+    for (int ow = ow0; ow < ow1; ow += 8) {
+        const __m256i live = live8(ow1 - ow);
+        const int w0 = ow * SW - PW;
+        __m256 m = _mm256_setzero_ps();
+        __m256i where = _mm256_setzero_si256();
+        for (int k = 0; k < KW; k++) {
+            const int base = w0 + k;
+            __m256 v;
+            if (SW == 1) {
+                v = _mm256_maskload_ps(in + base, live);
+            } else {
+                // The even elements of 16 from `base`: shuffle within lanes, then put the 128-bit halves in order.
+                int rest = W - base;
+                __m256 lo = _mm256_maskload_ps(in + base, live8(rest)), hi = _mm256_maskload_ps(in + base + 8, live8(rest - 8));
+                __m256 evens = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+                v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
+            }
+            __m256i here = _mm256_add_epi32(_mm256_set1_epi32(base), step);
+            if (k == 0) {
+                m = v;
+                where = here;
+                continue;
+            }
+            __m256 take = _mm256_and_ps(takes8(m, v), _mm256_castsi256_ps(live));
+            m = _mm256_blendv_ps(m, v, take);
+            where = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(where), _mm256_castsi256_ps(here), take));
+        }
+        _mm256_maskstore_ps(out + ow, live, m);
+        _mm256_maskstore_epi32(column + ow, live, where);
+    }
+}
+#endif
+
 static void maxpool_separable(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                              int OH, int OW, float *restrict y, int32_t *restrict argmax, int avx512) {
+                              int OH, int OW, float *restrict y, int32_t *restrict argmax, cnn_isa isa) {
     float rows[SEPARABLE_MAX];      // [H][OW]: each input row's maxima over the windows' columns
     int32_t columns[SEPARABLE_MAX];  // and the input column of each
-#if !defined(__x86_64__)
-    avx512 = 0;
+#if defined(__x86_64__)
+    const int avx512 = isa == CNN_ISA_AVX512 && isa <= cnn_isa_detected(), avx2 = isa == CNN_ISA_AVX2 && isa <= cnn_isa_detected();
+#else
+    const int avx512 = 0, avx2 = 0;
+    (void)isa;
 #endif
     // Outputs whose windows lie inside the row (no padding, no clipping): [inner0, inner1).
     int inner0 = (PW + SW - 1) / SW, inner1 = W - KW + PW >= 0 ? (W - KW + PW) / SW + 1 : 0;
@@ -155,9 +235,10 @@ static void maxpool_separable(const float *x, int planes, int H, int W, int KH, 
             const float *in = x + (size_t)h * W;
             float *out = rows + (size_t)h * OW;
             int32_t *column = columns + (size_t)h * OW;
-            int vector0 = avx512 && SW <= 2 ? inner0 : OW, vector1 = avx512 && SW <= 2 ? inner1 : OW;
+            int vector0 = (avx512 || avx2) && SW <= 2 ? inner0 : OW, vector1 = (avx512 || avx2) && SW <= 2 ? inner1 : OW;
 #if defined(__x86_64__)
-            if (vector0 < vector1) horizontal_avx512(in, W, KW, SW, PW, vector0, vector1, out, column);
+            if (vector0 < vector1 && avx512) horizontal_avx512(in, W, KW, SW, PW, vector0, vector1, out, column);
+            if (vector0 < vector1 && avx2) horizontal_avx2(in, W, KW, SW, PW, vector0, vector1, out, column);
 #endif
             for (int ow = 0; ow < OW; ow++) {
                 if (ow == vector0) ow = vector1;
@@ -182,6 +263,10 @@ static void maxpool_separable(const float *x, int planes, int H, int W, int KH, 
 #if defined(__x86_64__)
             if (avx512) {
                 vertical_avx512(rows, columns, OW, W, h0, h1, out, index);
+                continue;
+            }
+            if (avx2) {
+                vertical_avx2(rows, columns, OW, W, h0, h1, out, index);
                 continue;
             }
 #endif

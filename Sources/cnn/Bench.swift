@@ -20,6 +20,8 @@ struct Bench: ParsableCommand {
     var noFusion = false
     @Flag(help: "Keep every layer's gradient buffers for the life of the network instead of sharing them through a pool, to measure the memory the pool saves.")
     var noGradientPool = false
+    @Option(help: "Run the kernels with this instruction set (avx2 or portable on an AVX-512 machine; default: the widest the CPU has, or $CNN_ISA).")
+    var isa: InstructionSet?
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -30,13 +32,14 @@ struct Bench: ParsableCommand {
     }
 
     struct Report: Encodable {
-        let model: String, mode: String, batch_size: Int, threads: Int, steps: Int
+        let model: String, mode: String, batch_size: Int, threads: Int, steps: Int, instruction_set: String
         let images_per_second: Double, ms_per_step: Double, ms_per_step_mean: Double
         let gflops: Double, gemm_peak_gflops: Double, share_of_peak: Double
     }
 
     func run() throws {
         runtime.apply()
+        if let isa { InstructionSet.select(isa) }
         EngineOptions.process.winograd = !noWinograd
         EngineOptions.process.fusesActivations = !noFusion
         EngineOptions.process.poolsGradients = !noGradientPool
@@ -66,11 +69,11 @@ struct Bench: ParsableCommand {
         let gflops = flopsPerStep / (median / 1000) / 1e9
         let peak = Bench.gemmPeak()
         let report = Report(model: model, mode: training ? "train" : "infer", batch_size: batchSize, threads: Parallel.threads,
-                            steps: steps, images_per_second: Double(batchSize) / (median / 1000), ms_per_step: median,
+                            steps: steps, instruction_set: InstructionSet.active.rawValue, images_per_second: Double(batchSize) / (median / 1000), ms_per_step: median,
                             ms_per_step_mean: mean, gflops: gflops, gemm_peak_gflops: peak, share_of_peak: gflops / peak)
         if json { return try printJSON(report) }
         if profile { try Bench.profile(built, batch: batch, labels: labels, training: training, steps: steps) }
-        print("\(model) \(report.mode), batch \(batchSize), \(Parallel.threads) threads, median of \(steps) steps:")
+        print("\(model) \(report.mode), batch \(batchSize), \(Parallel.threads) threads, \(report.instruction_set) kernels, median of \(steps) steps:")
         print(String(format: "  %.1f images/s, %.3f ms/step (mean %.3f), %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s GEMM peak measured now",
                      report.images_per_second, median, mean, gflops, report.share_of_peak * 100, peak))
     }
@@ -126,3 +129,5 @@ struct Bench: ParsableCommand {
         return 2 * Double(n * n * n) / best / 1e9
     }
 }
+
+extension InstructionSet: ExpressibleByArgument {}

@@ -236,34 +236,41 @@ struct KernelTests {
         (1, 32, 32, 6, 5, 5), (3, 20, 19, 8, 3, 3), (2, 12, 40, 13, 4, 5), (1, 9, 24, 1, 1, 7),
     ]
 
-    @Test("direct convolution equals the naive twins",
-          .enabled(if: cnn_isa_detected() == CNN_ISA_AVX512, "the direct kernels are written for AVX-512 only"),
+    @Test("direct convolution equals the naive twins, on every instruction set the CPU has",
           arguments: 0..<directShapes.count)
     func directConvolution(_ index: Int) throws {
         let s = Self.directShapes[index]
         let (oh, ow) = (s.h - s.kh + 1, s.w - s.kw + 1)
-        try #require(cnn_conv2d_direct_available(Int32(s.c), Int32(s.kh), Int32(s.kw), Int32(ow)) != 0)
         let x = randomTensor([s.c * s.h * s.w], seed: 31).values
         let w = randomTensor([s.co * s.c * s.kh * s.kw], seed: 32).values, b = randomTensor([s.co], seed: 33).values
         let dy = randomTensor([s.co * oh * ow], seed: 34).values
-        var fast = [Float](repeating: 0, count: s.co * oh * ow), slow = fast
-        cnn_conv2d_direct_forward(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 0, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fast)
+        var slow = [Float](repeating: 0, count: s.co * oh * ow)
         cnn_conv2d_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slow)
-        #expect(zip(fast, slow).map { abs($0 - $1) }.max()! < 1e-4)
-        // With the fused ReLU: exactly max(0, .) of the same sums.
-        var rectified = [Float](repeating: .nan, count: fast.count)
-        cnn_conv2d_direct_forward(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 1, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &rectified)
-        #expect(rectified == fast.map { max(0, $0) })
-        #expect(rectified.contains(0) && rectified.contains { $0 > 0 })
-        var fastW = [Float](repeating: 0.5, count: w.count), slowW = fastW
-        cnn_conv2d_direct_weight_gradient(x, Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fastW)
+        var slowW = [Float](repeating: 0.5, count: w.count)
         cnn_conv2d_weight_gradient_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slowW)
-        #expect(zip(fastW, slowW).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4)
+        for isa in Self.instructionSets {
+            let name = String(cString: cnn_isa_name(isa))
+            // x86: AVX2 and AVX-512 have direct kernels; the portable path falls back to the naive convolution.
+            #if arch(x86_64)
+            #expect((cnn_conv2d_direct_available_isa(isa, Int32(s.c), Int32(s.kh), Int32(s.kw), Int32(ow)) != 0) == (isa != CNN_ISA_PORTABLE), "\(name)")
+            #endif
+            var fast = [Float](repeating: 0, count: s.co * oh * ow)
+            cnn_conv2d_direct_forward_isa(isa, x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 0, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fast)
+            #expect(zip(fast, slow).map { abs($0 - $1) }.max()! < 1e-4, "\(name)")
+            // With the fused ReLU: exactly max(0, .) of the same sums.
+            var rectified = [Float](repeating: .nan, count: fast.count)
+            cnn_conv2d_direct_forward_isa(isa, x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 1, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &rectified)
+            #expect(rectified == fast.map { max(0, $0) }, "\(name)")
+            #expect(rectified.contains(0) && rectified.contains { $0 > 0 })
+            var fastW = [Float](repeating: 0.5, count: w.count)
+            cnn_conv2d_direct_weight_gradient_isa(isa, x, Int32(s.c), Int32(s.h), Int32(s.w), dy, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fastW)
+            #expect(zip(fastW, slowW).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4, "\(name)")
+        }
     }
 
     @Test func directAndLoweredConvolutionsAgreeInsideTheLayer() throws {
         // The same layer computed with the direct kernels and with im2col + GEMM.
-        try #require(cnn_conv2d_direct_available(1, 5, 5, 28) != 0 || cnn_isa_detected() != CNN_ISA_AVX512)
+        try #require(cnn_conv2d_direct_available(1, 5, 5, 28) != 0 || cnn_isa_detected() == CNN_ISA_PORTABLE)
         func run(direct: Bool) -> [Tensor] {
             let conv = Conv2D(inputChannels: 1, outputChannels: 6, kernelSize: 5)
             conv.allowsDirectKernels = direct
@@ -412,7 +419,7 @@ struct KernelTests {
     @Test func separableMaxPoolingEqualsTheGeneralLoop() {
         // Pooling for any window, with and without indices: GoogLeNet's 3x3 stride 1 with padding 1, 3x3 stride 2 in ceil mode, a wide
         // 5x5 window with padding 2 and stride 3, 2x1 and 1x1; ties (values in quarters, +0 beside -0), NaNs, infinities.
-        let (planes, h, w) = (3, 9, 37)  // rows of 37: two full vectors of 16 and a tail
+        let (planes, h, w) = (3, 9, 37)  // rows of 37: two full vectors of 16 (four of 8) and a tail
         var values = randomTensor([planes * h * w], seed: 22).values.map { ($0 * 4).rounded() / 4 }
         values[7] = .nan
         values[30] = .infinity
@@ -424,19 +431,22 @@ struct KernelTests {
         for (kh, kw, sh, sw, ph, pw, oh, ow) in [(3, 3, 1, 1, 1, 1, 9, 37), (3, 3, 2, 2, 0, 0, 4, 18), (5, 5, 3, 3, 2, 2, 3, 13),
                                                  (2, 1, 1, 1, 0, 0, 8, 37), (1, 1, 1, 1, 0, 0, 9, 37), (3, 5, 1, 1, 0, 2, 7, 37),
                                                  (3, 3, 2, 2, 1, 1, 5, 19)] {
+          for isa in Self.instructionSets {
+            let name = String(cString: cnn_isa_name(isa))
             var fast = [Float](repeating: 1, count: planes * oh * ow), slow = fast
-            cnn_maxpool_forward(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph), Int32(pw),
-                                Int32(oh), Int32(ow), &fast, nil)
+            cnn_maxpool_forward_isa(isa, values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph), Int32(pw),
+                                    Int32(oh), Int32(ow), &fast, nil)
             cnn_maxpool_forward_naive(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph),
                                       Int32(pw), Int32(oh), Int32(ow), &slow, nil)
-            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(kh)x\(kw) stride \(sh)x\(sw) padding \(ph)x\(pw)")
+            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(name): \(kh)x\(kw) stride \(sh)x\(sw) padding \(ph)x\(pw)")
             // Training keeps the indices: the same ones as the general loop's.
             var fastIndex = [Int32](repeating: -1, count: fast.count), slowIndex = fastIndex
-            cnn_maxpool_forward(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph), Int32(pw),
-                                Int32(oh), Int32(ow), &fast, &fastIndex)
+            cnn_maxpool_forward_isa(isa, values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph), Int32(pw),
+                                    Int32(oh), Int32(ow), &fast, &fastIndex)
             cnn_maxpool_forward_naive(values, Int32(planes), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh), Int32(sw), Int32(ph),
                                       Int32(pw), Int32(oh), Int32(ow), &slow, &slowIndex)
-            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern) && fastIndex == slowIndex, "with indices: \(kh)x\(kw) stride \(sh)x\(sw)")
+            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern) && fastIndex == slowIndex, "\(name) with indices: \(kh)x\(kw) stride \(sh)x\(sw)")
+          }
         }
     }
 

@@ -112,14 +112,22 @@ void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, co
 
 // ---- Direct convolution (few input taps, stride 1, no padding, one group) ----------------------------------
 
-/// Whether the direct kernels serve this shape on this CPU (AVX-512; C*KH*KW <= 75; OW >= 8).
+/// Whether the direct kernels serve this shape with the active instruction set (AVX-512 or AVX2; C*KH*KW <= 75;
+/// OW >= 8).
 int cnn_conv2d_direct_available(int C, int KH, int KW, int OW);
+/// The same for a given instruction set (one this CPU has), so that each path can be tested on a wider machine.
+int cnn_conv2d_direct_available_isa(cnn_isa isa, int C, int KH, int KW, int OW);
 /// y[CO,OH,OW] = w * x + b for one image (b may be NULL), then max(0, .) when `relu` is non-zero (a fused ReLU).
 void cnn_conv2d_direct_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
                                int KH, int KW, int OH, int OW, float *y);
 /// dw[CO,C,KH,KW] += the correlation of dy[CO,OH,OW] with x[C,H,W] for one image.
 void cnn_conv2d_direct_weight_gradient(const float *x, int C, int H, int W, const float *dy, int CO, int KH, int KW,
                                        int OH, int OW, float *dw);
+/// The two with a given instruction set (the naive convolution where it has no direct path).
+void cnn_conv2d_direct_forward_isa(cnn_isa isa, const float *x, int C, int H, int W, const float *w, const float *bias,
+                                   int relu, int CO, int KH, int KW, int OH, int OW, float *y);
+void cnn_conv2d_direct_weight_gradient_isa(cnn_isa isa, const float *x, int C, int H, int W, const float *dy, int CO,
+                                           int KH, int KW, int OH, int OW, float *dw);
 /// The naive twin of the weight gradient, for any stride, padding and groups.
 void cnn_conv2d_weight_gradient_naive(const float *x, int C, int H, int W, const float *dy, int CO, int groups,
                                       int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float *dw);
@@ -130,6 +138,9 @@ void cnn_conv2d_weight_gradient_naive(const float *x, int C, int H, int W, const
 /// at inference, when nobody needs it.
 void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int OH, int OW, float *y, int32_t *argmax);
+/// The same with a given instruction set (one the CPU has; the portable loops otherwise), for the tests.
+void cnn_maxpool_forward_isa(cnn_isa isa, const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH,
+                             int PW, int OH, int OW, float *y, int32_t *argmax);
 /// The general loop, twin of the 2x2 stride-2 fast path: the first maximum in row-major window order wins, a NaN wins.
 void cnn_maxpool_forward_naive(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                                int OH, int OW, float *y, int32_t *argmax);

@@ -2,6 +2,7 @@
 // off to measure what they gain, and how layers made for a smaller input than their network's own adapt. The
 // process has one set (`EngineOptions.process`, which `cnn --threads` sets at start-up); a task may run with its own
 // (`EngineOptions.run`), which is how tests compare settings without changing what suites running beside them see.
+import CNNKernels
 import Foundation
 
 public struct EngineOptions: Sendable, Equatable {
@@ -58,4 +59,41 @@ public struct EngineOptions: Sendable, Equatable {
     @TaskLocal private static var scoped: EngineOptions?
     private static let lock = NSLock()
     nonisolated(unsafe) private static var processOptions = EngineOptions()
+}
+
+/// The instruction set the numeric kernels run with: the widest the CPU has, or a narrower one chosen to measure it
+/// on a wider machine (the environment variable `CNN_ISA=avx2` or `portable`, `cnn bench --isa`).
+public enum InstructionSet: String, CaseIterable, Sendable {
+    case portable, avx2, avx512, neon
+
+    init(_ isa: cnn_isa) {
+        switch isa {
+        case CNN_ISA_AVX2: self = .avx2
+        case CNN_ISA_AVX512: self = .avx512
+        case CNN_ISA_NEON: self = .neon
+        default: self = .portable
+        }
+    }
+
+    private var kernelValue: cnn_isa {
+        switch self {
+        case .portable: CNN_ISA_PORTABLE
+        case .avx2: CNN_ISA_AVX2
+        case .avx512: CNN_ISA_AVX512
+        case .neon: CNN_ISA_NEON
+        }
+    }
+
+    /// The widest this CPU has.
+    public static var detected: InstructionSet { InstructionSet(cnn_isa_detected()) }
+    /// The one in force.
+    public static var active: InstructionSet { InstructionSet(cnn_isa_active()) }
+
+    /// Runs the kernels with `isa`, or with the widest this CPU has if it has not `isa`; returns the one in force.
+    /// For the whole process, from the next kernel call on.
+    @discardableResult
+    public static func select(_ isa: InstructionSet) -> InstructionSet {
+        if isa == .neon || detected == .neon { return active }
+        return InstructionSet(cnn_isa_select(isa.kernelValue))
+    }
 }
