@@ -109,3 +109,27 @@ struct PretrainedWeightsTests {
         #expect(google != InputFormat.imageNet)
     }
 }
+
+/// torchvision saves GoogLeNet and Inception v3 without their auxiliary heads when `aux_logits=False`: such a state
+/// dict loads for inference (the heads keep their initialisation and are named), and the logits are those of the full
+/// file; a file missing anything else is still refused.
+@Suite("State dicts without auxiliary heads")
+struct AuxiliaryHeadTests {
+    @Test func loadsWithoutTheHeads() throws {
+        let source = try ModelZoo.make("googlenet-torchvision", inputSize: 96, classes: 7, seed: 3)
+        let folder = freshDirectory("aux-heads")
+        let all = source.parameters.map { NamedTensor(name: $0.name, shape: $0.parameter.shape, values: $0.parameter.value.values) }
+        let heads = Set(source.auxiliaryParameterNames)
+        #expect(!heads.isEmpty && heads.allSatisfy { $0.hasPrefix("aux1.") || $0.hasPrefix("aux2.") })
+        try SafeTensors.write(all.filter { !heads.contains($0.name) }, metadata: [:], to: folder + "/no-heads.safetensors")
+        let model = try ModelZoo.make("googlenet-torchvision", inputSize: 96, classes: 7, seed: 9)
+        let missing = try model.loadWeights(path: folder + "/no-heads.safetensors")
+        #expect(Set(missing) == heads)
+        let input = randomTensor([2, 3, 96, 96], seed: 4)
+        #expect(model.forward(input).values == source.forward(input).values)
+        // Missing a tensor of the main path is still an error, naming it.
+        try SafeTensors.write(all.filter { $0.name != "fc.bias" }, metadata: [:], to: folder + "/no-fc.safetensors")
+        let error = #expect(throws: ConfigurationError.self) { try model.loadWeights(path: folder + "/no-fc.safetensors") }
+        #expect("\(error!)".contains("fc.bias"))
+    }
+}
