@@ -156,4 +156,29 @@ struct ImageFolderCommandTests {
         let report = try #require(try json(run.output) as? [String: Any])
         #expect(report["images"] as? Int == 25 && (report["images_per_second"] as? Double ?? 0) > 0)
     }
+
+    /// `--pretrained` and `--init pretrained:NAME` from a cache that already holds the converted weights (as after
+    /// `cnn weights fetch`; here GoogLeNet with seeded random weights, so no network is needed): predict names
+    /// ImageNet's classes, and a fine-tuning run starts from them, keeps Google's [-1, 1] input format in its
+    /// checkpoint, and says what it loaded.
+    @Test func pretrainedWeightsFromTheCache() throws {
+        let cache = scratch("pretrained-cache"), folder = try sampleFolder("pretrained-folder")
+        let weights = try PretrainedWeights.named("googlenet-torchvision")
+        let source = try ModelZoo.make("googlenet-torchvision", seed: 5)
+        try SafeTensors.write(source.parameters.map { NamedTensor(name: $0.name, shape: $0.parameter.shape, values: $0.parameter.value.values) },
+                              metadata: [:], to: cache + "/" + weights.convertedFileName)
+        let environment = ["CNN_WEIGHTS_DIR": cache, "CNN_WEIGHTS_MIRROR": "http://127.0.0.1:9/models"]
+        let sample = try sharedDataRoot() + "/samples/cifar-test-0001-dog.png"
+        let predict = try cnn(["predict", "--model", "googlenet-torchvision", "--pretrained", "--json", sample], environment: environment)
+        #expect(predict.status == 0, "\(predict.error)")
+        #expect(ImageNet.classNames.contains { predict.output.contains("\"class\":\"\($0)\"") }, "\(predict.output)")
+        let train = try cnn(["train", "googlenet-torchvision", "--init", "pretrained:googlenet-torchvision", "--dataset", folder,
+                             "--classes", "2", "--input-size", "96", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4",
+                             "--validation-steps", "1", "--checkpoint-dir", cache + "/run"], environment: environment)
+        #expect(train.status == 0, "\(train.error)")
+        #expect(train.output.contains("Initialised from pretrained:googlenet-torchvision"), "\(train.output)")
+        #expect(train.output.contains("fc.weight"), "the new classifier is named as freshly initialised: \(train.output)")
+        let (model, _, _) = try Checkpoint.load(path: cache + "/run/last.safetensors")
+        #expect(model.inputFormat == weights.inputFormat)
+    }
 }
