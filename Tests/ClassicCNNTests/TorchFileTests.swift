@@ -152,3 +152,23 @@ struct TorchFileTests {
         #expect(refusal([0x80, 0x02, 0x8a, 0x0a] + [UInt8](repeating: 0, count: 10) + [0x2e], "magic.pth").contains("not a PyTorch file"))
     }
 }
+
+/// Pickles built to hurt: a chain of a million nested tuples (freeing it recursively would overflow the stack), a
+/// list appended into itself, and a list changed after it was nested are refused, naming the file.
+@Suite("Hostile pickles")
+struct HostilePickleTests {
+    @Test func deepAndCyclicStructuresAreRefused() throws {
+        let folder = freshDirectory("pickle-depth")
+        let cases: [(String, [UInt8], String)] = [
+            ("deep.pth", [0x29] + [UInt8](repeating: 0x85, count: 1_000_000), "nested deeper than"),
+            ("cycle.pth", [0x5d, 0x94, 0x68, 0x00, 0x61], "contains itself"),
+            ("late.pth", [0x5d, 0x94, 0x5d, 0x68, 0x00, 0x61, 0x30, 0x68, 0x00, 0x4b, 0x01, 0x61], "already inside"),
+        ]
+        for (name, body, reason) in cases {
+            let path = folder + "/" + name
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(TorchFileTests.legacyFile(body))))
+            let error = #expect(throws: FileError.self) { try TorchFile.read(path: path) }
+            #expect(error?.path == path && error?.reason.contains(reason) == true, "\(name): \(String(describing: error))")
+        }
+    }
+}

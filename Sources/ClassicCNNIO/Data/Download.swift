@@ -86,10 +86,13 @@ public enum Downloader {
             throw fail("cannot create folder \(folder.path): \(error.localizedDescription)")
         }
         let partPath = destination + ".part"
-        // One download of a file at a time: a second process would append to the same partial file.
-        let lock = open(partPath + ".lock", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0 else { throw fail("cannot create \(partPath).lock: \(String(cString: strerror(errno)))") }
-        defer { unlink(partPath + ".lock"); close(lock) }
+        // One download of a file at a time: a second process would append to the same partial file. The lock file
+        // lives in the temporary folder, named by the destination, and stays: removing it would let a later process
+        // lock a new file while this one still holds the old.
+        let lockPath = NSTemporaryDirectory() + "/classiccnn-download-" + SHA256.hex(of: Array(destination.utf8)).prefix(24) + ".lock"
+        let lock = open(lockPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw fail("cannot create \(lockPath): \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
         guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { throw fail("another process is downloading \(destination)") }
 
         try download(url, to: partPath, timeout: timeout, progress: progress)

@@ -155,7 +155,7 @@ package enum HDF5 {
             shape.append(Int(dimension))
             count = product
         }
-        guard count * 4 <= budget else { throw fail("shape \(shape) claims more values than the file holds") }
+        guard count <= budget / 4 else { throw fail("shape \(shape) claims more values than the file holds") }
         budget -= count * 4
         var values = [Float](repeating: 0, count: count)
         if count > 0 {

@@ -45,7 +45,7 @@ public enum KerasFile {
             var parts = dataset.path.split(separator: "/").map(String.init)
             if parts.first == "model_weights" { parts.removeFirst() }
             // The optimizer's state is not weights.
-            if ["optimizer_weights", "optimizer"].contains(parts.first ?? "") { continue }
+            if ["optimizer_weights", "optimizer"].contains(parts.first ?? "") || parts.isEmpty { continue }
             let layer: String, order: String
             if let vars = parts.lastIndex(of: "vars"), vars > 0, vars + 1 < parts.count {
                 // Keras 3: layers/<layer>/vars/<index>.
@@ -152,7 +152,7 @@ public enum KerasFile {
         for (layer, (linear, channels)) in zip(denses, ourDenses) {
             let kernel = layer.variables[0], (inputs, outputs) = (kernel.shape[0], kernel.shape[1])
             // Keras flattened an H x W x C map; ours is C x H x W: row (h, w, c) of theirs is row (c, h, w) of ours.
-            let c = channels ?? inputs, area = inputs % c == 0 ? inputs / c : 1
+            let c = max(channels ?? inputs, 1), area = inputs % c == 0 ? inputs / c : 1
             var values = [Float](repeating: 0, count: kernel.values.count)
             for row in 0..<inputs {
                 let ours = area > 1 ? (row % c) * area + row / c : row

@@ -15,7 +15,8 @@ package indirect enum PickleValue {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case tuple([PickleValue])
+    /// Items, and the depth of nesting below (0 for a tuple of scalars).
+    case tuple([PickleValue], depth: Int)
     case list(PickleList)
     case dict(PickleDict)
     /// A global the caller allowed, not yet called.
@@ -27,9 +28,19 @@ package indirect enum PickleValue {
     package var string: String? { if case .string(let value) = self { value } else { nil } }
     package var tuple: [PickleValue]? {
         switch self {
-        case .tuple(let items): items
+        case .tuple(let items, _): items
         case .list(let list): list.items
         default: nil
+        }
+    }
+
+    /// How deep containers nest below this value (0 for a scalar or an empty container's contents).
+    var depth: Int {
+        switch self {
+        case .tuple(let items, let depth): items.isEmpty ? 0 : depth
+        case .list(let list): list.depth
+        case .dict(let dict): dict.depth
+        default: 0
         }
     }
 
@@ -54,6 +65,8 @@ package indirect enum PickleValue {
 /// A list, shared by reference as Python's are (the memo and APPENDS see the same list).
 package final class PickleList {
     package var items: [PickleValue] = []
+    /// How deep containers nest below it, and whether it is inside another container (then it may not change).
+    var depth = 0, isNested = false
     init(_ items: [PickleValue] = []) { self.items = items }
 }
 
@@ -61,6 +74,7 @@ package final class PickleList {
 package final class PickleDict {
     package private(set) var pairs: [(key: PickleValue, value: PickleValue)] = []
     private var index: [PickleKey: Int] = [:]
+    var depth = 0, isNested = false
 
     package init() {}
 
@@ -100,6 +114,8 @@ package struct Unpickler {
     private let allowedGlobals: Set<String>
     private let call: Call
     private let persistentLoad: PersistentLoad
+    /// The deepest nesting of containers accepted (a state dict needs 4 or 5; a training checkpoint a few more).
+    static let maximumDepth = 64
     /// Where the next opcode is read; after `load()`, just past the STOP.
     package private(set) var position: Int
     /// Whether `load()` failed because the buffer ended (a longer buffer may hold the whole pickle).
@@ -164,13 +180,40 @@ package struct Unpickler {
             defer { stack.removeSubrange(mark...) }
             return Array(stack[mark...])
         }
+        // Nesting is bounded (a chain of a million tuples would overflow the stack when freed), and a list or dict
+        // may not change once it is inside another container (as pickle never does for data), so depths stay true
+        // and nothing can contain itself.
+        func nest(_ items: [PickleValue], into container: AnyObject?, at offset: Int) throws -> Int {
+            var depth = 0
+            for item in items {
+                switch item {
+                case .list(let list):
+                    guard list !== container else { throw fail("a list that contains itself", at: offset) }
+                    list.isNested = true
+                case .dict(let dict):
+                    guard dict !== container else { throw fail("a dict that contains itself", at: offset) }
+                    dict.isNested = true
+                default: break
+                }
+                depth = max(depth, item.depth + 1)
+            }
+            guard depth <= Self.maximumDepth else { throw fail("containers nested deeper than \(Self.maximumDepth)", at: offset) }
+            return depth
+        }
+        func tuple(_ items: [PickleValue], at offset: Int) throws -> PickleValue {
+            .tuple(items, depth: try nest(items, into: nil, at: offset))
+        }
         func setItems(_ pairs: [PickleValue], into target: PickleValue, _ opcode: String, at offset: Int) throws {
             guard case .dict(let dict) = target else { throw fail("\(opcode) on \(target.kind), not a dict", at: offset) }
             guard pairs.count % 2 == 0 else { throw fail("\(opcode) with an odd number of items", at: offset) }
+            guard !dict.isNested else { throw fail("\(opcode) on a dict already inside another container", at: offset) }
+            dict.depth = max(dict.depth, try nest(pairs, into: dict, at: offset))
             for i in stride(from: 0, to: pairs.count, by: 2) { dict.set(pairs[i], pairs[i + 1]) }
         }
         func append(_ items: [PickleValue], to target: PickleValue, _ opcode: String, at offset: Int) throws {
             guard case .list(let list) = target else { throw fail("\(opcode) on \(target.kind), not a list", at: offset) }
+            guard !list.isNested else { throw fail("\(opcode) on a list already inside another container", at: offset) }
+            list.depth = max(list.depth, try nest(items, into: list, at: offset))
             list.items += items
         }
         func global(_ module: String, _ name: String, at offset: Int) throws -> PickleValue {
@@ -181,7 +224,7 @@ package struct Unpickler {
         }
         func callGlobal(_ callable: PickleValue, _ arguments: PickleValue, _ opcode: String, at offset: Int) throws -> PickleValue {
             guard case .global(let module, let name) = callable else { throw fail("\(opcode) of \(callable.kind), which cannot be called", at: offset) }
-            guard case .tuple(let items) = arguments else { throw fail("\(opcode) of \(module).\(name) with \(arguments.kind) as its arguments", at: offset) }
+            guard case .tuple(let items, _) = arguments else { throw fail("\(opcode) of \(module).\(name) with \(arguments.kind) as its arguments", at: offset) }
             do { return try call(module, name, items) } catch let error as FileError { throw error } catch {
                 throw fail("\(module).\(name): \(error)", at: offset)
             }
@@ -197,22 +240,28 @@ package struct Unpickler {
                 guard stack.count == 1, marks.isEmpty else { throw fail("STOP with \(stack.count) values on the stack", at: offset) }
                 return stack[0]
             case 0x28: marks.append(stack.count)                                  // MARK
-            case 0x29: stack.append(.tuple([]))                                   // EMPTY_TUPLE
+            case 0x29: stack.append(.tuple([], depth: 0))                         // EMPTY_TUPLE
             case 0x5d, 0x8f: stack.append(.list(PickleList()))                    // EMPTY_LIST, EMPTY_SET (kept as a list)
             case 0x7d: stack.append(.dict(PickleDict()))                          // EMPTY_DICT
-            case 0x74: stack.append(.tuple(try popMark("TUPLE", at: offset)))     // TUPLE
+            case 0x74: stack.append(try tuple(try popMark("TUPLE", at: offset), at: offset))   // TUPLE
             case 0x85, 0x86, 0x87:                                                // TUPLE1, TUPLE2, TUPLE3
                 let count = Int(opcode - 0x84)
                 guard stack.count - count >= (marks.last ?? 0) else { throw fail("TUPLE\(count) on a short stack", at: offset) }
                 let items = Array(stack.suffix(count))
                 stack.removeLast(count)
-                stack.append(.tuple(items))
-            case 0x6c: stack.append(.list(PickleList(try popMark("LIST", at: offset))))   // LIST
+                stack.append(try tuple(items, at: offset))
+            case 0x6c:                                                            // LIST
+                let list = PickleValue.list(PickleList())
+                try append(try popMark("LIST", at: offset), to: list, "LIST", at: offset)
+                stack.append(list)
             case 0x64:                                                            // DICT
                 let dict = PickleValue.dict(PickleDict())
                 try setItems(try popMark("DICT", at: offset), into: dict, "DICT", at: offset)
                 stack.append(dict)
-            case 0x91: stack.append(.list(PickleList(try popMark("FROZENSET", at: offset))))   // FROZENSET
+            case 0x91:                                                            // FROZENSET
+                let set = PickleValue.list(PickleList())
+                try append(try popMark("FROZENSET", at: offset), to: set, "FROZENSET", at: offset)
+                stack.append(set)
             case 0x4e: stack.append(.none)                                        // NONE
             case 0x88: stack.append(.bool(true))                                  // NEWTRUE
             case 0x89: stack.append(.bool(false))                                 // NEWFALSE
