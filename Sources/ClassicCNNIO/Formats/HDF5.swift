@@ -106,13 +106,18 @@ package enum HDF5 {
         var found: [HDF5Dataset] = []
         // Values read in all: a file's datasets cannot add up to more than the file holds (Keras does not compress).
         var budget = file.size
-        try walk(library, id, prefix: "", depth: 0, into: &found, budget: &budget, path: path)
+        // Links can make groups loop (a group linked into itself twice is 2^32 walks at depth 32): a file of weights
+        // has hundreds of groups, so the walk stops at 100,000.
+        var groups = 0
+        try walk(library, id, prefix: "", depth: 0, into: &found, budget: &budget, groups: &groups, path: path)
         return found
     }
 
     private static func walk(_ library: HDF5Library, _ group: Int64, prefix: String, depth: Int, into found: inout [HDF5Dataset],
-                             budget: inout Int, path: String) throws {
+                             budget: inout Int, groups: inout Int, path: String) throws {
         guard depth < 32 else { throw FileError(path: path, reason: "groups nested deeper than 32 at \(prefix)") }
+        groups += 1
+        guard groups <= 100_000 else { throw FileError(path: path, reason: "more than 100,000 groups (links that loop?)") }
         var index: UInt64 = 0
         while true {
             var buffer = [CChar](repeating: 0, count: 1024)
@@ -125,7 +130,7 @@ package enum HDF5 {
             let subgroup = library.openGroup(group, name, 0)
             if subgroup >= 0 {
                 defer { _ = library.closeGroup(subgroup) }
-                try walk(library, subgroup, prefix: full, depth: depth + 1, into: &found, budget: &budget, path: path)
+                try walk(library, subgroup, prefix: full, depth: depth + 1, into: &found, budget: &budget, groups: &groups, path: path)
                 continue
             }
             let dataset = library.openDataset(group, name, 0)

@@ -327,9 +327,20 @@ public final class TorchFile {
             }
             entries[key] = entry
         }
+        // A deflated storage (PyTorch stores them uncompressed) is inflated once, not once per tensor viewing it.
+        let inflated = InflatedEntries()
         return try TorchFile(path: path, format: "PyTorch zip archive", views: views) { storage, first, buffer in
-            try archive.read(entries[storage.key]!, into: buffer, at: first * storage.dtype.size)
+            let entry = entries[storage.key]!, offset = first * storage.dtype.size
+            guard entry.method != 0 else { return try archive.read(entry, into: buffer, at: offset) }
+            if inflated.key != storage.key { (inflated.key, inflated.bytes) = (storage.key, try archive.contents(of: entry)) }
+            inflated.bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + buffer.count])) }
         }
+    }
+
+    /// The last deflated storage inflated, kept for the next tensor that views it.
+    private final class InflatedEntries {
+        var key: String?
+        var bytes: [UInt8] = []
     }
 
     private static func openLegacy(_ file: ReadableFile) throws -> TorchFile {

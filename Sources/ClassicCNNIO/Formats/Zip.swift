@@ -182,8 +182,9 @@ package struct ZipArchive {
     /// The whole entry, inflated if it was deflated; `limit` bounds what a deflated entry may claim.
     package func contents(of entry: Entry, limit: Int = 1 << 31) throws -> [UInt8] {
         if entry.method == 0 { return try file.bytes(at: entry.dataOffset, count: entry.size, what: "entry '\(entry.name)'") }
-        guard entry.size <= limit else {
-            throw FileError(path: file.path, reason: "entry '\(entry.name)' claims \(entry.size) bytes inflated, more than the \(limit) allowed")
+        // Deflate cannot expand more than about 1032 to 1: a larger claim is a lie told before any allocation.
+        guard entry.size <= limit, entry.size <= entry.compressedSize * 1032 + 1024 else {
+            throw FileError(path: file.path, reason: "entry '\(entry.name)' claims \(entry.size) bytes inflated from \(entry.compressedSize)")
         }
         let compressed = try file.bytes(at: entry.dataOffset, count: entry.compressedSize, what: "entry '\(entry.name)'")
         var error = [CChar](repeating: 0, count: 256)
