@@ -6,6 +6,7 @@
 //
 // Legend: C input channels, H x W input, CO output channels, KH x KW kernel, OH x OW output (OH = H - KH + 1).
 #include "cnn_kernels.h"
+#include "avx2.h"
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -74,12 +75,6 @@ static void weight_gradient_avx512(const float *x, int C, int H, int W, const fl
     }
 }
 
-/// Lanes 0..<count of a ymm mask (count clamped to 0...8).
-__attribute__((target("avx2")))
-static inline __m256i lanes_avx2(int count) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 __attribute__((target("avx2,fma")))
 static void forward_avx2(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
                          int KH, int KW, int OH, int OW, float *y) {
@@ -88,7 +83,7 @@ static void forward_avx2(const float *x, int C, int H, int W, const float *w, co
         const int cb = CO - co0 < CB ? CO - co0 : CB;
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow += 16) {
-                const __m256i m0 = lanes_avx2(OW - ow), m1 = lanes_avx2(OW - ow - 8);
+                const __m256i m0 = cnn_lanes_avx2(OW - ow), m1 = cnn_lanes_avx2(OW - ow - 8);
                 __m256 lo[CB], hi[CB];
                 for (int j = 0; j < CB; j++) lo[j] = hi[j] = _mm256_set1_ps(bias && j < cb ? bias[co0 + j] : 0.0f);
                 for (int ci = 0; ci < C; ci++)
@@ -135,7 +130,7 @@ static void weight_gradient_avx2(const float *x, int C, int H, int W, const floa
                     for (int oh = 0; oh < OH; oh++) {
                         const float *row = x + ((size_t)ci * H + oh + kh) * W + kw0;
                         for (int ow = 0; ow < OW; ow += 8) {
-                            const __m256i m = lanes_avx2(OW - ow);
+                            const __m256i m = cnn_lanes_avx2(OW - ow);
                             __m256 g[CB2];
                             for (int j = 0; j < CB2; j++)
                                 g[j] = j < cb ? _mm256_maskload_ps(dy + ((size_t)(co0 + j) * OH + oh) * OW + ow, m) : _mm256_setzero_ps();

@@ -1,6 +1,7 @@
 // Max and average pooling over planes (a plane is one channel of one image), overlapping windows allowed.
 // Legend: H x W input, KH x KW window, SH/SW stride, PH/PW top/left padding, OH x OW output.
 #include "cnn_kernels.h"
+#include "avx2.h"
 #include <float.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -153,15 +154,10 @@ static inline __m256 takes8(__m256 m, __m256 v) {
 }
 
 __attribute__((target("avx2")))
-static inline __m256i live8(int count) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-__attribute__((target("avx2")))
 static void vertical_avx2(const float *rows, const int32_t *columns, int OW, int W, int h0, int h1, float *out, int32_t *index) {
     const __m256i width = _mm256_set1_epi32(W);
     for (int ow = 0; ow < OW; ow += 8) {
-        const __m256i live = live8(OW - ow);
+        const __m256i live = cnn_lanes_avx2(OW - ow);
         __m256 m = _mm256_maskload_ps(rows + (size_t)h0 * OW + ow, live);
         __m256i where_h = _mm256_set1_epi32(h0);
         __m256i where_w = index ? _mm256_maskload_epi32(columns + (size_t)h0 * OW + ow, live) : _mm256_setzero_si256();
@@ -184,7 +180,7 @@ __attribute__((target("avx2")))
 static void horizontal_avx2(const float *in, int W, int KW, int SW, int PW, int ow0, int ow1, float *out, int32_t *column) {
     const __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(SW));
     for (int ow = ow0; ow < ow1; ow += 8) {
-        const __m256i live = live8(ow1 - ow);
+        const __m256i live = cnn_lanes_avx2(ow1 - ow);
         const int w0 = ow * SW - PW;
         __m256 m = _mm256_setzero_ps();
         __m256i where = _mm256_setzero_si256();
@@ -196,7 +192,7 @@ static void horizontal_avx2(const float *in, int W, int KW, int SW, int PW, int 
             } else {
                 // The even elements of 16 from `base`: shuffle within lanes, then put the 128-bit halves in order.
                 int rest = W - base;
-                __m256 lo = _mm256_maskload_ps(in + base, live8(rest)), hi = _mm256_maskload_ps(in + base + 8, live8(rest - 8));
+                __m256 lo = _mm256_maskload_ps(in + base, cnn_lanes_avx2(rest)), hi = _mm256_maskload_ps(in + base + 8, cnn_lanes_avx2(rest - 8));
                 __m256 evens = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
                 v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
             }
