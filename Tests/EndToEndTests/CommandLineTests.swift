@@ -372,6 +372,13 @@ struct CommandLineTests {
                            naming: missing)
         #expect(try cnn(["export", "--model", "lenet5", "--output", directory + "/x.onnx"]).status == 64)
         #expect(try cnn(["export", "--checkpoint", "c", "--classes", "3", "--output", directory + "/x.onnx"]).status == 64)
+        // --seed: the network as training would start it, for benchmarks; not together with --weights.
+        let seeded = try cnn(["export", "--model", "lenet5", "--seed", "3", "--output", directory + "/seeded.onnx"])
+        #expect(seeded.status == 0 && seeded.output.contains("seeded.onnx"), "\(seeded.error)")
+        let seededBytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/seeded.onnx"))
+        #expect(seededBytes.count > 61_706 * 4 && seededBytes != bytes)
+        expectCleanFailure(try cnn(["export", "--model", "lenet5", "--seed", "3", "--weights", directory + "/weights.safetensors",
+                                    "--output", directory + "/x.onnx"]), naming: "--seed")
     }
 
     @Test func badOptionsAreUsageErrors() throws {
