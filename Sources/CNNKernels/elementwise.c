@@ -29,15 +29,23 @@ void cnn_relu_mask(const float *restrict y, float *restrict dy, size_t n) {
 }
 
 void cnn_add_channel_bias(float *restrict y, const float *restrict bias, int images, int C, int P, int relu) {
-    if (!bias && !relu) return;
+    cnn_channel_scale_shift(y, NULL, bias, images, C, P, relu);
+}
+
+void cnn_channel_scale_shift(float *restrict y, const float *restrict scale, const float *restrict shift, int images,
+                             int C, int P, int relu) {
+    if (!scale && !shift && !relu) return;
     for (int n = 0; n < images; n++)
         for (int c = 0; c < C; c++) {
             float *restrict row = y + ((size_t)n * C + c) * P;
-            const float b = bias ? bias[c] : 0.0f;
+            const float a = scale ? scale[c] : 1.0f, b = shift ? shift[c] : 0.0f;
             if (relu)
-                for (int i = 0; i < P; i++) row[i] = row[i] + b > 0.0f ? row[i] + b : 0.0f;
+                for (int i = 0; i < P; i++) {
+                    float v = row[i] * a + b;
+                    row[i] = v > 0.0f ? v : 0.0f;
+                }
             else
-                for (int i = 0; i < P; i++) row[i] += b;
+                for (int i = 0; i < P; i++) row[i] = row[i] * a + b;
         }
 }
 

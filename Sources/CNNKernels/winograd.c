@@ -182,16 +182,16 @@ static double g_entry(int R, int i, int a) { return R == 3 ? G3[i][a] : G5[i][a]
 
 /// The calling thread's buffers: a block's V [36][C][block] and M [36][CO][block] (or dM), and the weight
 /// gradient's dU [36][CO][C]. Kept between calls, so a training step allocates nothing once shapes are stable.
-static _Thread_local float *block_buffer, *gradient_buffer, *packed_filter_buffer;
-static _Thread_local size_t block_capacity, gradient_capacity, packed_filter_capacity;
+static _Thread_local float *block_buffer, *gradient_buffer, *packed_filter_buffer, *filter_buffer;
+static _Thread_local size_t block_capacity, gradient_capacity, packed_filter_capacity, filter_capacity;
 
 typedef struct {
-    const float *x, *u, *bias, *dy;
+    const float *x, *scale, *bias, *dy;
     float *y, *du;
-    float *packed_u;     // the forward pass's U[xi], packed for the GEMM, packed_size floats each
+    const float *packed_u;  // the forward pass's U[xi], packed for the GEMM, packed_size floats each
     size_t packed_size;
     int N, C, H, W, CO, R, out, PT, PL, OH, OW, TH, TW;
-    int relu;  // the forward pass applies max(0, .) after the bias
+    int relu;  // the forward pass applies max(0, .) after the scale (or NULL) and the bias (or NULL)
     long tiles;
     int block, parts;
     transform_fn input_transform, output_transform, gradient_transform;
@@ -264,10 +264,17 @@ static void product_phase(void *context, int xi) {
                      j->v + (size_t)xi * j->C * j->block, j->block, 0.0f, j->m + (size_t)xi * j->CO * j->block, j->block);
 }
 
+typedef struct {
+    const float *u;
+    float *packed;
+    int C, CO;
+    size_t size;
+} pack_job;
+
 /// Before the blocks: each U[xi] packed once for the GEMM, rather than once per block.
 static void pack_phase(void *context, int xi) {
-    const job *j = context;
-    cnn_sgemm_pack_a(0, j->CO, j->C, j->u + (size_t)xi * j->CO * j->C, j->C, j->packed_u + (size_t)xi * j->packed_size);
+    const pack_job *p = context;
+    cnn_sgemm_pack_a(0, p->CO, p->C, p->u + (size_t)xi * p->CO * p->C, p->C, p->packed + (size_t)xi * p->size);
 }
 
 /// Phase 3 of the forward pass: y = A^T M A + bias (then max(0, .) with relu) for this part's output channels.
@@ -284,12 +291,15 @@ static void output_phase(void *context, int part) {
             for (int xi = 0; xi < XI; xi++)
                 memcpy(t + xi * LANES, j->m + ((size_t)xi * CO + o) * block + g, LANES * sizeof(float));
             j->output_transform(t, d);
-            float bias = j->bias ? j->bias[o] : 0;
+            const float scale = j->scale ? j->scale[o] : 1, bias = j->bias ? j->bias[o] : 0;
             const int values = j->out * j->out * LANES;
             if (j->relu)
-                for (int i = 0; i < values; i++) d[i] = d[i] + bias > 0 ? d[i] + bias : 0;
+                for (int i = 0; i < values; i++) {
+                    float v = d[i] * scale + bias;
+                    d[i] = v > 0 ? v : 0;
+                }
             else
-                for (int i = 0; i < values; i++) d[i] += bias;
+                for (int i = 0; i < values; i++) d[i] = d[i] * scale + bias;
             for (int l = 0; l < LANES && g + l < j->count; l++) {
                 long image;
                 int y0, x0;
@@ -400,16 +410,39 @@ static int next_block(job *j, long t0) {
 
 size_t cnn_winograd_filter_size(int C, int CO) { return (size_t)XI * C * CO; }
 
+size_t cnn_winograd_packed_filter_size(int C, int CO) { return XI * cnn_sgemm_packed_a_size(CO, C); }
+
+void cnn_winograd_pack_filter(const float *u, int C, int CO, float *packed, int threads) {
+    pack_job p = {.u = u, .packed = packed, .C = C, .CO = CO, .size = cnn_sgemm_packed_a_size(CO, C)};
+    cnn_parallel_run(XI, threads, pack_phase, &p);
+}
+
+void cnn_winograd_prepare_filter(const float *w, int CO, int C, int R, int flip, float *packed, int threads) {
+    if (C <= 0 || CO <= 0 || !cnn_winograd_available(R)) return;
+    float *u = cnn_reserve(&filter_buffer, &filter_capacity, cnn_winograd_filter_size(C, CO));
+    cnn_winograd_transform_filter(w, CO, C, R, flip, u);
+    if (flip) cnn_winograd_pack_filter(u, CO, C, packed, threads);
+    else cnn_winograd_pack_filter(u, C, CO, packed, threads);
+}
+
 void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int relu, int CO,
                        int R, int PT, int PL, int OH, int OW, float *y, int threads) {
     if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0 || !cnn_winograd_available(R)) return;
-    job j = {.x = x, .u = u, .bias = bias, .relu = relu, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO, .R = R,
-             .PT = PT, .PL = PL, .OH = OH, .OW = OW};
+    float *packed = cnn_reserve(&packed_filter_buffer, &packed_filter_capacity, cnn_winograd_packed_filter_size(C, CO));
+    cnn_winograd_pack_filter(u, C, CO, packed, threads);
+    cnn_winograd_conv_packed(x, N, C, H, W, packed, NULL, bias, relu, CO, R, PT, PL, OH, OW, y, threads);
+}
+
+void cnn_winograd_conv_packed(const float *x, int N, int C, int H, int W, const float *packed, const float *scale,
+                              const float *shift, int relu, int CO, int R, int PT, int PL, int OH, int OW, float *y,
+                              int threads) {
+    if (N <= 0 || C <= 0 || CO <= 0 || OH <= 0 || OW <= 0 || !cnn_winograd_available(R)) return;
+    job j = {.x = x, .scale = scale, .bias = shift, .relu = relu, .y = y, .N = N, .C = C, .H = H, .W = W, .CO = CO,
+             .R = R, .PT = PT, .PL = PL, .OH = OH, .OW = OW};
     // Small blocks, so that a block's V and M stay in the caches between the phases (U is packed once, above them).
     plan(&j, threads, 4, 128);
     j.packed_size = cnn_sgemm_packed_a_size(CO, C);
-    j.packed_u = cnn_reserve(&packed_filter_buffer, &packed_filter_capacity, XI * j.packed_size);
-    cnn_parallel_run(XI, threads, pack_phase, &j);
+    j.packed_u = packed;
     for (long t0 = 0; next_block(&j, t0); t0 += j.block) {
         cnn_parallel_run(j.parts, threads, input_phase, &j);
         cnn_parallel_run(XI, threads, product_phase, &j);

@@ -18,6 +18,8 @@ struct Bench: ParsableCommand {
     var noWinograd = false
     @Flag(help: "Run each ReLU as a layer of its own instead of fused into the convolution, linear or batch-norm layer before it.")
     var noFusion = false
+    @Flag(help: "At inference, run each batch norm as a layer of its own instead of folded into the convolution before it.")
+    var noBnFolding = false
     @Flag(help: "Keep every layer's gradient buffers for the life of the network instead of sharing them through a pool, to measure the memory the pool saves.")
     var noGradientPool = false
     @Option(help: "Run the kernels with this instruction set (avx2 or portable on an AVX-512 machine; default: the widest the CPU has, or $CNN_ISA).")
@@ -42,6 +44,7 @@ struct Bench: ParsableCommand {
         if let isa { InstructionSet.select(isa) }
         EngineOptions.process.winograd = !noWinograd
         EngineOptions.process.fusesActivations = !noFusion
+        EngineOptions.process.foldsBatchNorm = !noBnFolding
         EngineOptions.process.poolsGradients = !noGradientPool
         let model = network.model
         let built = try network.make()

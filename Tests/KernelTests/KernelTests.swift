@@ -319,6 +319,24 @@ struct KernelTests {
                           Int32(oh), Int32(ow), &rectified, 2)
         #expect(rectified == fast.map { max(0, $0) })
         let (inPlane, outPlane) = (s.c * s.h * s.w, s.co * oh * ow)
+        // The filter prepared once (as inference keeps it) gives the same bits; with a scale and a shift (a folded
+        // batch norm), each output channel is y * scale + shift of the unshifted convolution, as
+        // cnn_channel_scale_shift computes it.
+        var packed = [Float](repeating: .nan, count: cnn_winograd_packed_filter_size(Int32(s.c), Int32(s.co)))
+        cnn_winograd_prepare_filter(w, Int32(s.co), Int32(s.c), Int32(r), 0, &packed, 2)
+        var prepared = [Float](repeating: .nan, count: fast.count)
+        cnn_winograd_conv_packed(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), packed, nil, b, 0, Int32(s.co), Int32(r),
+                                 Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &prepared, 2)
+        #expect(prepared.map(\.bitPattern) == fast.map(\.bitPattern))
+        let channelScale = randomTensor([s.co], seed: 44).values, channelShift = randomTensor([s.co], seed: 45).values
+        var plain = [Float](repeating: .nan, count: fast.count), folded = plain
+        cnn_winograd_conv_packed(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), packed, nil, nil, 0, Int32(s.co), Int32(r),
+                                 Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &plain, 1)
+        cnn_winograd_conv_packed(x, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), packed, channelScale, channelShift, 1, Int32(s.co), Int32(r),
+                                 Int32(p.top), Int32(p.left), Int32(oh), Int32(ow), &folded, 1)
+        cnn_channel_scale_shift(&plain, channelScale, channelShift, Int32(s.n), Int32(s.co), Int32(oh * ow), 1)
+        #expect(folded.map(\.bitPattern) == plain.map(\.bitPattern))
+        if folded.count >= 100 { #expect(folded.contains(0) && folded.contains { $0 > 0 }) }
         for image in 0..<s.n {
             var expected = [Float](repeating: 0, count: outPlane)
             cnn_conv2d_naive(Array(x[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w), w, b,

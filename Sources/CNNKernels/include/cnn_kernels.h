@@ -105,6 +105,20 @@ void cnn_winograd_transform_filter(const float *w, int CO, int C, int R, int fli
 /// cnn_conv2d_naive.
 void cnn_winograd_conv(const float *x, int N, int C, int H, int W, const float *u, const float *bias, int relu, int CO,
                        int R, int PT, int PL, int OH, int OW, float *y, int threads);
+/// Floats in a transformed filter packed for the GEMMs (cnn_winograd_pack_filter).
+size_t cnn_winograd_packed_filter_size(int C, int CO);
+/// u [36][CO][C] (cnn_winograd_transform_filter) packed for the 36 GEMMs: what cnn_winograd_conv does on each call,
+/// done once, so that inference with unchanged weights can keep it (cnn_winograd_conv_packed).
+void cnn_winograd_pack_filter(const float *u, int C, int CO, float *packed, int threads);
+/// w [CO, C, R, R] transformed (with flip as cnn_winograd_transform_filter, into the calling thread's buffer) and
+/// packed: the filter cnn_winograd_conv_packed takes, with C and CO exchanged for flip.
+void cnn_winograd_prepare_filter(const float *w, int CO, int C, int R, int flip, float *packed, int threads);
+/// cnn_winograd_conv with the filter packed by cnn_winograd_pack_filter and the output finished as
+/// y = y * scale[o] + shift[o] (scale NULL: 1; shift NULL: 0), then max(0, .) with `relu`: a bias, or a batch norm
+/// folded into the convolution at inference.
+void cnn_winograd_conv_packed(const float *x, int N, int C, int H, int W, const float *packed, const float *scale,
+                              const float *shift, int relu, int CO, int R, int PT, int PL, int OH, int OW, float *y,
+                              int threads);
 /// dw [CO, C, R, R] += the weight gradient of that convolution for dy [N, CO, OH, OW], computed in the transformed
 /// domain (dU = sum over tiles of (A dy A^T) (B^T x B), then G^T dU G). Its naive twin is cnn_conv2d_weight_gradient_naive.
 void cnn_winograd_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int R, int PT,
@@ -161,6 +175,9 @@ void cnn_relu_mask(const float *y, float *dy, size_t n);
 /// y[n, c, :] += bias[c] over `images` images of C planes of P elements (bias may be NULL), then max(0, .) when
 /// `relu` is non-zero: a layer's bias and its fused ReLU in one pass.
 void cnn_add_channel_bias(float *y, const float *bias, int images, int C, int P, int relu);
+/// y[n, c, :] = y[n, c, :] * scale[c] + shift[c] (scale NULL: 1; shift NULL: 0), then max(0, .) with `relu`: a bias,
+/// or a batch norm folded into the layer before it at inference, and the fused ReLU, in one pass.
+void cnn_channel_scale_shift(float *y, const float *scale, const float *shift, int images, int C, int P, int relu);
 /// sums[c] += the sum of dy[n, c, :] over `images` images (the bias gradient).
 void cnn_accumulate_channel_sums(const float *dy, float *sums, int images, int C, int P);
 /// target += source.

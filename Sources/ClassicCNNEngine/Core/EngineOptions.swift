@@ -17,6 +17,10 @@ public struct EngineOptions: Sendable, Equatable {
     /// Whether new `Sequential`s fuse each ReLU into the layer before it (`cnn bench --no-fusion`). The values are the
     /// same either way.
     public var fusesActivations: Bool
+    /// Whether new `Sequential`s fold each batch norm into the convolution before it at inference
+    /// (`cnn bench --no-bn-folding`): the convolution then writes the normalised output itself, as ONNX Runtime and
+    /// OpenVINO do. Training is unaffected; the values agree to rounding.
+    public var foldsBatchNorm: Bool
     /// Whether layers take their gradient buffers from `GradientPool` and give them back once read, rather than each
     /// keeping its own (`cnn bench --no-gradient-pool`). The values are the same either way.
     public var poolsGradients: Bool
@@ -26,10 +30,12 @@ public struct EngineOptions: Sendable, Equatable {
     public var adaptsWindowsToSmallInputs: Bool
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, winograd: Bool = true,
-                fusesActivations: Bool = true, poolsGradients: Bool = true, adaptsWindowsToSmallInputs: Bool = false) {
+                fusesActivations: Bool = true, foldsBatchNorm: Bool = true, poolsGradients: Bool = true,
+                adaptsWindowsToSmallInputs: Bool = false) {
         self.threads = max(1, threads)
         self.winograd = winograd
         self.fusesActivations = fusesActivations
+        self.foldsBatchNorm = foldsBatchNorm
         self.poolsGradients = poolsGradients
         self.adaptsWindowsToSmallInputs = adaptsWindowsToSmallInputs
     }

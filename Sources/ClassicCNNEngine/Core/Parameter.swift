@@ -1,8 +1,15 @@
 // A trainable (or fixed) tensor with its gradient. A reference type: optimizers key their state on it.
 
 public final class Parameter {
-    /// The current value.
-    public var value: Tensor
+    /// The current value. Assigning it, or changing it through a mutating method (`withUnsafeMutableBufferPointer`,
+    /// an `inout` initializer), counts as a change (`version`); a write through a pointer obtained earlier does not:
+    /// call `markChanged()` after one.
+    public var value: Tensor {
+        didSet { version &+= 1 }
+    }
+    /// Counts the changes to `value`, so that a layer can keep what it derives from its weights for inference (a
+    /// convolution's Winograd-transformed filter) while they stay the same. The optimizers and loaders count theirs.
+    public private(set) var version = 0
     /// The accumulated gradient of the loss with respect to `value` (same shape). Allocated on first use, so a
     /// model built only to be counted or run for inference never holds gradient memory.
     public lazy var gradient = Tensor(shape: value.shape)
@@ -21,6 +28,9 @@ public final class Parameter {
 
     public var shape: [Int] { value.shape }
     public var count: Int { value.count }
+
+    /// Records a change made in place through a pointer (see `version`).
+    public func markChanged() { version &+= 1 }
 
     /// Sets the gradient to zero, in place.
     public func zeroGradient() { gradient.zero() }

@@ -39,6 +39,8 @@ public final class Sequential: Layer {
     public let children: [(name: String, layer: any Layer)]
     /// Each child that can take the ReLU after it (a convolution, a fully connected layer, a batch norm), with that ReLU.
     private let fusablePairs: [(producer: any ReLUFusing, relu: ReLU)]
+    /// Each convolution followed by a batch norm, which inference may fold into it.
+    private let foldablePairs: [(convolution: Conv2D, norm: BatchNorm2D)]
     /// The child whose buffer holds the gradient that `backward` returned last.
     private var gradientHolder: (any Layer)?
 
@@ -49,31 +51,39 @@ public final class Sequential: Layer {
         didSet { applyFusion() }
     }
 
-    public init(@LayerBuilder _ build: () -> [LayerEntry]) {
-        (children, fusablePairs) = Sequential.arrange(build())
-        fusesActivations = EngineOptions.current.fusesActivations
-        applyFusion()
+    /// Whether each batch norm that follows a convolution is folded into it at inference (see `BatchNorm2D`); on by
+    /// default. The convolution then scales and shifts its output channels as it writes them (with the bias and the
+    /// ReLU, in the same pass) and the batch norm passes its input through. Training never folds. Off, a walk over
+    /// the layers one at a time (`Model.featureMaps`) sees each convolution's own output.
+    public var foldsBatchNorm: Bool {
+        didSet { applyFusion() }
+    }
+
+    public convenience init(@LayerBuilder _ build: () -> [LayerEntry]) {
+        self.init(build())
     }
 
     public init(_ entries: [LayerEntry]) {
-        (children, fusablePairs) = Sequential.arrange(entries)
-        fusesActivations = EngineOptions.current.fusesActivations
-        applyFusion()
-    }
-
-    private static func arrange(_ entries: [LayerEntry]) -> ([(name: String, layer: any Layer)], [(producer: any ReLUFusing, relu: ReLU)]) {
-        let children = name(entries)
-        var pairs: [(producer: any ReLUFusing, relu: ReLU)] = []
+        children = Sequential.name(entries)
+        var fusable: [(producer: any ReLUFusing, relu: ReLU)] = [], foldable: [(convolution: Conv2D, norm: BatchNorm2D)] = []
         for (before, after) in zip(children, children.dropFirst()) {
-            if let producer = before.layer as? any ReLUFusing, let relu = after.layer as? ReLU { pairs.append((producer, relu)) }
+            if let producer = before.layer as? any ReLUFusing, let relu = after.layer as? ReLU { fusable.append((producer, relu)) }
+            if let convolution = before.layer as? Conv2D, let norm = after.layer as? BatchNorm2D { foldable.append((convolution, norm)) }
         }
-        return (children, pairs)
+        (fusablePairs, foldablePairs) = (fusable, foldable)
+        fusesActivations = EngineOptions.current.fusesActivations
+        foldsBatchNorm = EngineOptions.current.foldsBatchNorm
+        applyFusion()
     }
 
     private func applyFusion() {
         for (producer, relu) in fusablePairs {
             producer.fusesReLU = fusesActivations
             relu.fusion = !fusesActivations ? .none : producer.appliesReLUDerivative ? .full : .forward
+        }
+        for (convolution, norm) in foldablePairs {
+            convolution.foldedNorm = foldsBatchNorm ? norm : nil
+            norm.isFolded = foldsBatchNorm
         }
     }
 

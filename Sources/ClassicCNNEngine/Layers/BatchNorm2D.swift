@@ -44,6 +44,9 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
     /// derivative too (see `ReLUFusing`).
     package var fusesReLU = false
     let appliesReLUDerivative = true
+    /// Whether the convolution before this layer applies it at inference (`Sequential.foldsBatchNorm`): an inference
+    /// forward then passes its input through.
+    package var isFolded = false
 
     /// `scale` adds the trainable weight (gamma), `center` the trainable bias (beta).
     public init(channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1, scale: Bool = true, center: Bool = true) {
@@ -91,8 +94,25 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
         return LayerCost(connections: values, multiplyAdds: values)
     }
 
+    /// The inference transform as one scale and shift per channel, with a preceding bias (or nil) folded in:
+    /// bn(x + bias) = x * scale + shift, scale = gamma / sqrt(running variance + epsilon),
+    /// shift = beta + (bias - running mean) * scale.
+    package func foldedScaleShift(bias: UnsafePointer<Float>?, scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>) {
+        let gamma = weight?.data, beta = self.bias?.data
+        let runMean = runningMean.data, runVar = runningVar.data
+        for ch in 0..<channels {
+            let a = (gamma?[ch] ?? 1) * (1 / (runVar[ch] + epsilon).squareRoot())
+            scale[ch] = a
+            shift[ch] = (beta?[ch] ?? 0) + ((bias?[ch] ?? 0) - runMean[ch]) * a
+        }
+    }
+
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         _ = try! outputShape(for: input.shape)
+        if isFolded && !training {
+            self.input = nil
+            return input
+        }
         let (n, c, p) = (input.shape[0], channels, input.shape[2] * input.shape[3])
         let m = n * p
         let y = Tensor.reuse(&output, shape: input.shape)
@@ -108,6 +128,8 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
         let gamma = weight?.data, beta = bias?.data
         let runMean = runningMean.data, runVar = runningVar.data
         if training {
+            runningMean.markChanged()
+            runningVar.markChanged()
             precondition(m > 1, "BatchNorm2D needs more than one value per channel in training, got \(input.shape.shapeText())")
         }
         let epsilon = self.epsilon, momentum = self.momentum, relu: Int32 = fusesReLU ? 1 : 0

@@ -32,6 +32,18 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     /// Whether the output is written rectified, for the ReLU after this layer (see `ReLUFusing`).
     package var fusesReLU = false
     let appliesReLUDerivative = false
+    /// The batch norm after this layer, which inference folds in (set by the `Sequential` that holds both; see
+    /// `Sequential.foldsBatchNorm`).
+    package var foldedNorm: BatchNorm2D?
+
+    /// How the forward pass in progress finishes each output channel: y * scale + shift, then max(0, .) with `relu`.
+    /// The bias and the fused ReLU; at inference with a folded batch norm, the norm's scale and its shift with the
+    /// bias folded in, and the ReLU fused into the norm.
+    struct OutputFinish {
+        var scale: UnsafeMutablePointer<Float>?, shift: UnsafeMutablePointer<Float>?, relu: Bool
+    }
+    var finish = OutputFinish(scale: nil, shift: nil, relu: false)
+    private var foldedScale: Tensor?, foldedShift: Tensor?
 
     /// The algorithm a test wants for both passes, where it applies (nil: the plan's own choice).
     package var forcedAlgorithm: ConvolutionPlan.Algorithm?
@@ -44,7 +56,10 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     // The algorithms' working buffers, kept between steps.
     var columns: [Tensor] = [], columnGradients: [Tensor] = [], scratch: [Tensor] = []
     var weightGradients: [Tensor?] = [], biasGradients: [Tensor] = []
+    /// The Winograd-transformed filter packed for its GEMMs, and what it was made from: the weights' version and
+    /// whether it is the input gradient's (flipped) filter. Inference with unchanged weights reuses it.
     var winogradFilter: Tensor?
+    var winogradFilterKey: (version: Int, flipped: Bool)?
     /// Each group's weights packed once per pass for the GEMM (W in forward, W^T in backward), when the batch is split
     /// over the threads and each image's GEMM would otherwise pack them again.
     var packedWeights: [Tensor?] = []
@@ -124,6 +139,13 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         let plan = plan(for: input.shape)
         let y = Tensor.reuse(&output, shape: [plan.batch, outputChannels, plan.geometry.outputHeight, plan.geometry.outputWidth])
         self.input = input
+        if !training, let norm = foldedNorm {
+            let scale = Tensor.reuse(&foldedScale, shape: [outputChannels]), shift = Tensor.reuse(&foldedShift, shape: [outputChannels])
+            norm.foldedScaleShift(bias: bias.map { UnsafePointer($0.data) }, scale: scale.data, shift: shift.data)
+            finish = OutputFinish(scale: scale.data, shift: shift.data, relu: norm.fusesReLU)
+        } else {
+            finish = OutputFinish(scale: nil, shift: bias?.data, relu: fusesReLU)
+        }
         switch plan.forward {
         case .direct: directForward(input, plan, into: y)
         case .winograd: winogradForward(input, plan, into: y)
@@ -135,6 +157,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard let input else { fatalError("Conv2D.backward before forward") }
+        precondition(finish.scale == nil, "Conv2D.backward after an inference forward with a folded batch norm")
         let plan = plan(for: input.shape)
         let dx = Tensor.reuseGradient(&inputGradient, shape: input.shape)
         switch plan.backward {

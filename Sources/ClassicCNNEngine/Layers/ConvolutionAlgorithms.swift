@@ -9,16 +9,22 @@ import CNNKernels
 extension Conv2D {
     // MARK: - Direct
 
-    /// y = conv(x) by the direct kernels, image by image over the threads, bias and fused ReLU included.
+    /// y = conv(x) by the direct kernels, image by image over the threads, bias and fused ReLU included (a folded
+    /// batch norm's scale in a pass after each image).
     func directForward(_ input: Tensor, _ plan: ConvolutionPlan, into y: Tensor) {
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow, co) = (plan.geometry.outputHeight, plan.geometry.outputWidth, outputChannels)
-        let (x, wt, out, biasData, relu) = (input.data, weight.data, y.data, bias?.value.data, Int32(fusesReLU ? 1 : 0))
+        let (x, wt, out, finish) = (input.data, weight.data, y.data, finish)
+        let (biasData, relu) = finish.scale == nil ? (finish.shift, Int32(finish.relu ? 1 : 0)) : (nil, 0)
         let (kh, kw) = kernelSize
         Parallel.forEachChunk(n, chunks: plan.chunks) { _, images in
             for image in images {
                 cnn_conv2d_direct_forward(x + image * c * h * w, Int32(c), Int32(h), Int32(w), wt, biasData, relu, Int32(co),
                                           Int32(kh), Int32(kw), Int32(oh), Int32(ow), out + image * co * oh * ow)
+                if finish.scale != nil {
+                    cnn_channel_scale_shift(out + image * co * oh * ow, finish.scale, finish.shift, 1, Int32(co), Int32(oh * ow),
+                                            finish.relu ? 1 : 0)
+                }
             }
         }
     }
@@ -48,12 +54,20 @@ extension Conv2D {
     private func winograd(_ x: Tensor, geometry g: WindowGeometry, into y: Tensor, inputGradient: Bool) {
         let (c, co) = inputGradient ? (outputChannels, inputChannels) : (inputChannels, outputChannels)
         let r = kernelSize.height
-        let u = Tensor.reuse(&winogradFilter, shape: [Int(cnn_winograd_filter_size(Int32(c), Int32(co)))])
-        cnn_winograd_transform_filter(weight.data, Int32(outputChannels), Int32(inputChannels), Int32(r), inputGradient ? 1 : 0, u.data)
+        let threads = Int32(Parallel.threads)
+        // Transformed and packed once per change of the weights (and of direction): every step in training, once
+        // for all in inference.
+        if winogradFilterKey?.version != weight.version || winogradFilterKey?.flipped != inputGradient || winogradFilter == nil {
+            let packed = Tensor.reuse(&winogradFilter, shape: [Int(cnn_winograd_packed_filter_size(Int32(c), Int32(co)))])
+            cnn_winograd_prepare_filter(weight.data, Int32(outputChannels), Int32(inputChannels), Int32(r), inputGradient ? 1 : 0,
+                                        packed.data, threads)
+            winogradFilterKey = (weight.version, inputGradient)
+        }
         let (top, left) = inputGradient ? (r - 1 - g.padTop, r - 1 - g.padLeft) : (g.padTop, g.padLeft)
-        cnn_winograd_conv(x.data, Int32(x.shape[0]), Int32(c), Int32(x.shape[2]), Int32(x.shape[3]), u.data,
-                          inputGradient ? nil : bias?.value.data, !inputGradient && fusesReLU ? 1 : 0, Int32(co), Int32(r), Int32(top), Int32(left),
-                          Int32(y.shape[2]), Int32(y.shape[3]), y.data, Int32(Parallel.threads))
+        let (scale, shift, relu) = inputGradient ? (nil, nil, 0) : (finish.scale, finish.shift, Int32(finish.relu ? 1 : 0))
+        cnn_winograd_conv_packed(x.data, Int32(x.shape[0]), Int32(c), Int32(x.shape[2]), Int32(x.shape[3]), winogradFilter!.data,
+                                 scale, shift, relu, Int32(co), Int32(r), Int32(top), Int32(left),
+                                 Int32(y.shape[2]), Int32(y.shape[3]), y.data, threads)
     }
 
     // MARK: - Fully connected
@@ -63,7 +77,7 @@ extension Conv2D {
     func fullyConnectedForward(_ input: Tensor, _ plan: ConvolutionPlan, into y: Tensor) {
         let (n, co, k) = (input.shape[0], outputChannels, plan.k)
         Gemm.multiply(transposeB: true, m: n, n: co, k: k, a: input.data, lda: k, b: weight.data, ldb: k, c: y.data, ldc: co)
-        cnn_add_channel_bias(y.data, bias?.value.data, Int32(n), Int32(co), 1, fusesReLU ? 1 : 0)
+        cnn_channel_scale_shift(y.data, finish.scale, finish.shift, Int32(n), Int32(co), 1, finish.relu ? 1 : 0)
     }
 
     /// dW [CO, K] += dY^T X; db += the columns' sums of dY [N, CO]; dX [N, K] = dY W.
@@ -87,10 +101,10 @@ extension Conv2D {
         let (cog, co) = (outputChannels / groups, outputChannels)
         let k = plan.k, p = oh * ow
         let (pointwise, chunks, gemmThreads, span, band) = (plan.pointwise, plan.chunks, plan.gemmThreads, plan.span, plan.band)
-        let (x, out, biasData, relu) = (input.data, y.data, bias?.value.data, Int32(fusesReLU ? 1 : 0))
-        /// The bias and the fused ReLU over `count` images from `first` (one pass, or none).
+        let (x, out, scale, shift, relu) = (input.data, y.data, self.finish.scale, self.finish.shift, Int32(self.finish.relu ? 1 : 0))
+        /// The bias (or a folded batch norm) and the fused ReLU over `count` images from `first` (one pass, or none).
         func finish(_ first: Int, _ count: Int) {
-            cnn_add_channel_bias(out + first * co * p, biasData, Int32(count), Int32(co), Int32(p), relu)
+            cnn_channel_scale_shift(out + first * co * p, scale, shift, Int32(count), Int32(co), Int32(p), relu)
         }
         if !pointwise { buffers(&columns, count: chunks, shape: [k, band < oh ? band * ow : span * p]) }
         if span > 1 { buffers(&scratch, count: chunks, shape: [cog, span * p]) }

@@ -7,7 +7,8 @@ public protocol Optimizer: AnyObject {
     /// The name used in checkpoints and on the command line ("sgd", "adam").
     var name: String { get }
     var learningRate: Float { get set }
-    /// Applies one update to every trainable parameter from its gradient.
+    /// Applies one update to every trainable parameter from its gradient, calling `markChanged()` on each parameter
+    /// it writes in place (`Model.trainStep` marks every trainable parameter after the step as well).
     func step(_ parameters: [(name: String, parameter: Parameter)])
     /// The state to checkpoint: tensors named "<parameter name>.<slot>", plus scalar settings.
     var state: [(name: String, tensor: Tensor)] { get }
@@ -116,6 +117,7 @@ public final class SGD: Optimizer {
             }
             cnn_sgd_update(parameter.data, parameter.gradient.data, v, parameter.count, learningRate, momentum,
                            decay(weightDecay, for: parameter), nesterov ? 1 : 0)
+            parameter.markChanged()
         }
     }
 
@@ -160,6 +162,7 @@ struct AdamMoments {
             if factor != 1 { for i in 0..<n { w[i] *= factor } }
             cnn_adam_update(w, parameter.gradient.data, first[name]!.data, second[name]!.data,
                             n, stepSize, beta1, beta2, epsilon, invSqrtCorrection2, l2(parameter))
+            parameter.markChanged()
         }
     }
 
@@ -284,6 +287,7 @@ public final class RMSProp: Optimizer {
                 squareAverage[name] = Tensor(shape: parameter.shape, repeating: tensorFlow ? 1 : 0)
                 if momentum != 0 { momentumBuffer[name] = Tensor(shape: parameter.shape) }
             }
+            parameter.markChanged()
             let w = parameter.data, g = parameter.gradient.data, v = squareAverage[name]!.data
             let b = momentumBuffer[name]?.data
             let (lr, r, mu, eps, wd, n) = (learningRate, rho, momentum, epsilon, decay(weightDecay, for: parameter), parameter.count)

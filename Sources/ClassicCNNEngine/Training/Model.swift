@@ -191,6 +191,8 @@ public final class Model {
         if nonFiniteGradient == nil {
             lastGradientNorm = gradientClipNorm.map { clipGradients(to: $0) }
             optimizer.step(parameters)
+            // An optimizer of the user's own may write through a pointer without saying so.
+            for (_, parameter) in parameters where parameter.isTrainable { parameter.markChanged() }
         }
         return (loss, correct)
     }

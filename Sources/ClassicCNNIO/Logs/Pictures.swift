@@ -131,9 +131,9 @@ extension Model {
         var stages: [FeatureMaps] = []
         // Each convolution's maps before its ReLU, as the layers compute them unfused.
         let sequentials = network.allLayers.compactMap { $0 as? Sequential }
-        let fused = sequentials.map(\.fusesActivations)
-        for sequential in sequentials { sequential.fusesActivations = false }
-        defer { for (sequential, wasFused) in zip(sequentials, fused) { sequential.fusesActivations = wasFused } }
+        let fused = sequentials.map { ($0.fusesActivations, $0.foldsBatchNorm) }
+        for sequential in sequentials { (sequential.fusesActivations, sequential.foldsBatchNorm) = (false, false) }
+        defer { for (sequential, was) in zip(sequentials, fused) { (sequential.fusesActivations, sequential.foldsBatchNorm) = was } }
         for (name, layer) in leafLayers() {
             x = layer.forward(x, training: false)
             // An auxiliary classifier passes its input through at inference: not a stage.
