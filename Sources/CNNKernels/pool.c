@@ -212,6 +212,108 @@ static void horizontal_avx2(const float *in, int W, int KW, int SW, int PW, int 
 }
 #endif
 
+#if defined(__x86_64__)
+// Inference keeps no indices, and a plane without NaN needs none of the NaN rules: each maximum is then
+// max(v, m) = v > m ? v : m, which keeps the earlier value on ties (+0 beside -0) as the general loop does, so the
+// values are the same bits. A plane holding a NaN takes the passes above.
+
+/// Whether any of x[0 ..< count] is NaN.
+__attribute__((target("avx512f")))
+static int has_nan_avx512(const float *x, size_t count) {
+    __mmask16 nan = 0;
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
+    for (; i < count; i++) nan |= x[i] != x[i];
+    return nan != 0;
+}
+
+/// vertical_avx512 without indices, for rows without NaN.
+__attribute__((target("avx512f")))
+static void vertical_values_avx512(const float *rows, int OW, int h0, int h1, float *out) {
+    for (int ow = 0; ow < OW; ow += 16) {
+        __mmask16 live = OW - ow >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OW - ow)) - 1);
+        __m512 m = _mm512_maskz_loadu_ps(live, rows + (size_t)h0 * OW + ow);
+        for (int h = h0 + 1; h < h1; h++) m = _mm512_max_ps(_mm512_maskz_loadu_ps(live, rows + (size_t)h * OW + ow), m);
+        _mm512_mask_storeu_ps(out + ow, live, m);
+    }
+}
+
+/// horizontal_avx512 without indices, for rows without NaN.
+__attribute__((target("avx512f")))
+static void horizontal_values_avx512(const float *in, int W, int KW, int SW, int PW, int ow0, int ow1, float *out) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int ow = ow0; ow < ow1; ow += 16) {
+        __mmask16 live = ow1 - ow >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ow1 - ow)) - 1);
+        const int w0 = ow * SW - PW;
+        __m512 m = _mm512_setzero_ps();
+        for (int k = 0; k < KW; k++) {
+            const int base = w0 + k;
+            __m512 v;
+            if (SW == 1) {
+                v = _mm512_maskz_loadu_ps(live, in + base);
+            } else {
+                int rest = W - base;
+                __mmask16 low = rest >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rest) - 1);
+                __mmask16 high = rest >= 32 ? (__mmask16)0xFFFF : rest <= 16 ? 0 : (__mmask16)((1u << (rest - 16)) - 1);
+                v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(low, in + base), evens, _mm512_maskz_loadu_ps(high, in + base + 16));
+            }
+            m = k == 0 ? v : _mm512_max_ps(v, m);
+        }
+        _mm512_mask_storeu_ps(out + ow, live, m);
+    }
+}
+
+/// The AVX2 twins.
+__attribute__((target("avx2")))
+static int has_nan_avx2(const float *x, size_t count) {
+    __m256 nan = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    int any = _mm256_movemask_ps(nan) != 0;
+    for (; i < count; i++) any |= x[i] != x[i];
+    return any;
+}
+
+__attribute__((target("avx2")))
+static void vertical_values_avx2(const float *rows, int OW, int h0, int h1, float *out) {
+    for (int ow = 0; ow < OW; ow += 8) {
+        const __m256i live = cnn_lanes_avx2(OW - ow);
+        __m256 m = _mm256_maskload_ps(rows + (size_t)h0 * OW + ow, live);
+        for (int h = h0 + 1; h < h1; h++) m = _mm256_max_ps(_mm256_maskload_ps(rows + (size_t)h * OW + ow, live), m);
+        _mm256_maskstore_ps(out + ow, live, m);
+    }
+}
+
+__attribute__((target("avx2")))
+static void horizontal_values_avx2(const float *in, int W, int KW, int SW, int PW, int ow0, int ow1, float *out) {
+    for (int ow = ow0; ow < ow1; ow += 8) {
+        const __m256i live = cnn_lanes_avx2(ow1 - ow);
+        const int w0 = ow * SW - PW;
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < KW; k++) {
+            const int base = w0 + k;
+            __m256 v;
+            if (SW == 1) {
+                v = _mm256_maskload_ps(in + base, live);
+            } else {
+                int rest = W - base;
+                __m256 lo = _mm256_maskload_ps(in + base, cnn_lanes_avx2(rest)), hi = _mm256_maskload_ps(in + base + 8, cnn_lanes_avx2(rest - 8));
+                __m256 evens = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+                v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
+            }
+            m = k == 0 ? v : _mm256_max_ps(v, m);
+        }
+        _mm256_maskstore_ps(out + ow, live, m);
+    }
+}
+#endif
+
 static void maxpool_separable(const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                               int OH, int OW, float *restrict y, int32_t *restrict argmax, cnn_isa isa) {
     float rows[SEPARABLE_MAX];      // [H][OW]: each input row's maxima over the windows' columns
@@ -227,14 +329,21 @@ static void maxpool_separable(const float *x, int planes, int H, int W, int KH, 
     if (inner1 > OW) inner1 = OW;
     if (inner0 > inner1) inner0 = inner1;
     for (int n = 0; n < planes; n++, x += (size_t)H * W, y += (size_t)OH * OW, argmax += argmax ? (size_t)OH * OW : 0) {
+        int values = 0;  // no indices wanted and no NaN in the plane: the passes without either
+#if defined(__x86_64__)
+        if (!argmax && avx512) values = !has_nan_avx512(x, (size_t)H * W);
+        if (!argmax && avx2) values = !has_nan_avx2(x, (size_t)H * W);
+#endif
         for (int h = 0; h < H; h++) {
             const float *in = x + (size_t)h * W;
             float *out = rows + (size_t)h * OW;
             int32_t *column = columns + (size_t)h * OW;
             int vector0 = (avx512 || avx2) && SW <= 2 ? inner0 : OW, vector1 = (avx512 || avx2) && SW <= 2 ? inner1 : OW;
 #if defined(__x86_64__)
-            if (vector0 < vector1 && avx512) horizontal_avx512(in, W, KW, SW, PW, vector0, vector1, out, column);
-            if (vector0 < vector1 && avx2) horizontal_avx2(in, W, KW, SW, PW, vector0, vector1, out, column);
+            if (vector0 < vector1 && avx512 && values) horizontal_values_avx512(in, W, KW, SW, PW, vector0, vector1, out);
+            else if (vector0 < vector1 && avx512) horizontal_avx512(in, W, KW, SW, PW, vector0, vector1, out, column);
+            if (vector0 < vector1 && avx2 && values) horizontal_values_avx2(in, W, KW, SW, PW, vector0, vector1, out);
+            else if (vector0 < vector1 && avx2) horizontal_avx2(in, W, KW, SW, PW, vector0, vector1, out, column);
 #endif
             for (int ow = 0; ow < OW; ow++) {
                 if (ow == vector0) ow = vector1;
@@ -257,6 +366,14 @@ static void maxpool_separable(const float *x, int planes, int H, int W, int KH, 
             float *out = y + (size_t)oh * OW;
             int32_t *index = argmax ? argmax + (size_t)oh * OW : NULL;
 #if defined(__x86_64__)
+            if (avx512 && values) {
+                vertical_values_avx512(rows, OW, h0, h1, out);
+                continue;
+            }
+            if (avx2 && values) {
+                vertical_values_avx2(rows, OW, h0, h1, out);
+                continue;
+            }
             if (avx512) {
                 vertical_avx512(rows, columns, OW, W, h0, h1, out, index);
                 continue;
