@@ -71,7 +71,17 @@ void cnn_maxpool_forward(const float *x, int planes, int H, int W, int KH, int K
 void cnn_maxpool_forward_isa(cnn_isa isa, const float *x, int planes, int H, int W, int KH, int KW, int SH, int SW, int PH,
                              int PW, int OH, int OW, float *y, int32_t *argmax) {
     int two_by_two = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W;
-    if (two_by_two && !argmax)
+#if defined(__x86_64__)
+    // Inference on AVX-512 or AVX2 with rows of 8 outputs or more: the separable passes without indices (plain
+    // maxima where a plane has no NaN) beat the scalar 2x2 loop (LeNet-5's pool1 at batch 1,000: 1.57 against
+    // 0.99 ms on 2 threads); on narrower rows (pool2's 5) the loop stays faster (0.58 against 0.81 ms).
+    const int vector = (isa == CNN_ISA_AVX512 || isa == CNN_ISA_AVX2) && isa <= cnn_isa_detected();
+#else
+    const int vector = 0;
+#endif
+    if (two_by_two && !argmax && vector && OW >= 8 && (size_t)H * OW <= SEPARABLE_MAX)
+        maxpool_separable(x, planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW, y, argmax, isa);
+    else if (two_by_two && !argmax)
         maxpool_2x2_values(x, planes, H, W, OH, OW, y);
     else if (two_by_two)
         maxpool_2x2(x, planes, H, W, OH, OW, y, argmax);

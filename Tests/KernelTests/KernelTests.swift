@@ -456,7 +456,7 @@ struct KernelTests {
         withoutNaN[7] = 0.5
         for (kh, kw, sh, sw, ph, pw, oh, ow) in [(3, 3, 1, 1, 1, 1, 9, 37), (3, 3, 2, 2, 0, 0, 4, 18), (5, 5, 3, 3, 2, 2, 3, 13),
                                                  (2, 1, 1, 1, 0, 0, 8, 37), (1, 1, 1, 1, 0, 0, 9, 37), (3, 5, 1, 1, 0, 2, 7, 37),
-                                                 (3, 3, 2, 2, 1, 1, 5, 19)] {
+                                                 (3, 3, 2, 2, 1, 1, 5, 19), (2, 2, 2, 2, 0, 0, 4, 18)] {
           for (isa, values) in Self.instructionSets.flatMap({ isa in [(isa, values), (isa, withoutNaN)] }) {
             let name = String(cString: cnn_isa_name(isa))
             var fast = [Float](repeating: 1, count: planes * oh * ow), slow = fast

@@ -83,7 +83,16 @@ package struct ConvolutionPlan: Equatable {
                 // Keep a column matrix within about 1 MB, and only batch images whose own GEMM is narrow.
                 span = p >= 4096 ? 1 : Swift.max(1, Swift.min(share, (1 << 18) / Swift.max(k * p, 1)))
             }
-            band = span == 1 && k * p > 1 << 18 ? Swift.max(1, Swift.min(oh, (1 << 18) / Swift.max(k * ow, 1))) : oh
+            if span == 1 && k * p > 1 << 18 {
+                // Within about 1 MB, but at least 256 columns wide (a GEMM narrower than that runs far below its
+                // peak: Inception v3's 3x3 stride-2 on 35x35 with 288 channels, K = 2,592, went 5 rows of 17 at a
+                // time), then evened out so that the last band is not a sliver.
+                let rows = Swift.min(oh, Swift.max((1 << 18) / Swift.max(k * ow, 1), (256 + ow - 1) / ow, 1))
+                let bands = (oh + rows - 1) / rows
+                band = (oh + bands - 1) / bands
+            } else {
+                band = oh
+            }
         }
     }
 
