@@ -343,6 +343,8 @@ static void maxpool_separable(const float *x, int planes, int H, int W, int KH, 
 #if defined(__x86_64__)
         if (!argmax && avx512) values = !has_nan_avx512(x, (size_t)H * W);
         if (!argmax && avx2) values = !has_nan_avx2(x, (size_t)H * W);
+#else
+        (void)values;
 #endif
         for (int h = 0; h < H; h++) {
             const float *in = x + (size_t)h * W;
