@@ -40,7 +40,13 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     /// The bias and the fused ReLU; at inference with a folded batch norm, the norm's scale and its shift with the
     /// bias folded in, and the ReLU fused into the norm.
     struct OutputFinish {
-        var scale: UnsafeMutablePointer<Float>?, shift: UnsafeMutablePointer<Float>?, relu: Bool
+        let scale: UnsafeMutablePointer<Float>?
+        let shift: UnsafeMutablePointer<Float>?
+        let relu: Bool
+
+        init(scale: UnsafeMutablePointer<Float>?, shift: UnsafeMutablePointer<Float>?, relu: Bool) {
+            (self.scale, self.shift, self.relu) = (scale, shift, relu)
+        }
     }
     var finish = OutputFinish(scale: nil, shift: nil, relu: false)
     private var foldedScale: Tensor?, foldedShift: Tensor?
