@@ -62,10 +62,11 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     // The algorithms' working buffers, kept between steps.
     var columns: [Tensor] = [], columnGradients: [Tensor] = [], scratch: [Tensor] = []
     var weightGradients: [Tensor?] = [], biasGradients: [Tensor] = []
-    /// The Winograd-transformed filter packed for its GEMMs, and what it was made from: the weights' version and
-    /// whether it is the input gradient's (flipped) filter. Inference with unchanged weights reuses it.
+    /// The Winograd-transformed filter packed for its GEMMs, and what it was made from: the weights' version,
+    /// whether it is the input gradient's (flipped) filter, and the instruction set whose GEMM it was packed for (the
+    /// micro-kernel's height differs). Inference with unchanged weights reuses it.
     var winogradFilter: Tensor?
-    var winogradFilterKey: (version: Int, flipped: Bool)?
+    var winogradFilterKey: (version: Int, flipped: Bool, isa: UInt32)?
     /// Each group's weights packed once per pass for the GEMM (W in forward, W^T in backward), when the batch is split
     /// over the threads and each image's GEMM would otherwise pack them again.
     var packedWeights: [Tensor?] = []

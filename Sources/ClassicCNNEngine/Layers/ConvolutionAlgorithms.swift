@@ -57,11 +57,13 @@ extension Conv2D {
         let threads = Int32(Parallel.threads)
         // Transformed and packed once per change of the weights (and of direction): every step in training, once
         // for all in inference.
-        if winogradFilterKey?.version != weight.version || winogradFilterKey?.flipped != inputGradient || winogradFilter == nil {
+        let isa = cnn_isa_active().rawValue
+        if winogradFilterKey?.version != weight.version || winogradFilterKey?.flipped != inputGradient
+            || winogradFilterKey?.isa != isa || winogradFilter == nil {
             let packed = Tensor.reuse(&winogradFilter, shape: [Int(cnn_winograd_packed_filter_size(Int32(c), Int32(co)))])
             cnn_winograd_prepare_filter(weight.data, Int32(outputChannels), Int32(inputChannels), Int32(r), inputGradient ? 1 : 0,
                                         packed.data, threads)
-            winogradFilterKey = (weight.version, inputGradient)
+            winogradFilterKey = (weight.version, inputGradient, isa)
         }
         let (top, left) = inputGradient ? (r - 1 - g.padTop, r - 1 - g.padLeft) : (g.padTop, g.padLeft)
         let (scale, shift, relu) = inputGradient ? (nil, nil, 0) : (finish.scale, finish.shift, Int32(finish.relu ? 1 : 0))
