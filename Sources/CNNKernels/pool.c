@@ -92,6 +92,18 @@ void cnn_maxpool_forward_isa(cnn_isa isa, const float *x, int planes, int H, int
 }
 
 #if defined(__x86_64__)
+/// The horizontal passes' load of one window column for 16 outputs from input column `base`, on AVX-512: 16 values
+/// for stride 1, the even elements of 32 for stride 2 (the passes serve no other stride); zeros past the row's end.
+__attribute__((target("avx512f")))
+static inline __m512 window_column_avx512(const float *in, int W, int SW, int base, __mmask16 live) {
+    if (SW == 1) return _mm512_maskz_loadu_ps(live, in + base);
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int rest = W - base;
+    __mmask16 low = rest >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rest) - 1);
+    __mmask16 high = rest >= 32 ? (__mmask16)0xFFFF : rest <= 16 ? 0 : (__mmask16)((1u << (rest - 16)) - 1);
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(low, in + base), evens, _mm512_maskz_loadu_ps(high, in + base + 16));
+}
+
 /// The vertical pass on AVX-512: out[ow] and its index over rows h0 ..< h1 of `rows`/`columns`, 16 outputs at a time.
 __attribute__((target("avx512f")))
 static void vertical_avx512(const float *rows, const int32_t *columns, int OW, int W, int h0, int h1, float *out,
@@ -129,16 +141,7 @@ static void horizontal_avx512(const float *in, int W, int KW, int SW, int PW, in
         __m512i where = _mm512_setzero_si512();
         for (int k = 0; k < KW; k++) {
             const int base = w0 + k;
-            __m512 v;
-            if (SW == 1) {
-                v = _mm512_maskz_loadu_ps(live, in + base);
-            } else {
-                int rest = W - base;
-                __mmask16 low = rest >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rest) - 1);
-                __mmask16 high = rest >= 32 ? (__mmask16)0xFFFF : rest <= 16 ? 0 : (__mmask16)((1u << (rest - 16)) - 1);
-                __m512 lo = _mm512_maskz_loadu_ps(low, in + base), hi = _mm512_maskz_loadu_ps(high, in + base + 16);
-                v = _mm512_permutex2var_ps(lo, step, hi);
-            }
+            const __m512 v = window_column_avx512(in, W, SW, base, live);
             __m512i here = _mm512_add_epi32(_mm512_set1_epi32(base), step);
             if (k == 0) {
                 m = v;
@@ -161,6 +164,17 @@ static void horizontal_avx512(const float *in, int W, int KW, int SW, int PW, in
 __attribute__((target("avx2")))
 static inline __m256 takes8(__m256 m, __m256 v) {
     return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(m, m, _CMP_ORD_Q)));
+}
+
+/// The AVX2 twin of window_column_avx512, 8 outputs: for stride 2 the even elements of 16 (shuffled within
+/// lanes, then the 128-bit halves put in order).
+__attribute__((target("avx2")))
+static inline __m256 window_column_avx2(const float *in, int W, int SW, int base, __m256i live) {
+    if (SW == 1) return _mm256_maskload_ps(in + base, live);
+    int rest = W - base;
+    __m256 lo = _mm256_maskload_ps(in + base, cnn_lanes_avx2(rest)), hi = _mm256_maskload_ps(in + base + 8, cnn_lanes_avx2(rest - 8));
+    __m256 evens = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
 __attribute__((target("avx2")))
@@ -196,16 +210,7 @@ static void horizontal_avx2(const float *in, int W, int KW, int SW, int PW, int 
         __m256i where = _mm256_setzero_si256();
         for (int k = 0; k < KW; k++) {
             const int base = w0 + k;
-            __m256 v;
-            if (SW == 1) {
-                v = _mm256_maskload_ps(in + base, live);
-            } else {
-                // The even elements of 16 from `base`: shuffle within lanes, then put the 128-bit halves in order.
-                int rest = W - base;
-                __m256 lo = _mm256_maskload_ps(in + base, cnn_lanes_avx2(rest)), hi = _mm256_maskload_ps(in + base + 8, cnn_lanes_avx2(rest - 8));
-                __m256 evens = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-                v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
-            }
+            const __m256 v = window_column_avx2(in, W, SW, base, live);
             __m256i here = _mm256_add_epi32(_mm256_set1_epi32(base), step);
             if (k == 0) {
                 m = v;
@@ -254,22 +259,12 @@ static void vertical_values_avx512(const float *rows, int OW, int h0, int h1, fl
 /// horizontal_avx512 without indices, for rows without NaN.
 __attribute__((target("avx512f")))
 static void horizontal_values_avx512(const float *in, int W, int KW, int SW, int PW, int ow0, int ow1, float *out) {
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int ow = ow0; ow < ow1; ow += 16) {
         __mmask16 live = ow1 - ow >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ow1 - ow)) - 1);
         const int w0 = ow * SW - PW;
         __m512 m = _mm512_setzero_ps();
         for (int k = 0; k < KW; k++) {
-            const int base = w0 + k;
-            __m512 v;
-            if (SW == 1) {
-                v = _mm512_maskz_loadu_ps(live, in + base);
-            } else {
-                int rest = W - base;
-                __mmask16 low = rest >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rest) - 1);
-                __mmask16 high = rest >= 32 ? (__mmask16)0xFFFF : rest <= 16 ? 0 : (__mmask16)((1u << (rest - 16)) - 1);
-                v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(low, in + base), evens, _mm512_maskz_loadu_ps(high, in + base + 16));
-            }
+            const __m512 v = window_column_avx512(in, W, SW, w0 + k, live);
             m = k == 0 ? v : _mm512_max_ps(v, m);
         }
         _mm512_mask_storeu_ps(out + ow, live, m);
@@ -307,16 +302,7 @@ static void horizontal_values_avx2(const float *in, int W, int KW, int SW, int P
         const int w0 = ow * SW - PW;
         __m256 m = _mm256_setzero_ps();
         for (int k = 0; k < KW; k++) {
-            const int base = w0 + k;
-            __m256 v;
-            if (SW == 1) {
-                v = _mm256_maskload_ps(in + base, live);
-            } else {
-                int rest = W - base;
-                __m256 lo = _mm256_maskload_ps(in + base, cnn_lanes_avx2(rest)), hi = _mm256_maskload_ps(in + base + 8, cnn_lanes_avx2(rest - 8));
-                __m256 evens = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-                v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
-            }
+            const __m256 v = window_column_avx2(in, W, SW, w0 + k, live);
             m = k == 0 ? v : _mm256_max_ps(v, m);
         }
         _mm256_maskstore_ps(out + ow, live, m);
