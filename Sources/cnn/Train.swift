@@ -70,7 +70,7 @@ struct Train: ParsableCommand {
     var resume = false
     @Flag(help: "Replace the checkpoints of another run in CHECKPOINT_DIR (without it, a folder that holds them is refused).")
     var overwrite = false
-    @Option(help: "Training-image augmentation: none, flip, alexnet (random crops of 256, flips, PCA colour noise), vgg (scale jittering 256-512, crops, flips, colour shift) or crop (padded by 4, random crops, flips: CIFAR's; crop:N pads by N).")
+    @Option(help: "Training-image augmentation: none, flip, alexnet (random crops of 256, flips, PCA colour noise), vgg (scale jittering 256-512, crops, flips, colour shift) crop (padded by 4, random crops, flips: CIFAR's; crop:N pads by N) or cutout (crop, then a 16x16 square of the mean colour: DeVries & Taylor; cutout:SIZE[:PADDING]).")
     var augment: String?
     @Flag(help: "Print one JSON object per epoch instead of the progress bar.") var json = false
     @Option(help: "Log TensorBoard event files (scalars every 20 steps and every epoch) and metrics.csv (one row per epoch) here.")

@@ -324,7 +324,8 @@ struct AugmentationTests {
         #expect(try Augmentation.alexnet(silent).apply(wide, outputSize: 224, using: &generator).width == 224)
     }
 
-    @Test(arguments: [Augmentation.none, .flip, .alexnet(.imageNet), .vgg(colourShift: nil), .vgg(colourShift: .imageNet), .crop(padding: 4)])
+    @Test(arguments: [Augmentation.none, .flip, .alexnet(.imageNet), .vgg(colourShift: nil), .vgg(colourShift: .imageNet), .crop(padding: 4),
+                            .cutout(padding: 4, size: 16, fill: [1, 2, 3])])
     func augmentationsAreDeterministicAndSized(_ augmentation: Augmentation) throws {
         let image = formulaImage()
         var first = RandomGenerator(seed: 42), second = RandomGenerator(seed: 42), other = RandomGenerator(seed: 43)
@@ -362,7 +363,44 @@ struct AugmentationTests {
         let none = ImageDataset(name: "none", channels: 3, height: 1, width: 1, pixels: [], labels: [], classNames: [])
         #expect(try Augmentation.named("crop:2", for: none) == .crop(padding: 2))
         #expect(throws: TransformError.self) { try Augmentation.checkName("crop:x") }
-        #expect(throws: TransformError.self) { try Augmentation.checkName("cutout") }
+        #expect(throws: TransformError.self) { try Augmentation.checkName("cutout:") }
+        #expect(throws: TransformError.self) { try Augmentation.checkName("cutout:8:x") }
+        #expect(throws: TransformError.self) { try Augmentation.checkName("cutouts") }
+    }
+
+    /// DeVries & Taylor's cutout: the crop's image with a size x size square around a random centre, clipped at the
+    /// border, set to the fill colour; the fill of `named` is the data's mean colour.
+    @Test func cutoutIsItsDefinition() throws {
+        var clippedGenerator = RandomGenerator(seed: 0)
+        let image = try formulaImage().resized(width: 32, height: 32)
+        let fill: [UInt8] = [200, 100, 50]
+        var clipped = 0
+        for seed: UInt64 in 0 ..< 40 {
+            var generator = RandomGenerator(seed: seed), spelledOut = generator
+            let output = try Augmentation.cutout(padding: 4, size: 16, fill: fill).apply(image, outputSize: 32, using: &generator)
+            let cropped = try Augmentation.crop(padding: 4).apply(image, outputSize: 32, using: &spelledOut)
+            let y = spelledOut.integer(below: 32), x = spelledOut.integer(below: 32)
+            var expected = cropped.pixels
+            var filled = 0
+            for row in 0 ..< 32 where row >= y - 8 && row < y + 8 {
+                for column in 0 ..< 32 where column >= x - 8 && column < x + 8 {
+                    expected.replaceSubrange((row * 32 + column) * 3 ..< (row * 32 + column) * 3 + 3, with: fill)
+                    filled += 1
+                }
+            }
+            #expect(output.pixels == expected)
+            #expect(filled <= 256 && filled >= 64)
+            if filled < 256 { clipped += 1 }
+        }
+        #expect(clipped > 0 && clipped < 40, "some squares should cross the border, some not")
+        let grey = ImageDataset(name: "grey", channels: 3, height: 2, width: 1, pixels: [10, 20, 20, 40, 31, 60], // planar
+                                labels: [0], classNames: ["a"])
+        #expect(try Augmentation.named("cutout", for: grey) == .cutout(padding: 4, size: 16, fill: [15, 30, 46]))
+        #expect(try Augmentation.named("cutout:8:2", for: grey) == .cutout(padding: 2, size: 8, fill: [15, 30, 46]))
+        #expect(Augmentation.cutout(padding: 4, size: 8, fill: [0]).name == "cutout:8")
+        #expect(throws: TransformError.self) {
+            try Augmentation.cutout(padding: 4, size: 8, fill: [0]).apply(image, outputSize: 32, using: &clippedGenerator)
+        }
     }
 
     @Test func vggIsItsDefinition() throws {

@@ -463,10 +463,17 @@ public enum Augmentation: Equatable, Sendable {
     /// resized to the output size, padded with `padding` black pixels on every side, a random output-sized window,
     /// mirrored with probability 1/2.
     case crop(padding: Int)
+    /// Cutout (DeVries & Taylor 2017, "Improved Regularization of Convolutional Neural Networks with Cutout"): as
+    /// ``crop(padding:)``, then a `size` x `size` square centred on a uniformly drawn pixel (clipped where it
+    /// crosses the border, as the paper's code) filled with `fill`, one byte per channel. The paper fills with zeros
+    /// after normalisation, that is with the dataset's mean colour; ``named(_:for:sampleSize:)`` gives that mean
+    /// rounded to whole levels. CIFAR-10's setting in the paper is 16.
+    case cutout(padding: Int, size: Int, fill: [UInt8])
 
     /// The augmented image, `outputSize` x `outputSize`. Draws from `generator`, in this order: for `alexnet`
     /// the window's row and column, the flip, three normal deviates; for `vgg` S, the row, the column, the flip
-    /// (then the three deviates); for `flip` the flip.
+    /// (then the three deviates); for `flip` the flip; for `crop` the row, the column, the flip; for `cutout` those of
+    /// `crop`, then the square's centre row and column.
     /// - Throws: ``TransformError`` if `outputSize` is not positive, the image is empty, or PCA colour noise is
     ///   asked of an image that is not RGB.
     public func apply(_ image: Image, outputSize: Int, using generator: inout RandomGenerator) throws -> Image {
@@ -500,7 +507,32 @@ public enum Augmentation: Equatable, Sendable {
             return try image.resized(width: outputSize, height: outputSize).padded(by: padding)
                 .randomlyCropped(width: outputSize, height: outputSize, using: &generator)
                 .randomlyFlipped(using: &generator)
+        case .cutout(let padding, let size, let fill):
+            guard size >= 0 else { throw TransformError("cutout augmentation: the square's size must not be negative, not \(size)") }
+            guard fill.count == image.channels else {
+                throw TransformError("cutout augmentation: \(fill.count) fill value(s) for an image of \(image.channels) channel(s)")
+            }
+            let cropped = try Augmentation.crop(padding: padding).apply(image, outputSize: outputSize, using: &generator)
+            let y = generator.integer(below: outputSize), x = generator.integer(below: outputSize)
+            return cropped.filling(rows: max(y - size / 2, 0) ..< min(y + size / 2, outputSize),
+                                   columns: max(x - size / 2, 0) ..< min(x + size / 2, outputSize), with: fill)
         }
+    }
+}
+
+extension Image {
+    /// The image with the pixels of a rectangle (given by its row and column ranges, inside the image) set to
+    /// `fill`, one value per channel.
+    public func filling(rows: Range<Int>, columns: Range<Int>, with fill: [UInt8]) -> Image {
+        precondition(fill.count == channels && rows.lowerBound >= 0 && rows.upperBound <= height
+                     && columns.lowerBound >= 0 && columns.upperBound <= width, "filling: rectangle or fill out of range")
+        var output = pixels
+        for row in rows {
+            for column in columns {
+                for channel in 0 ..< channels { output[(row * width + column) * channels + channel] = fill[channel] }
+            }
+        }
+        return Image(width: width, height: height, channels: channels, pixels: output)
     }
 }
 
@@ -537,26 +569,52 @@ extension Augmentation {
         case .alexnet: "alexnet"
         case .vgg: "vgg"
         case .crop(let padding): padding == 4 ? "crop" : "crop:\(padding)"
+        case .cutout(let padding, let size, _): padding == 4 && size == 16 ? "cutout" : padding == 4 ? "cutout:\(size)" : "cutout:\(size):\(padding)"
         }
     }
 
     /// The names `named(_:for:)` takes.
-    public static let names = ["none", "flip", "alexnet", "vgg", "crop"]
+    public static let names = ["none", "flip", "alexnet", "vgg", "crop", "cutout"]
 
     /// Refuses a name that `named(_:for:)` would refuse, without a dataset.
     public static func checkName(_ name: String) throws {
         if names.contains(name) { return }
-        _ = try cropPadding(name)
+        if name.hasPrefix("cutout:") { _ = try cutoutSizes(name) } else { _ = try cropPadding(name) }
     }
 
     private static func cropPadding(_ name: String) throws -> Int {
         guard name.hasPrefix("crop:") else {
-            throw TransformError("unknown augmentation '\(name)'; available: none, flip, alexnet, vgg, crop (or crop:PADDING)")
+            throw TransformError("unknown augmentation '\(name)'; available: none, flip, alexnet, vgg, crop (or crop:PADDING), cutout (or cutout:SIZE, cutout:SIZE:PADDING)")
         }
         guard let padding = Int(name.dropFirst(5)), (0...1024).contains(padding) else {
             throw TransformError("augmentation \(name): the padding after 'crop:' must be a whole number of pixels from 0 to 1024")
         }
         return padding
+    }
+
+    /// `cutout:SIZE` or `cutout:SIZE:PADDING`'s numbers (padding 4 when not given).
+    private static func cutoutSizes(_ name: String) throws -> (size: Int, padding: Int) {
+        let parts = name.split(separator: ":", omittingEmptySubsequences: false).dropFirst().map { Int($0) }
+        guard (1...2).contains(parts.count), let size = parts[0], (0...4096).contains(size) else {
+            throw TransformError("augmentation \(name): write cutout:SIZE or cutout:SIZE:PADDING, SIZE a whole number of pixels from 0 to 4096")
+        }
+        let padding = parts.count == 2 ? parts[1] : 4
+        guard let padding, (0...1024).contains(padding) else {
+            throw TransformError("augmentation \(name): the padding must be a whole number of pixels from 0 to 1024")
+        }
+        return (size, padding)
+    }
+
+    /// The mean colour of up to `sampleSize` images spread evenly over `dataset`, rounded to whole levels.
+    static func meanColour(of dataset: ImageDataset, sampleSize: Int) throws -> [UInt8] {
+        let step = max(dataset.count / max(sampleSize, 1), 1)
+        var sums = [Double](repeating: 0, count: dataset.channels), count = 0.0
+        for index in stride(from: 0, to: dataset.count, by: step) {
+            let image = try dataset.image(at: index)
+            for (i, value) in image.pixels.enumerated() { sums[i % image.channels] += Double(value) }
+            count += Double(image.width * image.height)
+        }
+        return sums.map { UInt8(min(max(($0 / max(count, 1)).rounded(), 0), 255)) }
     }
 
     /// The augmentation called `name`, its colour components (for alexnet and vgg) computed from up to
@@ -575,6 +633,10 @@ extension Augmentation {
         case "alexnet": return .alexnet(try pca())
         case "vgg": return .vgg(colourShift: try pca())
         case "crop": return .crop(padding: 4)
+        case "cutout": return .cutout(padding: 4, size: 16, fill: try meanColour(of: dataset, sampleSize: sampleSize))
+        case _ where name.hasPrefix("cutout:"):
+            let (size, padding) = try cutoutSizes(name)
+            return .cutout(padding: padding, size: size, fill: try meanColour(of: dataset, sampleSize: sampleSize))
         default: return .crop(padding: try cropPadding(name))
         }
     }
