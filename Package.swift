@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -10,6 +10,11 @@ let package = Package(
         // The engine alone: layers, training and checkpoints, without protobuf, libpng or libjpeg.
         .library(name: "ClassicCNNEngine", targets: ["ClassicCNNEngine"]),
         .executable(name: "cnn", targets: ["cnn"]),
+    ],
+    traits: [
+        // `swift build -c release --traits MPI`: data-parallel training over Open MPI (Debian's libopenmpi-dev). The
+        // default build needs no MPI: without the trait, the MPI shim reports that MPI is not built in.
+        .trait(name: "MPI", description: "Data-parallel training over MPI (links Open MPI, found by pkg-config as ompi-c)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,6 +32,14 @@ let package = Package(
             name: "CCodecs",
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
         ),
+        // Open MPI's header and library (pkg-config ompi-c), and the C shim over them: MPI's handles are macros that
+        // Swift cannot import. Linked only with the trait MPI.
+        .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .target(
+            name: "CMPI",
+            dependencies: [.target(name: "COpenMPI", condition: .when(traits: ["MPI"]))],
+            cSettings: [.define("CNN_WITH_MPI", .when(traits: ["MPI"]))]
+        ),
         // Three layers with one-way dependencies, which the compiler checks (each sees only what it imports):
         // the engine (tensors, layers, model, losses, optimizers, schedules, the trainer, the in-memory data
         // pipeline and the checkpoints it resumes from); the model zoo over it; and the world's formats over it
@@ -39,12 +52,14 @@ let package = Package(
             dependencies: ["ClassicCNNEngine", "CCodecs", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Formats/ONNX/onnx.proto"]
         ),
+        // The engine's `Communicator` over MPI, for data-parallel training (functional with the trait MPI).
+        .target(name: "ClassicCNNMPI", dependencies: ["ClassicCNNEngine", "CMPI"]),
         // `import ClassicCNN` gives all three.
         .target(name: "ClassicCNN", dependencies: ["ClassicCNNEngine", "ClassicCNNZoo", "ClassicCNNIO"]),
         // The command-line tool: one file per subcommand.
         .executableTarget(
             name: "cnn",
-            dependencies: ["ClassicCNN", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ClassicCNN", "ClassicCNNMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Benchmarks, kept apart from the library.
         .executableTarget(name: "kernel-bench", dependencies: ["ClassicCNN", "ClassicCNNEngine", "CNNKernels"], path: "Benchmarks/KernelBench"),

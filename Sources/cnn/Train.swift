@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClassicCNN
+import ClassicCNNMPI
 import Foundation
 
 enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
@@ -78,6 +79,7 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var folder: ImageFolderOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup(title: "Data-parallel training (under mpirun, in a build with --traits MPI)") var distributed: DistributedOptions
 
     func validate() throws {
         if let recipe { do { _ = try Recipes.named(recipe) } catch { throw ValidationError("--recipe: \(error)") } }
@@ -237,6 +239,23 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        // Under mpirun: join the job; an error on any rank stops every rank with its message (MPI_Abort), while a
+        // stop that every rank agreed on (Ctrl-C, after the same step) ends the job normally.
+        let communicator = try distributed.joinIfLaunched()
+        do {
+            try train(communicator: communicator)
+        } catch let exit as ExitCode {
+            communicator?.finish()
+            throw exit
+        } catch {
+            if let communicator, communicator.size > 1 { communicator.fail("\(error)") }
+            throw error
+        }
+        communicator?.finish()
+    }
+
+    func train(communicator: MPICommunicator?) throws {
+        let isLeader = (communicator?.rank ?? 0) == 0
         runtime.apply()
         // Past the file-size limit (ulimit -f), a write should fail with EFBIG and be reported, not kill the process.
         signal(SIGXFSZ, SIG_IGN)
@@ -270,7 +289,8 @@ struct Train: ParsableCommand {
             EarlyStopping(monitor: earlyStoppingMonitor, patience: $0, minDelta: earlyStoppingMinDelta, restoreBestWeights: restoreBestWeights)
         }
         var chosen = try makeChosenOptimizer(recipe: recipe)
-        if let file = `init` { try initialize(network, from: file) }
+        // Under mpirun only rank 0 reads the weights: the trainer sends them to the other ranks.
+        if let file = `init`, isLeader { try initialize(network, from: file) }
         options.frozen = try frozenPrefixes(of: network)
         do { try network.freeze(options.frozen) } catch { throw ValidationError("\(error)") }
         let schedule: LearningRateSchedule
@@ -278,7 +298,7 @@ struct Train: ParsableCommand {
             throw CommandError(description: "--lr-schedule: \(error)")
         }
         options.learningRate = ScheduledLearningRate(schedule: schedule, baseRate: Double(chosen.learningRate), warmupEpochs: warmupEpochs)
-        if !resume && !overwrite {
+        if !resume && !overwrite && isLeader {
             try refuseAnotherRunsCheckpoints()
         }
         var resumed: TrainingState?
@@ -286,10 +306,13 @@ struct Train: ParsableCommand {
         var augmentation = augment ?? recipe?.augmentation ?? "none"
         if resume {
             let path = "\(checkpointDir)/last.safetensors"
-            guard FileManager.default.fileExists(atPath: path) else {
+            guard !isLeader || FileManager.default.fileExists(atPath: path) else {
                 throw CommandError(description: "--resume: \(path) does not exist (train without --resume first)")
             }
-            let run = try SavedRun(path: path)
+            // Under mpirun rank 0 reads the checkpoint and sends it to the others (only rank 0 needs the folder).
+            let readable = try communicator.map { try $0.shareFile(path) } ?? path
+            let run = try SavedRun(path: readable)
+            if readable != path { try? FileManager.default.removeItem(atPath: readable) }
             let (saved, info, state) = (run.model, run.info, run.state)
             guard saved.name == model else { throw CommandError(description: "\(path) holds a \(saved.name), not a \(model)") }
             let conflicts = resumeConflicts(state: state, info: info, saved: saved)
@@ -332,8 +355,12 @@ struct Train: ParsableCommand {
         }
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
         trainer.resumedTensors = resumedTensors
+        if let communicator, communicator.size > 1 {
+            trainer.communicator = communicator
+            trainer.bucketBytes = Int(distributed.bucketSizeMb * 1_048_576)
+        }
         let progress = ProgressBar(json: json)
-        let log = try logDir.map { directory in
+        let log = try (isLeader ? logDir : nil).map { directory in
             try TrainingLog(directory: directory, batchSize: options.batchSize) { [optimizer = trainer.optimizer] in Double(optimizer.learningRate) }
         }
         log?.onFailure = { printError("\nWarning: logging stopped: \($0). Training goes on and checkpoints are still saved.") }
@@ -342,21 +369,29 @@ struct Train: ParsableCommand {
         if !json {
             let validated = min(validationSet?.count ?? 0, options.validationSteps.map { $0 * options.batchSize } ?? .max)
             let frozenText = options.frozen.isEmpty ? "" : ", \(network.trainableParameterCount.grouped) of them trained"
+            var where_ = "\(Parallel.threads) threads"
+            if let communicator, communicator.size > 1 {
+                let (smallest, largest) = (options.batchSize / communicator.size, (options.batchSize + communicator.size - 1) / communicator.size)
+                where_ = "\(communicator.size) ranks x \(Parallel.threads) threads, each step's \(options.batchSize) images split "
+                    + (smallest == largest ? "\(smallest) per rank" : "\(smallest)-\(largest) per rank")
+            }
             print("Training \(model) (\(network.parameterCount.grouped) parameters\(frozenText)) on \(datasetName): \(trainingSet.count.grouped) images, "
-                  + "validating on \(validated.grouped); \(Parallel.threads) threads")
+                  + "validating on \(validated.grouped); \(where_)")
             if !network.auxiliaries.isEmpty {
                 print("The training loss includes the auxiliary heads' losses, weighted by "
                       + network.auxiliaries.map { String(format: "%g", $0.weight) }.joined(separator: ", ") + "; val_loss is the main head's alone")
             }
         }
-        let interruption = Interruption()
+        let interruption = Interruption(quiet: !isLeader)
         trainer.shouldStop = { interruption.requested }
         do {
             try withExtendedLifetime(observers) { _ = try trainer.fit(resumingFrom: resumed) }
         } catch let stopped as TrainingInterrupted {
             try? log?.close()
-            print("")
-            printError("Stopped: \(stopped). Continue with the same command and --resume.")
+            if isLeader {
+                print("")
+                printError("Stopped: \(stopped). Continue with the same command and --resume.")
+            }
             throw ExitCode(interruption.exitStatus)
         }
         do { try log?.close() } catch {
@@ -375,7 +410,8 @@ final class Interruption: @unchecked Sendable {
     private var first: Int32?
     private var sources: [DispatchSourceSignal] = []
 
-    init() {
+    /// `quiet`: say nothing on the first signal (the ranks of an MPI job other than rank 0, which speaks for them).
+    init(quiet: Bool = false) {
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -386,6 +422,7 @@ final class Interruption: @unchecked Sendable {
                 let second = self.count >= 2
                 self.lock.unlock()
                 if second { _exit(128 + number) }
+                if quiet { return }
                 let name = number == SIGINT ? "Ctrl-C" : "SIGTERM"
                 FileHandle.standardError.write(Data("\nStopping after this step (\(name); Ctrl-C again to quit at once)...\n".utf8))
             }

@@ -43,6 +43,9 @@ public final class Sequential: Layer {
     private let foldablePairs: [(convolution: Conv2D, norm: BatchNorm2D)]
     /// The child whose buffer holds the gradient that `backward` returned last.
     private var gradientHolder: (any Layer)?
+    /// Told after each child's backward pass, when the child's parameter gradients are final: data-parallel
+    /// training starts averaging them over the ranks while backward goes on (`GradientReducer`).
+    package var childBackwardFinished: ((any Layer) -> Void)?
 
     /// Whether each ReLU is fused into the layer before it (see `ReLU`); on by default. The values computed are the
     /// same either way; off, each ReLU keeps its own output and gradient, and a walk over the layers one at a time
@@ -125,6 +128,7 @@ public final class Sequential: Layer {
             } else {
                 dx = child.layer.backward(g)
             }
+            childBackwardFinished?(child.layer)
             if !dx.sharesStorage(with: g) {
                 holder?.releaseGradients()
                 holder = child.layer

@@ -9,6 +9,11 @@ public struct Batch {
     public let labels: UnsafeBufferPointer<Int32>
     /// Indices of the images in the dataset.
     public let indices: ArraySlice<Int>
+    /// The images of this step over all ranks (a loader with a `shard` gives one rank's part of each step's batch);
+    /// `labels.count` otherwise.
+    public var globalCount: Int
+    /// Where this rank's images start in the step's whole batch (0 without a shard).
+    public var globalOffset: Int
 }
 
 public final class BatchLoader: Sequence, IteratorProtocol {
@@ -16,8 +21,11 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     public let batchSize: Int
     public let inputSize: Int
     public let format: InputFormat
-    /// The order of this epoch's images.
+    /// The order of this epoch's images (this rank's, with a shard).
     public let order: [Int]
+    /// With a shard: the whole batch size of every step, over all ranks.
+    private let globalSizes: [Int]
+    private let shard: Shard?
     public var batchCount: Int { (order.count + batchSize - 1) / batchSize }
 
     /// A preallocated batch: images and labels written in place by the producer.
@@ -102,8 +110,12 @@ public final class BatchLoader: Sequence, IteratorProtocol {
     ///   - limit: at most this many images (nil: all).
     ///   - augmentation: applied to each image instead of the plain fitting (training only), drawing from a generator
     ///     seeded by (shuffleSeed, epoch, image index), so the same seed gives the same images, resumed or not.
+    ///   - shard: data-parallel training: this rank's part of every batch (`Shard.part(of:)` of its images). The
+    ///     epoch's order and batches are those of one process with `batchSize`; each rank takes its contiguous part
+    ///     of each batch, so the ranks read disjoint shares of the same seeded shuffle (as PyTorch's
+    ///     DistributedSampler). A last batch smaller than the number of ranks is left out, on every rank.
     public init(dataset: ImageDataset, batchSize: Int, inputSize: Int, format: InputFormat, shuffleSeed: UInt64?,
-                epoch: Int = 0, startBatch: Int = 0, limit: Int? = nil, augmentation: Augmentation? = nil) {
+                epoch: Int = 0, startBatch: Int = 0, limit: Int? = nil, augmentation: Augmentation? = nil, shard: Shard? = nil) {
         precondition(batchSize > 0 && inputSize > 0)
         self.dataset = dataset
         self.inputSize = inputSize
@@ -116,9 +128,25 @@ public final class BatchLoader: Sequence, IteratorProtocol {
             }
         }
         if let limit { order = Array(order.prefix(Swift.max(limit, 0))) }
-        self.order = order
         // Never more than the epoch holds: a batch size larger than the data allocates only what is needed.
-        self.batchSize = Swift.max(1, Swift.min(batchSize, order.count))
+        var localSize = Swift.max(1, Swift.min(batchSize, order.count))
+        var globalSizes: [Int] = []
+        if let shard, shard.size > 1 {
+            var local: [Int] = []
+            for start in Swift.stride(from: 0, to: order.count, by: localSize) {
+                let count = Swift.min(localSize, order.count - start)
+                guard count >= shard.size else { break }
+                let part = shard.part(of: count)
+                local += order[(start + part.offset) ..< (start + part.offset + part.count)]
+                globalSizes.append(count)
+            }
+            order = local
+            localSize = Swift.max(1, shard.part(of: localSize).count)
+        }
+        self.shard = shard
+        self.globalSizes = globalSizes
+        self.order = order
+        self.batchSize = localSize
         let count = (order.count + self.batchSize - 1) / self.batchSize
         firstBatch = Swift.min(Swift.max(startBatch, 0), count)
         nextToConsume = firstBatch
@@ -307,6 +335,11 @@ public final class BatchLoader: Sequence, IteratorProtocol {
         nextToConsume += 1
         let start = batch * batchSize, end = Swift.min(order.count, start + batchSize)
         let slot = BatchLoader.slot(shared, batch: batch, batchSize: batchSize, total: order.count)
-        return Batch(images: slot.images, labels: UnsafeBufferPointer(slot.labels), indices: order[start..<end])
+        var global = (count: end - start, offset: 0)
+        if let shard, batch < globalSizes.count {
+            global = (globalSizes[batch], shard.part(of: globalSizes[batch]).offset)
+        }
+        return Batch(images: slot.images, labels: UnsafeBufferPointer(slot.labels), indices: order[start..<end],
+                     globalCount: global.count, globalOffset: global.offset)
     }
 }

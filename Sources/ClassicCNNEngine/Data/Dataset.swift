@@ -58,6 +58,18 @@ public struct ImageDataset: Sendable {
 }
 
 extension ImageDataset {
+    /// Images `range` (a rank's part of a validation set in data-parallel training).
+    public func part(_ range: Range<Int>) -> ImageDataset {
+        let range = range.clamped(to: 0 ..< count)
+        if let source {
+            return ImageDataset(name: name, channels: channels, labels: Array(labels[range]), classNames: classNames,
+                                source: SelectedSource(base: source, indices: Array(range)))
+        }
+        return ImageDataset(name: name, channels: channels, height: height, width: width,
+                            pixels: Array(pixels[(range.lowerBound * imageSize) ..< (range.upperBound * imageSize)]),
+                            labels: Array(labels[range]), classNames: classNames)
+    }
+
     /// The images of `classes` only, relabelled 0, 1, ... in the order given (MNIST's digits 5-9 as a 5-class
     /// dataset, for a fine-tuning experiment). Class numbers outside the dataset's are an error.
     public func selecting(classes: [Int]) throws -> ImageDataset {

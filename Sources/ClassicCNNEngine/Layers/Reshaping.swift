@@ -29,6 +29,11 @@ public final class Dropout: Layer {
     private var seeds = [UInt64](repeating: 0, count: 16)
     public func releaseGradients() { Tensor.releaseGradient(&inputGradient) }
     private var wasTraining = false
+    /// In data-parallel training, where this rank's images sit in the step's whole batch (`Model.setBatchShard`):
+    /// the mask is drawn for the whole batch, as one process would draw it, and this rank uses its rows. Nil: the
+    /// input is the whole batch.
+    package var rowShard: (offset: Int, globalRows: Int)?
+    private var globalInput: Tensor?, globalMask: Tensor?, globalOutput: Tensor?
 
     public init(rate: Float) {
         precondition(rate >= 0 && rate < 1, "dropout rate must be in [0, 1)")
@@ -45,6 +50,18 @@ public final class Dropout: Layer {
         // 16 generators in lockstep (vector instructions), seeded from this layer's generator, whose four words
         // therefore still say all that a checkpoint needs. `Dropout.naiveMask` is the same in plain Swift.
         for lane in seeds.indices { seeds[lane] = rng.next() }
+        let rows = input.shape[0]
+        if let shard = rowShard, shard.globalRows != rows, rows > 0 {
+            let perRow = input.count / rows
+            var shape = input.shape
+            shape[0] = shard.globalRows
+            let x = Tensor.reuse(&globalInput, shape: shape), mask = Tensor.reuse(&globalMask, shape: shape)
+            let out = Tensor.reuse(&globalOutput, shape: shape)
+            cnn_dropout_forward(x.data, out.data, mask.data, x.count, 1 - rate, seeds)
+            m.data.update(from: mask.data + shard.offset * perRow, count: input.count)
+            cnn_multiply(input.data, m.data, y.data, input.count)
+            return y
+        }
         cnn_dropout_forward(input.data, y.data, m.data, input.count, 1 - rate, seeds)
         return y
     }

@@ -185,7 +185,9 @@ public final class Model {
         var loss = self.loss.evaluate(output: output, labels: labels, computeGradient: true)
         for auxiliary in auxiliaries { loss += auxiliary.evaluateLoss(labels: labels) }
         let correct = countCorrect(output, labels)
+        gradientReducer?.beginStep(localCount: labels.count, globalCount: batchShard?.globalRows ?? labels.count)
         _ = network.backward(self.loss.gradient)
+        gradientReducer?.finish()
         // A NaN or infinite gradient would poison every weight it touches: leave the weights as they are and say where.
         nonFiniteGradient = parameters.first { $0.parameter.isTrainable && !$0.parameter.gradient.isFinite }?.name
         if nonFiniteGradient == nil {
@@ -195,6 +197,20 @@ public final class Model {
             for (_, parameter) in parameters where parameter.isTrainable { parameter.markChanged() }
         }
         return (loss, correct)
+    }
+
+    /// In data-parallel training: averages the gradients over the ranks between backward and the optimizer's step.
+    package var gradientReducer: GradientReducer?
+    /// In data-parallel training, where this rank's images sit in the step's whole batch (nil: the batch is whole).
+    package private(set) var batchShard: (offset: Int, globalRows: Int)?
+    private lazy var dropoutLayers: [Dropout] = GradientReducer.executedLayers(of: network).compactMap { $0 as? Dropout }
+
+    /// Tells the model that the next training batch is rows `offset ..< offset + n` of a step of `globalRows` images
+    /// over all ranks: dropout draws its masks for the whole batch and keeps these rows, so that the ranks together
+    /// train as one process would. Nil: the batch is the whole step.
+    package func setBatchShard(_ shard: (offset: Int, globalRows: Int)?) {
+        batchShard = shard
+        for dropout in dropoutLayers { dropout.rowShard = shard }
     }
 
     /// After `trainStep`: the first parameter whose gradient held a NaN or an infinity, in which case the step left

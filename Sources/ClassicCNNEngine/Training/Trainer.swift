@@ -158,6 +158,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// The frozen layer paths.
     public var frozen: [String]?
     public var classWeights: [Float]?
+    /// The number of data-parallel ranks (nil: one process); a resumed run needs the same number.
+    public var ranks: Int?
     public init() {}
 
     /// The early stopping this state was saved with.
@@ -198,6 +200,18 @@ public final class Trainer {
     public var resumedTensors: [NamedTensor] = []
     /// The state `fit()` continues from when it is given none (`init(continuing:)`).
     var continuing: TrainingState?
+    /// Data-parallel training over these ranks (nil: one process). Each rank runs its own `Trainer` with the same
+    /// options and seed; the weights start as rank 0's, each step's batch is split over the ranks, the gradients are
+    /// averaged during backward, and validation is split and summed. Only rank 0 tells its observer and writes
+    /// checkpoints.
+    public var communicator: (any Communicator)?
+    /// The size of the gradient buckets summed over the ranks while backward runs (PyTorch DDP's bucket_cap_mb: 25 MB).
+    public var bucketBytes = 25 << 20
+    /// The gradient averaging of a data-parallel run (for benchmarks: bytes per step, buckets started during backward).
+    package private(set) var reducer: GradientReducer?
+    /// Whether this process writes checkpoints and reports progress: one process, or rank 0.
+    private var isLeader: Bool { (communicator?.rank ?? 0) == 0 }
+    private var ranks: Int { communicator?.size ?? 1 }
 
     public init(model: Model, optimizer: any Optimizer, trainingSet: ImageDataset, validationSet: ImageDataset?,
                 options: TrainingOptions) {
@@ -260,6 +274,9 @@ public final class Trainer {
                 throw TrainingError(description: "the checkpoint was trained with batch size \(resumed.batchSize), seed \(resumed.seed) and "
                     + "\(resumed.stepsPerEpoch.map { "\($0) steps per epoch" } ?? "whole epochs"); resume with the same")
             }
+            guard (resumed.ranks ?? 1) == ranks else {
+                throw TrainingError(description: "the checkpoint was trained on \(resumed.ranks ?? 1) rank(s); resume it on the same number, not \(ranks)")
+            }
             try model.restoreRandomStates(resumed.randomStates)
             let (schedule, base, warmup) = (state.schedule, state.baseLearningRate, state.warmupEpochs)
             state = resumed
@@ -293,15 +310,38 @@ public final class Trainer {
                 state.earlyStopping = nil
             }
         }
-        if let directory = options.checkpointDirectory {
+        state.ranks = ranks > 1 ? ranks : nil
+        var folderProblem: String?
+        if let directory = options.checkpointDirectory, isLeader {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-                throw TrainingError(description: "\(directory): cannot create the checkpoint folder (\(error.localizedDescription))")
+                folderProblem = "\(directory): cannot create the checkpoint folder (\(error.localizedDescription))"
             }
             // Find out now, not after the first epoch, that checkpoints cannot be written there.
-            if let problem = Checkpoint.writeProblem(in: directory) {
-                throw TrainingError(description: "\(directory): checkpoints cannot be written in this folder (\(problem))")
+            if folderProblem == nil, let problem = Checkpoint.writeProblem(in: directory) {
+                folderProblem = "\(directory): checkpoints cannot be written in this folder (\(problem))"
             }
-            Checkpoint.removeAbandonedTemporaryFiles(in: directory)
+            if folderProblem == nil { Checkpoint.removeAbandonedTemporaryFiles(in: directory) }
+        }
+        if let communicator, communicator.size > 1 {
+            // Every rank learns of rank 0's problem with the folder and stops with it, rather than waiting for rank 0.
+            var flag = [folderProblem == nil ? 0.0 : 1.0]
+            communicator.sum(&flag, what: "the check of the checkpoint folder")
+            if flag[0] > 0 {
+                throw TrainingError(description: folderProblem ?? "rank 0 cannot write checkpoints in \(options.checkpointDirectory ?? "")")
+            }
+            // The same weights everywhere (they are, from the same seed or checkpoint; this makes sure of it).
+            for (name, parameter) in model.parameters { communicator.broadcast(parameter.value, what: "\(name) from rank 0") }
+            for (_, parameter) in model.parameters { parameter.markChanged() }
+            reducer?.detach(from: model)
+            reducer = GradientReducer(model: model, communicator: communicator, bucketBytes: bucketBytes)
+            model.gradientReducer = reducer
+        } else if let folderProblem {
+            throw TrainingError(description: folderProblem)
+        }
+        defer {
+            reducer?.detach(from: model)
+            model.gradientReducer = nil
+            model.setBatchShard(nil)
         }
         var results: [EpochResult] = []
         // A run that early stopping ended stays ended.
@@ -354,7 +394,7 @@ public final class Trainer {
         }
         let loader = BatchLoader(dataset: trainingSet, batchSize: options.batchSize, inputSize: model.configuration.inputSize,
                                  format: model.inputFormat, shuffleSeed: options.seed, epoch: epoch, startBatch: startBatch, limit: limit,
-                                 augmentation: options.augmentation)
+                                 augmentation: options.augmentation, shard: communicator.map { Shard(rank: $0.rank, size: $0.size) })
         defer { loader.stop() }
         observer?.epochStarted(epoch, of: options.epochs, steps: loader.batchCount)
         let start = Date()
@@ -367,7 +407,18 @@ public final class Trainer {
                 let position = SchedulePosition(epoch: epoch - 1, step: step, stepsPerEpoch: loader.batchCount, epochs: options.epochs)
                 optimizer.learningRate = Float(rate.rate(at: position, plateau: state.plateau))
             }
-            let (loss, right) = model.trainStep(batch: batch.images, labels: batch.labels, optimizer: optimizer)
+            if ranks > 1 { model.setBatchShard((batch.globalOffset, batch.globalCount)) }
+            var (loss, right) = model.trainStep(batch: batch.images, labels: batch.labels, optimizer: optimizer)
+            var count = batch.labels.count
+            var stopRequested = step + 1 < loader.batchCount && shouldStop?() == true
+            if let communicator, ranks > 1 {
+                // The step's figures over all ranks, and whether any rank was asked to stop: every rank stops after the
+                // same step.
+                var figures = [Double(loss), Double(right), Double(count), stopRequested ? 1 : 0]
+                communicator.sum(&figures, what: "the loss of step \(step + 1)")
+                loss = Float(figures[0])
+                (right, count, stopRequested) = (Int(figures[1]), Int(figures[2]), figures[3] > 0)
+            }
             if model.nonFiniteGradient == nil, loss.isFinite { average?.update(from: model) }
             guard loss.isFinite else {
                 let layer = model.firstNonFiniteLayer(for: batch.images).map { "; first non-finite: \($0)" } ?? ""
@@ -382,16 +433,20 @@ public final class Trainer {
             step += 1
             lossSum += Double(loss)
             correct += right
-            seen += batch.labels.count
-            observer?.stepFinished(step: step, of: loader.batchCount, loss: lossSum / Double(seen),
-                                   accuracy: Double(correct) / Double(seen), elapsed: Date().timeIntervalSince(start))
-            if step < loader.batchCount, shouldStop?() == true {
+            seen += count
+            if isLeader {
+                observer?.stepFinished(step: step, of: loader.batchCount, loss: lossSum / Double(seen),
+                                       accuracy: Double(correct) / Double(seen), elapsed: Date().timeIntervalSince(start))
+            }
+            if stopRequested {
                 (state.epoch, state.nextBatch, state.lossSum, state.correct, state.seen) = (epoch, step, lossSum, correct, seen)
                 state.randomStates = model.randomStates
                 var saved: String?
                 if let directory = options.checkpointDirectory {
                     saved = "\(directory)/last.safetensors"
-                    try Checkpoint.save(model: model, optimizer: optimizer, info: checkpointInfo(epoch: epoch - 1, metrics: [:]), to: saved!)
+                    if isLeader {
+                        try Checkpoint.save(model: model, optimizer: optimizer, info: checkpointInfo(epoch: epoch - 1, metrics: [:]), to: saved!)
+                    }
                 }
                 throw TrainingInterrupted(epoch: epoch, step: step, checkpoint: saved)
             }
@@ -408,16 +463,32 @@ public final class Trainer {
             let limit = options.validationSteps.map { $0 > validationSet.count / batchSize ? validationSet.count : $0 * batchSize }
             // With a moving average, validation (and so the best checkpoint) is the averaged weights'.
             let progress: (Int, Int) -> Void = { [weak observer] step, steps in observer?.validationStepFinished(step: step, of: steps) }
+            synchronizeBuffers()
+            let communicator = ranks > 1 ? self.communicator : nil
             let report = try average.map { average in
                 try average.withAveragedWeights(in: model) {
-                    try Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit, progress: progress)
+                    try Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit, progress: progress,
+                                       communicator: communicator)
                 }
-            } ?? Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit, progress: progress)
+            } ?? Evaluation.run(model: model, dataset: validationSet, batchSize: batchSize, limit: limit, progress: progress,
+                                communicator: communicator)
             result.validationLoss = report.loss
             result.validationAccuracy = report.accuracy
         }
         if let memory = ResidentMemory.current() { (result.residentBytes, result.peakResidentBytes) = (memory.resident, memory.peak) }
         return result
+    }
+
+    /// Data-parallel: rank 0's batch-norm running statistics (each rank's follow its own images, as in PyTorch DDP,
+    /// which broadcasts rank 0's buffers) and moving averages on every rank, so that every rank validates the model
+    /// that rank 0 saves.
+    private func synchronizeBuffers() {
+        guard let communicator, communicator.size > 1 else { return }
+        for (name, parameter) in model.parameters where !parameter.isTrainable {
+            communicator.broadcast(parameter.value, what: "\(name) from rank 0")
+            parameter.markChanged()
+        }
+        for (name, tensor) in average?.averages ?? [] { communicator.broadcast(tensor, what: "the moving average of \(name)") }
     }
 
     private func checkpointInfo(epoch: Int, metrics: [String: Double]) -> CheckpointInfo {
@@ -446,7 +517,7 @@ public final class Trainer {
         let improved = score < (state.bestScore ?? .infinity)
         if improved { state.bestScore = score }
         state.randomStates = model.randomStates
-        guard let directory = options.checkpointDirectory else { return }
+        guard let directory = options.checkpointDirectory, isLeader else { return }
         // Weights that are no longer numbers never reach a checkpoint (they can appear without a non-finite loss, for
         // example when only the validation pass overflows).
         if let parameter = model.firstNonFiniteParameter {
@@ -486,6 +557,24 @@ public enum Evaluation {
         guard dataset.channels == model.configuration.inputChannels else {
             throw TrainingError(description: "\(model.name) takes \(model.configuration.inputChannels)-channel images, \(dataset.name) has \(dataset.channels)")
         }
+    }
+
+    /// Data-parallel: each rank evaluates its contiguous part of the (first `limit`) images, and the losses and
+    /// confusion matrices are summed over the ranks, so every rank gets the report of the whole set.
+    public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil,
+                           progress: ((_ batches: Int, _ of: Int) -> Void)? = nil, communicator: (any Communicator)?) throws -> EvaluationReport {
+        guard let communicator, communicator.size > 1 else {
+            return try run(model: model, dataset: dataset, batchSize: batchSize, limit: limit, progress: progress)
+        }
+        let count = Swift.min(limit ?? dataset.count, dataset.count)
+        let part = Shard(rank: communicator.rank, size: communicator.size).part(of: count)
+        let mine = try run(model: model, dataset: dataset.part(part.offset ..< part.offset + part.count), batchSize: batchSize,
+                           progress: progress)
+        let classes = mine.confusionMatrix.count
+        var sums = [mine.loss * Double(mine.count), Double(mine.count)] + mine.confusionMatrix.joined().map(Double.init)
+        communicator.sum(&sums, what: "the validation figures")
+        let confusion = (0..<classes).map { row in (0..<classes).map { Int(sums[2 + row * classes + $0]) } }
+        return report(lossSum: sums[0], count: Int(sums[1]), confusion: confusion, dataset: dataset)
     }
 
     /// `progress` is told after each batch how many of how many are done.
