@@ -18,13 +18,16 @@ struct Compare: ParsableCommand {
     @Option(help: "The largest relative difference allowed (0: bit for bit).") var tolerance: Double = 0
     @Flag(help: "Hold the optimizer's state and the other bookkeeping to --tolerance too.") var all = false
     @Option(help: "Print the N tensors that differ most.") var top = 5
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Leave out tensors whose names contain any of these (e.g. bias: the biases "
+        + "of convolutions before a batch norm have no gradient but rounding noise).", valueName: "text"))
+    var skip: [String] = []
 
     func run() throws {
         let a = try SafeTensors.read(path: first).tensors, b = try SafeTensors.read(path: second).tensors
         let byName = Dictionary(b.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
         var rows: [(name: String, relative: Double, bitwise: Bool)] = []
         var problems: [String] = []
-        for tensor in a {
+        for tensor in a where !skip.contains(where: { tensor.name.contains($0) }) {
             guard let other = byName[tensor.name] else { problems.append("\(tensor.name) is only in \(first)"); continue }
             guard other.shape == tensor.shape else {
                 problems.append("\(tensor.name) has shape \(tensor.shape) in \(first), \(other.shape) in \(second)")
@@ -40,7 +43,7 @@ struct Compare: ParsableCommand {
             rows.append((tensor.name, bitwise ? 0 : (relative.isNaN ? .infinity : relative), bitwise))
         }
         let names = Set(a.map(\.name))
-        problems += b.filter { !names.contains($0.name) }.map { "\($0.name) is only in \(second)" }
+        problems += b.filter { !names.contains($0.name) && !skip.contains(where: $0.name.contains) }.map { "\($0.name) is only in \(second)" }
         let isState: (String) -> Bool = { $0.hasPrefix("optimizer.") || $0.hasPrefix("ema.") || $0.hasPrefix("best.") }
         let weights = rows.filter { !isState($0.name) }, state = rows.filter { isState($0.name) }
         func line(_ label: String, _ group: [(name: String, relative: Double, bitwise: Bool)]) {

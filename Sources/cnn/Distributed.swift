@@ -11,6 +11,10 @@ struct DistributedOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Under mpirun: stop every rank, saying what it waited for, when a collective has not completed after "
         + "this many seconds (a rank died or hangs).", valueName: "seconds"))
     var mpiTimeout: Double = 300
+    @Flag(help: "Under mpirun: batch norm's statistics over the whole step's batch on all ranks (PyTorch's SyncBatchNorm), not each rank's own images.")
+    var syncBatchNorm = false
+    @Flag(help: "Under mpirun: start the gradients' sums only after backward (to measure what overlapping them saves).")
+    var noOverlap = false
 
     func validate() throws {
         guard bucketSizeMb > 0 && bucketSizeMb.isFinite else { throw ValidationError("--bucket-size-mb must be positive, got \(bucketSizeMb)") }

@@ -353,11 +353,17 @@ struct Train: ParsableCommand {
             }
             if !json { print("Class weights: " + options.classWeights!.map { String(format: "%.3g", $0) }.joined(separator: ", ")) }
         }
+        if !resume {
+            options.synchronizesBatchNorm = distributed.syncBatchNorm
+        } else if distributed.syncBatchNorm && !options.synchronizesBatchNorm {
+            throw ValidationError("--resume continues the run as it was, which was trained without --sync-batch-norm")
+        }
         let trainer = Trainer(model: network, optimizer: chosen, trainingSet: trainingSet, validationSet: validationSet, options: options)
         trainer.resumedTensors = resumedTensors
         if let communicator, communicator.size > 1 {
             trainer.communicator = communicator
             trainer.bucketBytes = Int(distributed.bucketSizeMb * 1_048_576)
+            trainer.overlapsCommunication = !distributed.noOverlap
         }
         let progress = ProgressBar(json: json)
         let log = try (isLeader ? logDir : nil).map { directory in
@@ -383,6 +389,11 @@ struct Train: ParsableCommand {
             }
         }
         let interruption = Interruption(quiet: !isLeader)
+        trainer.onStart = { [json] trainer in
+            guard !json, let allreduce = trainer.allreduce else { return }
+            print("Gradient allreduce: \(String(format: "%.2f", Double(allreduce.bytesPerStep) / 1_048_576)) MB per step in \(allreduce.buckets) "
+                  + "bucket(s) of up to \(String(format: "%g", distributed.bucketSizeMb)) MB; alone it takes \(String(format: "%.1f", allreduce.secondsAlone * 1000)) ms")
+        }
         trainer.shouldStop = { interruption.requested }
         do {
             try withExtendedLifetime(observers) { _ = try trainer.fit(resumingFrom: resumed) }
@@ -516,6 +527,9 @@ final class ProgressBar: TrainingObserver {
         }
         if let rate = result.learningRate { details.append("lr: \(String(format: "%.3g", rate))") }
         details += ["\(String(format: "%.1f", result.seconds))s", "\(Int(result.imagesPerSecond).grouped) img/s"]
+        if let waited = result.allreduceWaitSeconds {
+            details.append("allreduce wait \(String(format: "%.2f", waited))s (\(String(format: "%.1f", 100 * waited / max(result.seconds, 1e-9)))%)")
+        }
         if let peak = result.peakResidentBytes { details.append("peak memory \(peak >> 20) MB") }
         // On a terminal the line is redrawn over the progress line; what does not fit goes on lines of its own.
         let clear = interactive ? "\r" + String(repeating: " ", count: min(line.count + 24, (columns ?? 80) - 1)) + "\r" : ""

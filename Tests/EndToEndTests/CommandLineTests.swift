@@ -354,6 +354,36 @@ struct CommandLineTests {
 
     /// `cnn export` writes an ONNX file from a state dict (the library's ONNXTests run such files in ONNX Runtime),
     /// and a file it cannot write is reported by name with nothing left behind.
+    /// `cnn compare`: the largest relative difference per tensor, 0 for the same file, exit 1 beyond --tolerance or when
+    /// a tensor is missing.
+    @Test func compareTellsHowFarTwoFilesAre() throws {
+        let directory = scratch("compare")
+        try safetensors([("a.weight", [2, 2], [1, -2, 3, 4]), ("optimizer.a.weight.momentum", [2, 2], [0, 0, 0, 1])], at: directory + "/one.safetensors")
+        try safetensors([("a.weight", [2, 2], [1, -2, 3, 4.0004]), ("optimizer.a.weight.momentum", [2, 2], [0, 0, 0, 2])],
+                        at: directory + "/two.safetensors")
+        try safetensors([("a.weight", [2, 2], [1, -2, 3, 4])], at: directory + "/short.safetensors")
+        let same = try cnn(["compare", directory + "/one.safetensors", directory + "/one.safetensors", "--all"])
+        #expect(same.status == 0 && same.output.contains("weights: 1 tensors, 1 bit for bit"), "\(same.output) \(same.error)")
+        let close = try cnn(["compare", directory + "/one.safetensors", directory + "/two.safetensors", "--tolerance", "1e-3"])
+        #expect(close.status == 0 && close.output.contains("0.0001 (a.weight)") && close.output.contains("difference 1 (optimizer.a.weight.momentum)"),
+                "\(close.output) \(close.error)")
+        expectCleanFailure(try cnn(["compare", directory + "/one.safetensors", directory + "/two.safetensors", "--tolerance", "1e-3", "--all"]),
+                           naming: "two.safetensors")
+        expectCleanFailure(try cnn(["compare", directory + "/one.safetensors", directory + "/two.safetensors"]), naming: "0.0001 > 0.0")
+        let missing = try cnn(["compare", directory + "/one.safetensors", directory + "/short.safetensors", "--tolerance", "1"])
+        expectCleanFailure(missing, naming: "optimizer.a.weight.momentum is only in")
+        expectCleanFailure(try cnn(["compare", directory + "/one.safetensors", directory + "/nothing.safetensors"]), naming: "nothing.safetensors")
+    }
+
+    /// Started by mpirun (its variables set) but built without the trait MPI: a clear refusal, not a lone run.
+    @Test func trainUnderMPIWithoutTheTraitSaysHowToBuild() throws {
+        let directory = scratch("mpi-refusal")
+        let run = try cnn(["train", "lenet5", "--steps-per-epoch", "1", "--epochs", "1", "--checkpoint-dir", directory + "/c"],
+                          environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"])
+        expectCleanFailure(run, naming: "--traits MPI")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/c"))
+    }
+
     @Test func exportWritesAnONNXFile() throws {
         let directory = scratch("export")
         let shapes: [(String, [Int])] = [("conv1.weight", [6, 1, 5, 5]), ("conv1.bias", [6]), ("conv2.weight", [16, 6, 5, 5]),

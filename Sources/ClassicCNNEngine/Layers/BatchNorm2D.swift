@@ -44,6 +44,12 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
     /// derivative too (see `ReLUFusing`).
     package var fusesReLU = false
     let appliesReLUDerivative = true
+    /// Data-parallel training with synchronized batch norm (`TrainingOptions.synchronizesBatchNorm`): the batch's
+    /// statistics, and in backward the sums through them, are those of the whole step's batch over all ranks (as
+    /// PyTorch's SyncBatchNorm), so the ranks together train as one process would. Nil: this rank's own images.
+    package var synchronizer: (any Communicator)?
+    /// With a synchronizer: this rank's share of the step's values per channel, from the last forward.
+    private var share = 1.0, globalValues = 0
     /// Whether the convolution before this layer applies it at inference (`Sequential.foldsBatchNorm`): an inference
     /// forward then passes its input through.
     package var isFolded = false
@@ -133,6 +139,44 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
             precondition(m > 1, "BatchNorm2D needs more than one value per channel in training, got \(input.shape.shapeText())")
         }
         let epsilon = self.epsilon, momentum = self.momentum, relu: Int32 = fusesReLU ? 1 : 0
+        if training, let synchronizer {
+            // The whole step's statistics: each rank's sums of x and x^2 per channel (in double), summed over the ranks.
+            var sums = [Double](repeating: 0, count: 2 * c + 1)
+            sums.withUnsafeMutableBufferPointer { buffer in
+                let s = buffer.baseAddress!
+                Parallel.forEachSlice(c, grain: max(1, (1 << 15) / max(m, 1))) { range in
+                    for ch in range {
+                        var batchMean = 0.0, variance = 0.0
+                        cnn_channel_moments(x, Int32(n), Int32(c), Int32(p), Int32(ch), &batchMean, &variance)
+                        s[ch] = batchMean * Double(m)
+                        s[c + ch] = (variance + batchMean * batchMean) * Double(m)
+                    }
+                }
+            }
+            sums[2 * c] = Double(m)
+            synchronizer.sum(&sums, what: "the batch statistics of a batch norm")
+            let total = sums[2 * c]
+            (share, globalValues) = (Double(m) / total, Int(total))
+            for ch in 0..<c {
+                let globalMean = sums[ch] / total, variance = max(sums[c + ch] / total - globalMean * globalMean, 0)
+                mean[ch] = Float(globalMean)
+                inverseDeviation[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
+                runMean[ch] = (1 - momentum) * runMean[ch] + momentum * Float(globalMean)
+                runVar[ch] = (1 - momentum) * runVar[ch] + momentum * Float(variance * total / max(total - 1, 1))
+            }
+            mean.withUnsafeBufferPointer { mu in
+                inverseDeviation.withUnsafeBufferPointer { inv in
+                    Parallel.forEachSlice(c, grain: max(1, (1 << 15) / max(m, 1))) { range in
+                        for ch in range {
+                            let a = (gamma?[ch] ?? 1) * inv[ch]
+                            cnn_channel_affine(x, out, Int32(n), Int32(c), Int32(p), Int32(ch), a, (beta?[ch] ?? 0) - mu[ch] * a, relu)
+                        }
+                    }
+                }
+            }
+            return y
+        }
+        share = 1
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverseDeviation.withUnsafeMutableBufferPointer { inverseBuffer in
                 let mu = meanBuffer.baseAddress!, inv = inverseBuffer.baseAddress!
@@ -175,6 +219,46 @@ public final class BatchNorm2D: Layer, Initializable, ReLUFusing {
         let batch = usedBatchStatistics
         // With the ReLU fused, dy is masked by the rectified output first (its derivative).
         let rectified = fusesReLU ? output?.data : nil
+        if batch, let synchronizer {
+            // This rank's dy is the gradient of its own images' mean loss; weighted by its share it is in the units of
+            // the whole batch's mean loss, in which the ranks' sums add up. Its own gradients (gamma, beta) stay local:
+            // the gradient averaging weights them the same way.
+            var sums = [Double](repeating: 0, count: 2 * c)
+            sums.withUnsafeMutableBufferPointer { buffer in
+                let s = buffer.baseAddress!
+                mean.withUnsafeBufferPointer { mu in
+                    inverseDeviation.withUnsafeBufferPointer { inv in
+                        Parallel.forEachSlice(c, grain: max(1, (1 << 15) / max(m, 1))) { range in
+                            for ch in range {
+                                var sumDY = 0.0, sumDYXhat = 0.0
+                                cnn_bn_gradient_sums(x, dy, rectified, Int32(n), Int32(c), Int32(p), Int32(ch), mu[ch], inv[ch], &sumDY, &sumDYXhat)
+                                gammaGradient?[ch] += Float(sumDYXhat)
+                                betaGradient?[ch] += Float(sumDY)
+                                s[ch] = sumDY
+                                s[c + ch] = sumDYXhat
+                            }
+                        }
+                    }
+                }
+            }
+            let share = self.share
+            for i in sums.indices { sums[i] *= share }
+            synchronizer.sum(&sums, what: "the gradient sums of a batch norm")
+            // Back in this rank's units: the whole batch's means divided by the share.
+            let scale = 1 / (Double(globalValues) * share)
+            mean.withUnsafeBufferPointer { mu in
+                inverseDeviation.withUnsafeBufferPointer { inv in
+                    Parallel.forEachSlice(c, grain: max(1, (1 << 15) / max(m, 1))) { range in
+                        for ch in range {
+                            let a = (gamma?[ch] ?? 1) * inv[ch]
+                            cnn_bn_input_gradient(x, dy, rectified, d, Int32(n), Int32(c), Int32(p), Int32(ch), mu[ch], inv[ch], a,
+                                                  Float(sums[ch] * scale), Float(sums[c + ch] * scale))
+                        }
+                    }
+                }
+            }
+            return dx
+        }
         mean.withUnsafeBufferPointer { meanBuffer in
             inverseDeviation.withUnsafeBufferPointer { inverseBuffer in
                 let mu = meanBuffer.baseAddress!, inv = inverseBuffer.baseAddress!

@@ -58,7 +58,7 @@ package final class GradientReducer {
     let communicator: any Communicator
     let parameters: [Parameter]
     /// Buckets of parameter indices, in the order they are expected to be finished.
-    let buckets: [[Int]]
+    package let buckets: [[Int]]
     private let bucketOf: [Int]
     private let offsets: [Int]
     private var storage: [Tensor]
@@ -74,6 +74,8 @@ package final class GradientReducer {
     /// in `finish`.
     package private(set) var startedEarly = 0
     package private(set) var waitSeconds = 0.0
+    /// Whether sums start during backward (the default); false waits for backward to end, for measuring the overlap.
+    package var startsDuringBackward = true
     /// The bytes one step sums over the ranks.
     package var bytesPerStep: Int { parameters.reduce(0) { $0 + $1.count } * MemoryLayout<Float>.stride }
 
@@ -116,6 +118,21 @@ package final class GradientReducer {
         }
     }
 
+    /// Seconds one step's sums take with nothing else running: every bucket started, then all waited for (median of
+    /// `repeats`). Set against `waitSeconds`, it tells how much of the communication backward hid.
+    package func timeAlone(repeats: Int = 5) -> Double {
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let begun = clock.now
+            let started = buckets.indices.map { communicator.startSum(storage[$0].data, count: storage[$0].count, what: "the timing of the gradients' sum") }
+            for request in started { communicator.wait(request) }
+            let took = clock.now - begun
+            times.append(Double(took.components.seconds) + Double(took.components.attoseconds) * 1e-18)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
     /// Removes the hooks from the model's containers.
     package func detach(from model: Model) {
         for case let sequential as Sequential in Self.executedLayers(of: model.network) { sequential.childBackwardFinished = nil }
@@ -144,7 +161,7 @@ package final class GradientReducer {
 
     /// A layer's backward pass is done: its parameters' gradients are final.
     func layerFinished(_ layer: any Layer) {
-        guard let below = parametersBelow[ObjectIdentifier(layer)] else { return }
+        guard startsDuringBackward, let below = parametersBelow[ObjectIdentifier(layer)] else { return }
         for index in below where !ready[index] {
             ready[index] = true
             let b = bucketOf[index]

@@ -51,6 +51,7 @@ public struct SavedRun {
         options.earlyStopping = state.earlyStoppingSettings
         options.frozen = state.frozen ?? []
         options.classWeights = state.classWeights
+        options.synchronizesBatchNorm = state.synchronizesBatchNorm ?? false
         // The schedule goes on as it was (checkpoints from before schedules ran at a constant rate).
         do {
             options.learningRate = ScheduledLearningRate(

@@ -30,6 +30,9 @@ public struct TrainingOptions: Sendable {
     /// Per-class weights of the training loss (Keras's `class_weight`; `SoftmaxCrossEntropy.balancedWeights` for an
     /// imbalanced folder). Nil: unweighted.
     public var classWeights: [Float]?
+    /// Data-parallel: batch norm computes its statistics over the whole step's batch on all ranks (PyTorch's
+    /// SyncBatchNorm) instead of each rank's own images (DDP's default).
+    public var synchronizesBatchNorm = false
 
     /// Options as Keras's `fit` takes them: everything has a default, so `TrainingOptions(epochs: 10, batchSize: 128)`
     /// says only what differs.
@@ -69,6 +72,9 @@ public struct EpochResult: Codable, Sendable {
     public var peakResidentBytes: Int?
     /// The learning rate of the epoch's last step.
     public var learningRate: Double?
+    /// Data-parallel: the seconds this rank spent after backward waiting for the gradients' sums (the communication
+    /// that backward did not hide), over the epoch's steps.
+    public var allreduceWaitSeconds: Double?
 
     public init(epoch: Int, loss: Double, accuracy: Double, validationLoss: Double? = nil, validationAccuracy: Double? = nil,
                 seconds: Double, imagesPerSecond: Double, steps: Int, residentBytes: Int? = nil, peakResidentBytes: Int? = nil,
@@ -83,6 +89,7 @@ public struct EpochResult: Codable, Sendable {
         case epoch, loss, accuracy, seconds, steps
         case validationLoss = "val_loss", validationAccuracy = "val_accuracy", imagesPerSecond = "images_per_second"
         case residentBytes = "resident_bytes", peakResidentBytes = "peak_resident_bytes", learningRate = "lr"
+        case allreduceWaitSeconds = "allreduce_wait_seconds"
     }
 
     var metrics: [String: Double] {
@@ -160,6 +167,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var classWeights: [Float]?
     /// The number of data-parallel ranks (nil: one process); a resumed run needs the same number.
     public var ranks: Int?
+    /// Whether batch norm's statistics were those of the whole step over the ranks (nil: no).
+    public var synchronizesBatchNorm: Bool?
     public init() {}
 
     /// The early stopping this state was saved with.
@@ -190,6 +199,8 @@ public final class Trainer {
     public weak var observer: (any TrainingObserver)?
     /// Asked after every step; when it returns true the run saves `last.safetensors` and throws `TrainingInterrupted`.
     public var shouldStop: (() -> Bool)?
+    /// Called once `fit` has set the run up, before the first step (a data-parallel run has measured `allreduce`).
+    public var onStart: ((Trainer) -> Void)?
     /// Where the run is.
     public private(set) var state = TrainingState()
     /// The moving average of the weights, when `options.averageDecay` asks for one.
@@ -207,8 +218,14 @@ public final class Trainer {
     public var communicator: (any Communicator)?
     /// The size of the gradient buckets summed over the ranks while backward runs (PyTorch DDP's bucket_cap_mb: 25 MB).
     public var bucketBytes = 25 << 20
+    /// Whether the gradients' sums start during backward (as DDP); false starts them all after it, to measure what
+    /// the overlap saves.
+    public var overlapsCommunication = true
     /// The gradient averaging of a data-parallel run (for benchmarks: bytes per step, buckets started during backward).
     package private(set) var reducer: GradientReducer?
+    /// Data-parallel: the bytes each step sums over the ranks, its buckets, and the seconds the sums take with
+    /// nothing else running (measured once when `fit` starts).
+    public private(set) var allreduce: (bytesPerStep: Int, buckets: Int, secondsAlone: Double)?
     /// Whether this process writes checkpoints and reports progress: one process, or rank 0.
     private var isLeader: Bool { (communicator?.rank ?? 0) == 0 }
     private var ranks: Int { communicator?.size ?? 1 }
@@ -311,6 +328,7 @@ public final class Trainer {
             }
         }
         state.ranks = ranks > 1 ? ranks : nil
+        state.synchronizesBatchNorm = ranks > 1 && options.synchronizesBatchNorm ? true : nil
         var folderProblem: String?
         if let directory = options.checkpointDirectory, isLeader {
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
@@ -333,16 +351,24 @@ public final class Trainer {
             for (name, parameter) in model.parameters { communicator.broadcast(parameter.value, what: "\(name) from rank 0") }
             for (_, parameter) in model.parameters { parameter.markChanged() }
             reducer?.detach(from: model)
-            reducer = GradientReducer(model: model, communicator: communicator, bucketBytes: bucketBytes)
+            let reducer = GradientReducer(model: model, communicator: communicator, bucketBytes: bucketBytes)
+            self.reducer = reducer
+            reducer.startsDuringBackward = overlapsCommunication
             model.gradientReducer = reducer
+            if options.synchronizesBatchNorm {
+                for case let norm as BatchNorm2D in GradientReducer.executedLayers(of: model.network) { norm.synchronizer = communicator }
+            }
+            allreduce = (reducer.bytesPerStep, reducer.buckets.count, reducer.timeAlone())
         } else if let folderProblem {
             throw TrainingError(description: folderProblem)
         }
         defer {
+            for case let norm as BatchNorm2D in GradientReducer.executedLayers(of: model.network) { norm.synchronizer = nil }
             reducer?.detach(from: model)
             model.gradientReducer = nil
             model.setBatchShard(nil)
         }
+        onStart?(self)
         var results: [EpochResult] = []
         // A run that early stopping ended stays ended.
         if state.earlyStopping?.stoppedEpoch != nil { return results }
@@ -402,6 +428,7 @@ public final class Trainer {
         var lossSum = 0.0, correct = 0, seen = 0, step = startBatch
         if startBatch > 0 { (lossSum, correct, seen) = (state.lossSum, state.correct, state.seen) }
         let seenBefore = seen
+        var waited = 0.0
         while let batch = loader.next() {
             if let rate = options.learningRate {
                 let position = SchedulePosition(epoch: epoch - 1, step: step, stepsPerEpoch: loader.batchCount, epochs: options.epochs)
@@ -410,6 +437,7 @@ public final class Trainer {
             if ranks > 1 { model.setBatchShard((batch.globalOffset, batch.globalCount)) }
             var (loss, right) = model.trainStep(batch: batch.images, labels: batch.labels, optimizer: optimizer)
             var count = batch.labels.count
+            if let reducer { waited += reducer.waitSeconds }
             var stopRequested = step + 1 < loader.batchCount && shouldStop?() == true
             if let communicator, ranks > 1 {
                 // The step's figures over all ranks, and whether any rank was asked to stop: every rank stops after the
@@ -456,6 +484,7 @@ public final class Trainer {
         let trainingSeconds = Date().timeIntervalSince(start)
         var result = EpochResult(epoch: epoch, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
                                  seconds: trainingSeconds, imagesPerSecond: Double(seen - seenBefore) / max(trainingSeconds, 1e-9), steps: step)
+        if reducer != nil { result.allreduceWaitSeconds = waited }
         if let validationSet {
             // The training batch size, as Keras does: a larger one would grow every activation buffer (for VGG at 224,
             // by gigabytes).
