@@ -3,6 +3,7 @@
 #ifdef CNN_WITH_MPI
 #include <limits.h>
 #include <mpi.h>
+#include <stdlib.h>
 #include <string.h>
 
 // Requests live in a small table; a number is an index into it. Training keeps at most a few dozen pending (one per
@@ -26,12 +27,85 @@ static int take_slot(void) {
 
 int cnn_mpi_built_in(void) { return 1; }
 
+// Heartbeats (see the header): one posted receive per peer heard from, a small ring of sends.
+enum { HEARTBEAT_TAG = 7401, MAX_SENDS = 256 };
+static int world_rank = 0, world_size = 1;
+static long *seen = NULL, *received = NULL;
+static double *heard_at = NULL;
+static MPI_Request *receives = NULL;
+static long sent_values[MAX_SENDS];
+static MPI_Request sends[MAX_SENDS];
+static int send_next = 0;
+
+static void post_receive(int from) {
+    MPI_Irecv(&received[from], 1, MPI_LONG, from, HEARTBEAT_TAG, MPI_COMM_WORLD, &receives[from]);
+}
+
+static void heartbeat_setup(void) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    seen = malloc(sizeof(long) * world_size);
+    received = malloc(sizeof(long) * world_size);
+    receives = malloc(sizeof(MPI_Request) * world_size);
+    heard_at = malloc(sizeof(double) * world_size);
+    for (int r = 0; r < world_size; r++) {
+        seen[r] = -1;
+        heard_at[r] = MPI_Wtime();
+        receives[r] = MPI_REQUEST_NULL;
+        if (r != world_rank && (world_rank == 0 || r == 0)) post_receive(r);
+    }
+    for (int i = 0; i < MAX_SENDS; i++) sends[i] = MPI_REQUEST_NULL;
+}
+
+void cnn_mpi_heartbeat_poll(void) {
+    if (!receives) return;
+    for (int r = 0; r < world_size; r++) {
+        int done = 0;
+        while (receives[r] != MPI_REQUEST_NULL && MPI_Test(&receives[r], &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done) {
+            if (received[r] > seen[r]) seen[r] = received[r];
+            heard_at[r] = MPI_Wtime();
+            post_receive(r);
+            done = 0;
+        }
+    }
+    for (int i = 0; i < MAX_SENDS; i++) {
+        int done = 0;
+        if (sends[i] != MPI_REQUEST_NULL) MPI_Test(&sends[i], &done, MPI_STATUS_IGNORE);
+    }
+}
+
+void cnn_mpi_heartbeat(long number) {
+    if (!receives) return;
+    cnn_mpi_heartbeat_poll();
+    for (int r = 0; r < world_size; r++) {
+        if (r == world_rank || (world_rank != 0 && r != 0)) continue;
+        // A slot still sending (to a peer that does not receive) is left alone: a heartbeat is never waited for.
+        if (sends[send_next] != MPI_REQUEST_NULL) return;
+        sent_values[send_next] = number;
+        MPI_Isend(&sent_values[send_next], 1, MPI_LONG, r, HEARTBEAT_TAG, MPI_COMM_WORLD, &sends[send_next]);
+        send_next = (send_next + 1) % MAX_SENDS;
+    }
+}
+
+long cnn_mpi_heartbeat_seen(int rank) {
+    if (!seen || rank < 0 || rank >= world_size) return -1;
+    if (rank == world_rank) return LONG_MAX;
+    return seen[rank];
+}
+
+double cnn_mpi_heartbeat_age(int rank) {
+    if (!heard_at || rank < 0 || rank >= world_size || rank == world_rank) return 0;
+    return MPI_Wtime() - heard_at[rank];
+}
+
 int cnn_mpi_init(void) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (initialized) return 0;
     int provided = 0;
-    return MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) == MPI_SUCCESS ? 0 : 1;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return 1;
+    heartbeat_setup();
+    return 0;
 }
 
 int cnn_mpi_rank(void) {
@@ -102,7 +176,21 @@ void cnn_mpi_abort(int status) { MPI_Abort(MPI_COMM_WORLD, status); }
 void cnn_mpi_finalize(void) {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
+    if (finalized) return;
+    // Every rank is here: the heartbeats still in flight are taken in, the receives still posted withdrawn.
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (int i = 0; i < MAX_SENDS; i++) {
+        if (sends[i] != MPI_REQUEST_NULL) MPI_Wait(&sends[i], MPI_STATUS_IGNORE);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    cnn_mpi_heartbeat_poll();
+    for (int r = 0; receives && r < world_size; r++) {
+        if (receives[r] != MPI_REQUEST_NULL) {
+            MPI_Cancel(&receives[r]);
+            MPI_Wait(&receives[r], MPI_STATUS_IGNORE);
+        }
+    }
+    MPI_Finalize();
 }
 
 #else
@@ -116,6 +204,10 @@ int cnn_mpi_start_sum_float(float *buffer, size_t count) { (void)buffer; (void)c
 int cnn_mpi_start_sum_double(double *buffer, size_t count) { (void)buffer; (void)count; return -1; }
 int cnn_mpi_start_broadcast(void *buffer, size_t bytes, int root) { (void)buffer; (void)bytes; (void)root; return -1; }
 int cnn_mpi_test(int request) { (void)request; return -1; }
+void cnn_mpi_heartbeat(long number) { (void)number; }
+void cnn_mpi_heartbeat_poll(void) {}
+long cnn_mpi_heartbeat_seen(int rank) { (void)rank; return -1; }
+double cnn_mpi_heartbeat_age(int rank) { (void)rank; return 0; }
 void cnn_mpi_abort(int status) { (void)status; }
 void cnn_mpi_finalize(void) {}
 

@@ -42,44 +42,83 @@ public final class MPICommunicator: Communicator {
         (self.rank, self.size, self.host, self.timeoutSeconds) = (rank, size, host, timeoutSeconds)
     }
 
-    /// What each pending request is for, to name it if it never completes.
-    private var pending: [Int: String] = [:]
+    /// What each pending request is for, and its collective's number, to name it if it never completes.
+    private var pending: [Int: (what: String, number: Int)] = [:]
+    /// The collectives joined so far; each is announced to rank 0 (and rank 0's to every rank) before it starts, so
+    /// that a time-out can name the rank that never came.
+    private var collectives = 0
+
+    private func announce() -> Int {
+        collectives += 1
+        cnn_mpi_heartbeat(collectives)
+        return collectives
+    }
 
     public func startSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, what: String) -> Int {
+        let number = announce()
         let request = Int(cnn_mpi_start_sum_float(buffer, count))
         if request < 0 { fail("could not start \(what) (\(count) floats)") }
-        pending[request] = what
+        pending[request] = (what, number)
         return request
     }
 
     public func test(_ request: Int) -> Bool {
         let done = cnn_mpi_test(Int32(request))
-        if done < 0 { fail("MPI_Test failed for \(pending[request] ?? "a request")") }
+        if done < 0 { fail("MPI_Test failed for \(pending[request]?.what ?? "a request")") }
         if done == 1 { pending[request] = nil }
         return done == 1
     }
 
     public func wait(_ request: Int) {
         let clock = ContinuousClock()
-        let deadline = clock.now + .milliseconds(Int64(timeoutSeconds * 1000))
-        var spins = 0
+        var deadline = clock.now + .milliseconds(Int64(timeoutSeconds * 1000))
+        var lastBeat = clock.now
+        var spins = 0, extended = false
         while !test(request) {
             spins += 1
             // Spin briefly (a collective of a step is usually a few milliseconds), then yield the core.
             if spins > 1000 { usleep(50) }
-            if spins % 1000 == 0, clock.now > deadline {
-                fail("no answer from the other ranks for \(Int(timeoutSeconds)) s in \(pending[request] ?? "a collective"): "
-                     + "a rank has died or hangs (--mpi-timeout sets this limit)")
+            guard spins % 1000 == 0 else { continue }
+            cnn_mpi_heartbeat_poll()
+            let (what, number) = pending[request] ?? ("a collective", collectives)
+            // While waiting, say every second that this rank is alive.
+            if clock.now - lastBeat > .seconds(1) {
+                cnn_mpi_heartbeat(number)
+                lastBeat = clock.now
             }
+            guard clock.now > deadline else { continue }
+            // A rank that hangs stops sending heartbeats; the ones that wait send one a second. Rank 0 hears from
+            // every rank, the others from rank 0.
+            let silence = max(timeoutSeconds / 2, 2)
+            let prefix = "no answer from the other ranks for \(Int(timeoutSeconds)) s in \(what) (collective \(number)): "
+            let silent = (0..<size).filter { $0 != rank && (rank == 0 || $0 == 0) && cnn_mpi_heartbeat_age(Int32($0)) > silence }
+            if !silent.isEmpty {
+                let named = silent.map { "rank \($0) (silent for \(Int(cnn_mpi_heartbeat_age(Int32($0)))) s, last at collective "
+                    + "\(max(cnn_mpi_heartbeat_seen(Int32($0)), 0)))" }
+                fail(prefix + named.joined(separator: ", ") + (silent.count == 1 ? " has" : " have") + " died or hangs; "
+                     + "--mpi-timeout sets this limit")
+            }
+            if rank == 0 {
+                fail(prefix + "every rank is alive, but it does not complete (the network, or a rank stuck inside MPI); "
+                     + "--mpi-timeout sets this limit")
+            }
+            // Rank 0 is alive: it hears from every rank and names the one that hangs; give it the time to.
+            if !extended {
+                extended = true
+                deadline = clock.now + .seconds(10)
+                continue
+            }
+            fail(prefix + "rank 0 is alive, so another rank died or hangs; --mpi-timeout sets this limit")
         }
     }
 
     public func sum(_ values: inout [Double], what: String) {
         let count = values.count
+        let number = announce()
         values.withUnsafeMutableBufferPointer { buffer in
             let request = Int(cnn_mpi_start_sum_double(buffer.baseAddress, count))
             if request < 0 { fail("could not start \(what)") }
-            pending[request] = what
+            pending[request] = (what, number)
             wait(request)
         }
     }
@@ -89,9 +128,10 @@ public final class MPICommunicator: Communicator {
         var offset = 0
         while offset < bytes {
             let part = Swift.min(bytes - offset, 1 << 30)
+            let number = announce()
             let request = Int(cnn_mpi_start_broadcast(buffer + offset, part, Int32(root)))
             if request < 0 { fail("could not start the broadcast of \(what)") }
-            pending[request] = what
+            pending[request] = (what, number)
             wait(request)
             offset += part
         }

@@ -27,6 +27,16 @@ int cnn_mpi_start_broadcast(void *buffer, size_t bytes, int root);
 /// lets the library progress the other pending requests.
 int cnn_mpi_test(int request);
 
+/// Heartbeats, to name a rank that hangs: before each collective a rank sends its number (the count of collectives
+/// it has joined) to rank 0, and rank 0 sends its own to every rank, as tiny non-blocking messages on their own tag.
+/// `cnn_mpi_heartbeat_poll` takes in what has arrived; `cnn_mpi_heartbeat_seen(r)` is the last number heard from
+/// rank r (-1 before any; rank 0 hears from every rank, the others from rank 0 only).
+void cnn_mpi_heartbeat(long number);
+void cnn_mpi_heartbeat_poll(void);
+long cnn_mpi_heartbeat_seen(int rank);
+/// Seconds since the last heartbeat from rank r arrived (since joining the job, before any).
+double cnn_mpi_heartbeat_age(int rank);
+
 /// MPI_Abort on every rank of the job with this exit status.
 void cnn_mpi_abort(int status);
 void cnn_mpi_finalize(void);

@@ -405,7 +405,7 @@ public final class Trainer {
             }
             // A stop asked for during the epoch's last step or its validation: the epoch's checkpoint is the place to
             // resume from.
-            if epoch < options.epochs, shouldStop?() == true {
+            if epoch < options.epochs, agreedToStop() {
                 throw TrainingInterrupted(epoch: epoch, step: result.steps,
                                           checkpoint: options.checkpointDirectory.map { "\($0)/last.safetensors" })
             }
@@ -506,6 +506,13 @@ public final class Trainer {
         }
         if let memory = ResidentMemory.current() { (result.residentBytes, result.peakResidentBytes) = (memory.resident, memory.peak) }
         return result
+    }
+
+    /// Whether to stop at the end of an epoch: asked on every rank and summed, so that all stop or none does.
+    private func agreedToStop() -> Bool {
+        var flag = [shouldStop?() == true ? 1.0 : 0]
+        if let communicator, communicator.size > 1 { communicator.sum(&flag, what: "the stop flag after an epoch") }
+        return flag[0] > 0
     }
 
     /// Data-parallel: rank 0's batch-norm running statistics (each rank's follow its own images, as in PyTorch DDP,
