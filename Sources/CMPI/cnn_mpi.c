@@ -130,37 +130,32 @@ const char *cnn_mpi_processor_name(void) {
 
 // MPI counts are ints: a buffer above INT_MAX elements is refused (-1) rather than truncated. Gradient buckets are
 // megabytes, and the largest broadcast (VGG's 138 million weights) is far below the limit.
-int cnn_mpi_start_sum_float(float *buffer, size_t count) {
+// Starts `start` on a free request slot; -1 when the count is too large, no slot is free or MPI refused.
+static int start_request(size_t count, int (*start)(void *, int, MPI_Datatype, int, MPI_Request *), void *buffer,
+                         MPI_Datatype type, int root) {
     if (count > INT_MAX) return -1;
     int slot = take_slot();
     if (slot < 0) return -1;
-    if (MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &requests[slot]) != MPI_SUCCESS) {
+    if (start(buffer, (int)count, type, root, &requests[slot]) != MPI_SUCCESS) {
         in_use[slot] = 0;
         return -1;
     }
     return slot;
 }
 
-int cnn_mpi_start_sum_double(double *buffer, size_t count) {
-    if (count > INT_MAX) return -1;
-    int slot = take_slot();
-    if (slot < 0) return -1;
-    if (MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &requests[slot]) != MPI_SUCCESS) {
-        in_use[slot] = 0;
-        return -1;
-    }
-    return slot;
+static int start_sum(void *buffer, int count, MPI_Datatype type, int root, MPI_Request *request) {
+    (void)root;
+    return MPI_Iallreduce(MPI_IN_PLACE, buffer, count, type, MPI_SUM, MPI_COMM_WORLD, request);
 }
 
+static int start_broadcast(void *buffer, int count, MPI_Datatype type, int root, MPI_Request *request) {
+    return MPI_Ibcast(buffer, count, type, root, MPI_COMM_WORLD, request);
+}
+
+int cnn_mpi_start_sum_float(float *buffer, size_t count) { return start_request(count, start_sum, buffer, MPI_FLOAT, 0); }
+int cnn_mpi_start_sum_double(double *buffer, size_t count) { return start_request(count, start_sum, buffer, MPI_DOUBLE, 0); }
 int cnn_mpi_start_broadcast(void *buffer, size_t bytes, int root) {
-    if (bytes > INT_MAX) return -1;
-    int slot = take_slot();
-    if (slot < 0) return -1;
-    if (MPI_Ibcast(buffer, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD, &requests[slot]) != MPI_SUCCESS) {
-        in_use[slot] = 0;
-        return -1;
-    }
-    return slot;
+    return start_request(bytes, start_broadcast, buffer, MPI_BYTE, root);
 }
 
 int cnn_mpi_test(int request) {
