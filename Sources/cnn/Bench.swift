@@ -22,6 +22,8 @@ struct Bench: ParsableCommand {
     var noBnFolding = false
     @Flag(help: "Keep every layer's gradient buffers for the life of the network instead of sharing them through a pool, to measure the memory the pool saves.")
     var noGradientPool = false
+    @Flag(help: "With --infer: quantise the convolutions to int8 first (calibrated on the benchmark's own batch), as `cnn quantize` does.")
+    var int8 = false
     @Option(help: "Run the kernels with this instruction set (avx2 or portable on an AVX-512 machine; default: the widest the CPU has, or $CNN_ISA).")
     var isa: InstructionSet?
     @OptionGroup var runtime: RuntimeOptions
@@ -31,6 +33,7 @@ struct Bench: ParsableCommand {
         try validateBatchSize(batchSize)
         if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if warmup < 0 { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
+        if int8 && !infer { throw ValidationError("--int8 is for --infer: training computes in float") }
     }
 
     struct Report: Encodable {
@@ -54,6 +57,9 @@ struct Bench: ParsableCommand {
         let batch = Tensor(shape: [batchSize] + built.inputShape, values: (0..<(batchSize * built.inputShape.reduce(1, *))).map { _ in rng.nextFloat() })
         let labels = (0..<batchSize).map { Int32($0 % built.configuration.classes) }
         let optimizer = SGD(learningRate: 1e-4, momentum: 0.9)
+        if int8 && built.quantize(calibration: [batch]) == 0 {
+            throw CommandError(description: "\(model) has no convolution that int8 inference can serve")
+        }
         func step() {
             if training { built.trainStep(batch: batch, labels: labels, optimizer: optimizer) } else { _ = built.forward(batch) }
         }
@@ -71,12 +77,13 @@ struct Bench: ParsableCommand {
         let flopsPerStep = Double(macs) * 2 * Double(batchSize) * (training ? 3 : 1)
         let gflops = flopsPerStep / (median / 1000) / 1e9
         let peak = Bench.gemmPeak()
-        let report = Report(model: model, mode: training ? "train" : "infer", batch_size: batchSize, threads: Parallel.threads,
+        let report = Report(model: model, mode: training ? "train" : int8 ? "infer-int8" : "infer", batch_size: batchSize, threads: Parallel.threads,
                             steps: steps, instruction_set: InstructionSet.active.rawValue, images_per_second: Double(batchSize) / (median / 1000), ms_per_step: median,
                             ms_per_step_mean: mean, gflops: gflops, gemm_peak_gflops: peak, share_of_peak: gflops / peak)
         if json { return try printJSON(report) }
         if profile { try Bench.profile(built, batch: batch, labels: labels, training: training, steps: steps) }
-        print("\(model) \(report.mode), batch \(batchSize), \(Parallel.threads) threads, \(report.instruction_set) kernels, median of \(steps) steps:")
+        let kernels = int8 ? "\(report.instruction_set) kernels (int8: \(InstructionSet.int8Kernel))" : "\(report.instruction_set) kernels"
+        print("\(model) \(report.mode), batch \(batchSize), \(Parallel.threads) threads, \(kernels), median of \(steps) steps:")
         print(String(format: "  %.1f images/s, %.3f ms/step (mean %.3f), %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s GEMM peak measured now",
                      report.images_per_second, median, mean, gflops, report.share_of_peak * 100, peak))
     }

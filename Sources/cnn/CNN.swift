@@ -9,7 +9,7 @@ struct CNN: ParsableCommand {
         commandName: "cnn",
         abstract: "The classic convolutional networks, exact to their papers: build, count, train, evaluate, predict.",
         version: ClassicCNNVersion.current,
-        subcommands: [Models.self, Summary.self, Train.self, RecipesCommand.self, Evaluate.self, Predict.self, Forward.self, Convert.self, Weights.self, Export.self, Compare.self, Bench.self,
+        subcommands: [Models.self, Summary.self, Train.self, RecipesCommand.self, Evaluate.self, Predict.self, Forward.self, Convert.self, Weights.self, Export.self, Quantize.self, Compare.self, Bench.self,
                       BenchData.self, Plot.self, ShowData.self, Visualize.self])
 }
 

@@ -32,6 +32,8 @@ struct Evaluate: ParsableCommand {
 
     struct Report: Encodable {
         let model: String, checkpoint: String, dataset: String, epoch: Int, images: Int
+        /// Whether the convolutions computed in int8 (a checkpoint written by `cnn quantize`).
+        let int8: Bool
         let loss: Double, accuracy: Double
         let per_class_accuracy: [String: Double]
         let confusion_matrix: [[Int]]
@@ -74,12 +76,13 @@ struct Evaluate: ParsableCommand {
         let result = tenCrop ? try Evaluation.runTenCrop(model: model, dataset: testSet, limit: limit)
             : try Evaluation.run(model: model, dataset: testSet, batchSize: batchSize, limit: limit)
         let report = Report(
-            model: model.name, checkpoint: checkpoint, dataset: name, epoch: info.epoch, images: result.count,
+            model: model.name, checkpoint: checkpoint, dataset: name, epoch: info.epoch, images: result.count, int8: model.isQuantized,
             loss: result.loss, accuracy: result.accuracy,
             per_class_accuracy: Dictionary(uniqueKeysWithValues: zip(result.classNames, result.perClassAccuracy)),
             confusion_matrix: result.confusionMatrix, class_names: result.classNames)
         if json { return try printJSON(report) }
-        print("\(model.name) (epoch \(info.epoch)) on \(name) \(part == "all" ? "(every image)" : part): \(result.count.grouped) images")
+        let int8 = model.isQuantized ? ", int8 convolutions (\(InstructionSet.int8Kernel))" : ""
+        print("\(model.name) (epoch \(info.epoch)\(int8)) on \(name) \(part == "all" ? "(every image)" : part): \(result.count.grouped) images")
         print("loss: \(String(format: "%.4f", result.loss))  accuracy: \(String(format: "%.2f%%", result.accuracy * 100))")
         print("\nPer class:")
         for (className, accuracy) in zip(result.classNames, result.perClassAccuracy) {

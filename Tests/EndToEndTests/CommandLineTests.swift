@@ -137,6 +137,46 @@ struct CommandLineTests {
         #expect(first.count == 2 && first[0]["class"] is String && first[0]["index"] is Int && first[0]["probability"] is Double)
     }
 
+    /// `cnn quantize` calibrates a trained LeNet-5, writes a quantised checkpoint that `evaluate` runs in int8 with the
+    /// float accuracy within a point, and refuses bad input without writing anything.
+    @Test func quantizeThenEvaluateInInt8() throws {
+        let directory = scratch("quantize")
+        let root = try sharedDataRoot()
+        let train = try cnn(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "200", "--checkpoint-dir", directory,
+                             "--data-dir", root])
+        #expect(train.status == 0, "\(train.error)")
+        let checkpoint = directory + "/last.safetensors", output = directory + "/int8.safetensors"
+        let quantize = try cnn(["quantize", "--checkpoint", checkpoint, "--output", output, "--images", "256", "--limit", "2000",
+                                "--data-dir", root])
+        #expect(quantize.status == 0, "\(quantize.error)")
+        #expect(quantize.output.contains("3 of 3 convolutions quantised to int8"), "\(quantize.output)")
+        // "on 2,000 test images: float A%, int8 B%, the same top-1 class for C%"
+        let figures = quantize.output.split(separator: "\n").last { $0.hasPrefix("on 2,000 test images") }.map { line in
+            line.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: CharacterSet(charactersIn: "%,"))) }
+        } ?? []
+        #expect(figures.count == 3, "\(quantize.output)")
+        if figures.count == 3 {
+            #expect(abs(figures[0] - figures[1]) < 1 && figures[2] > 98, "\(figures)")
+        }
+
+        let float = try json(cnn(["evaluate", "--checkpoint", checkpoint, "--json", "--limit", "2000", "--data-dir", root]).output) as? [String: Any]
+        let int8 = try json(cnn(["evaluate", "--checkpoint", output, "--json", "--limit", "2000", "--data-dir", root]).output) as? [String: Any]
+        #expect(float?["int8"] as? Bool == false && int8?["int8"] as? Bool == true)
+        let (a, b) = (float?["accuracy"] as? Double ?? 0, int8?["accuracy"] as? Double ?? 0)
+        #expect(a > 0.8 && abs(a - b) < 0.01, "float \(a), int8 \(b)")
+
+        // Bad input: the output is the input, the output exists, no such checkpoint, a bad count. Nothing is written.
+        let before = try FileManager.default.attributesOfItem(atPath: output)[.modificationDate] as? Date
+        expectCleanFailure(try cnn(["quantize", "--checkpoint", checkpoint, "--output", checkpoint]), naming: "--output")
+        expectCleanFailure(try cnn(["quantize", "--checkpoint", checkpoint, "--output", output, "--data-dir", root]), naming: output)
+        expectCleanFailure(try cnn(["quantize", "--checkpoint", directory + "/none.safetensors", "--output", directory + "/x.safetensors"]),
+                           naming: "none.safetensors")
+        expectCleanFailure(try cnn(["quantize", "--checkpoint", checkpoint, "--output", directory + "/x.safetensors", "--images", "0"]),
+                           naming: "--images")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/x.safetensors"))
+        #expect(try FileManager.default.attributesOfItem(atPath: output)[.modificationDate] as? Date == before)
+    }
+
     /// A second run starts from the first's weights with two layers frozen, on a schedule, with a recipe's settings
     /// overridden; bad prefixes and files that fit nothing are usage errors.
     @Test func fineTunesFromAnotherRunsWeights() throws {

@@ -21,6 +21,9 @@ public struct EngineOptions: Sendable, Equatable {
     /// (`cnn bench --no-bn-folding`): the convolution then writes the normalised output itself, as ONNX Runtime and
     /// OpenVINO do. Training is unaffected; the values agree to rounding.
     public var foldsBatchNorm: Bool
+    /// Whether quantised convolutions (`Model.quantize`) run in int8 at inference; off, they compute in float with
+    /// their float weights (`cnn bench --no-int8`, and the comparison that `cnn quantize` prints).
+    public var int8: Bool
     /// Whether layers take their gradient buffers from `GradientPool` and give them back once read, rather than each
     /// keeping its own (`cnn bench --no-gradient-pool`). The values are the same either way.
     public var poolsGradients: Bool
@@ -31,7 +34,8 @@ public struct EngineOptions: Sendable, Equatable {
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, winograd: Bool = true,
                 fusesActivations: Bool = true, foldsBatchNorm: Bool = true, poolsGradients: Bool = true,
-                adaptsWindowsToSmallInputs: Bool = false) {
+                adaptsWindowsToSmallInputs: Bool = false, int8: Bool = true) {
+        self.int8 = int8
         self.threads = max(1, threads)
         self.winograd = winograd
         self.fusesActivations = fusesActivations
@@ -94,6 +98,8 @@ public enum InstructionSet: String, CaseIterable, Sendable {
     public static var detected: InstructionSet { InstructionSet(cnn_isa_detected()) }
     /// The one in force.
     public static var active: InstructionSet { InstructionSet(cnn_isa_active()) }
+    /// The int8 GEMM that the one in force runs: "avx512-vnni", "avx2" (AVX-512 without VNNI too) or "portable".
+    public static var int8Kernel: String { String(cString: cnn_int8_kernel_name(cnn_isa_active())) }
 
     /// Runs the kernels with `isa`, or with the widest this CPU has if it has not `isa`; returns the one in force.
     /// For the whole process, from the next kernel call on.

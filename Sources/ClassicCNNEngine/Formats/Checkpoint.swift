@@ -42,8 +42,10 @@ public enum Checkpoint {
     public static let averagePrefix = "ema."
     /// Early stopping's best weights, kept for `restoreBestWeights`.
     public static let bestWeightsPrefix = "best."
+    /// Int8 quantisation (``Model/quantize(calibration:)``): `int8.<convolution>.input` and `.weight_scale`.
+    public static let int8Prefix = "int8."
     /// Prefixes of tensors that are not the model's parameters.
-    static let extraPrefixes = [averagePrefix, bestWeightsPrefix]
+    static let extraPrefixes = [averagePrefix, bestWeightsPrefix, int8Prefix]
 
     public static func save(model: Model, optimizer: (any Optimizer)?, info: CheckpointInfo, to path: String) throws {
         var tensors = model.parameters.map { NamedTensor(name: $0.name, shape: $0.parameter.shape, values: $0.parameter.value.values) }
@@ -120,6 +122,9 @@ public enum Checkpoint {
             optimizerState[String(tensor.name.dropFirst(optimizerPrefix.count))] = Tensor(shape: tensor.shape, values: tensor.values)
         }
         info.extraTensors = file.tensors.filter(isExtra)
+        do { try model.loadQuantization(info.extraTensors) } catch {
+            throw CheckpointError(path: path, reason: "\(error)")
+        }
         // Weights trained from Google's take pixels scaled to [-1, 1], not the network's own normalisation.
         if let text = file.metadata["input_format"] {
             guard let format = decode(InputFormat.self, text), format.scale.count == model.inputFormat.scale.count,

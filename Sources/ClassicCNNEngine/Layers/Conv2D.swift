@@ -51,6 +51,14 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     var finish = OutputFinish(scale: nil, shift: nil, relu: false)
     private var foldedScale: Tensor?, foldedShift: Tensor?
 
+    /// Int8 inference (`Model.quantize`): the input's scale and zero point and the weights' per-channel scales. Inference
+    /// then computes in int8 (`Conv2D+Int8.swift`); training ignores it.
+    public var int8: Int8Quantization? {
+        didSet { int8State.packedFor = nil }
+    }
+    /// The int8 path's buffers and packed weights; while `observesInputRange`, the smallest and largest input seen.
+    let int8State = Int8State()
+
     /// The algorithm a test wants for both passes, where it applies (nil: the plan's own choice).
     package var forcedAlgorithm: ConvolutionPlan.Algorithm?
     /// The plan of the last input shape (made again when the shape, the thread count or Winograd's switch changes).
@@ -146,12 +154,17 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         let plan = plan(for: input.shape)
         let y = Tensor.reuse(&output, shape: [plan.batch, outputChannels, plan.geometry.outputHeight, plan.geometry.outputWidth])
         self.input = input
+        if int8State.observesInputRange { int8State.observe(input) }
         if !training, let norm = foldedNorm {
             let scale = Tensor.reuse(&foldedScale, shape: [outputChannels]), shift = Tensor.reuse(&foldedShift, shape: [outputChannels])
             norm.foldedScaleShift(bias: bias.map { UnsafePointer($0.data) }, scale: scale.data, shift: shift.data)
             finish = OutputFinish(scale: scale.data, shift: shift.data, relu: norm.fusesReLU)
         } else {
             finish = OutputFinish(scale: nil, shift: bias?.data, relu: fusesReLU)
+        }
+        if !training, let int8, EngineOptions.current.int8 {
+            int8Forward(input, plan, int8, into: y)
+            return y
         }
         switch plan.forward {
         case .direct: directForward(input, plan, into: y)

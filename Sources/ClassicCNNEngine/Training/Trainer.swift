@@ -232,6 +232,8 @@ public final class Trainer {
 
     public init(model: Model, optimizer: any Optimizer, trainingSet: ImageDataset, validationSet: ImageDataset?,
                 options: TrainingOptions) {
+        // Training changes the weights that an int8 quantisation was calibrated for: validation runs in float.
+        model.removeQuantization()
         self.model = model
         self.optimizer = optimizer
         self.trainingSet = trainingSet
