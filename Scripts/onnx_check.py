@@ -8,6 +8,7 @@ receives the graph's `output` for it, as a .safetensors file (tensor `output`) o
 Several inputs run through one session, so one file is checked at several batch sizes. Needs onnxruntime and numpy
 (and safetensors for .safetensors files); exits with status 3 and says so when they are missing.
 """
+import os
 import sys
 
 try:
@@ -40,6 +41,9 @@ def main(argv):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    if os.environ.get("ONNX_CHECK_NO_OPTIMIZATION"):
+        # The graph as written, node by node (ONNX Runtime otherwise fuses, e.g. QDQ pairs into integer kernels).
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(argv[1], options, providers=["CPUExecutionProvider"])
     (graph_input,) = session.get_inputs()
     (graph_output,) = session.get_outputs()

@@ -10,6 +10,7 @@
 // Each failure is printed; then a line per kernel (with its checks' largest error as a fraction of their tolerance:
 // KERNELS_CHECK_VERBOSE=1 names that check) and a summary. Exits 1 on any failure.
 #include "cnn_batchnorm.h"
+#include "cnn_int8.h"
 #include "cnn_kernels.h"
 #include "cnn_lrn.h"
 #include <math.h>
@@ -485,6 +486,79 @@ static void check_lowering(void) {
                      "case %d: col2im is not the adjoint: <dY, conv x> = %.9g, <dX, x> = %.9g", index, left, right);
         free(x), free(w), free(b), free(dy), free(col), free(y), free(expected), free(plain), free(dw), free(dw_expected), free(dx);
     }
+    end_section();
+}
+
+// ---- Int8 (int8.c): Int8KernelTests -----------------------------------------------------------------------------
+
+/// The int8 lowering and GEMM against the naive int32 convolution, bit for bit, on the convolutions above (each group
+/// as a convolution of its own), both lowerings where they apply (the full-width one for stride 1), 1 and 2 threads;
+/// the float finish against fmaf of the sums; quantisation against its definition.
+static void check_int8(void) {
+    begin_section("int8");
+    for (int index = 0; index < (int)(sizeof convolutions / sizeof *convolutions); index++) {
+        const int C = convolutions[index].c, H = convolutions[index].h, W = convolutions[index].w, CO = convolutions[index].co;
+        const int KH = convolutions[index].kh, KW = convolutions[index].kw, SH = convolutions[index].sh, SW = convolutions[index].sw;
+        const int PT = convolutions[index].top, PL = convolutions[index].left;
+        const int OH = (H + PT + convolutions[index].bottom - KH) / SH + 1, OW = (W + PL + convolutions[index].right - KW) / SW + 1;
+        const int K = C * KH * KW, P = OH * OW, Hp = OH + KH - 1, Wp = OW + KW - 1;
+        const uint8_t zero_point = index % 2 ? 128 : 3;
+        generator g = seeded(100 + index);
+        uint8_t *x = malloc((size_t)C * H * W);
+        int8_t *w = malloc((size_t)CO * K);
+        for (size_t i = 0; i < (size_t)C * H * W; i++) x[i] = i % 11 == 0 ? 255 : (uint8_t)next(&g);
+        for (size_t i = 0; i < (size_t)CO * K; i++) w[i] = i % 13 == 0 ? (i % 2 ? -63 : 63) : (int8_t)((int)(next(&g) % 127) - 63);
+        int32_t *expected = malloc(sizeof(int32_t) * CO * P), *sums = malloc(sizeof(int32_t) * CO);
+        cnn_int8_conv_naive(x, C, H, W, w, CO, KH, KW, SH, SW, PT, PL, OH, OW, zero_point, expected);
+        int8_t *packed = malloc(cnn_int8_packed_weights_size(CO, K));
+        cnn_int8_pack_weights(w, CO, K, K, packed, sums);
+        for (int wide = 0; wide < 2; wide++) {
+            if (wide && (SH != 1 || SW != 1)) continue;
+            const int columns_count = wide ? OH * Wp : P, ldb = cnn_int8_columns_stride(columns_count);
+            uint8_t *columns = malloc(cnn_int8_columns_size(K, ldb));
+            memset(columns, 0xA5, cnn_int8_columns_size(K, ldb));
+            uint8_t *padded = malloc((size_t)C * Hp * Wp + KW);
+            if (wide) {
+                cnn_int8_pad(x, C, H, W, PT, PL, Hp, Wp, zero_point, padded);
+                cnn_int8_im2col_wide(padded, C, Hp, Wp, KH, KW, OH, columns, ldb, 0);
+            } else {
+                cnn_int8_im2col(x, C, H, W, KH, KW, SH, SW, PT, PL, OH, OW, zero_point, columns, ldb, 0);
+            }
+            int32_t *got = malloc(sizeof(int32_t) * CO * columns_count);
+            for (int threads = 1; threads <= 2; threads++) {
+                cnn_int8_gemm_isa(cnn_isa_active(), CO, columns_count, K, packed, columns, ldb, NULL, NULL, 0, NULL, 0, got,
+                                  columns_count, threads);
+                int mismatches = 0;
+                for (int o = 0; o < CO; o++)
+                    for (int j = 0; j < P; j++) {
+                        const int column = wide ? j / OW * Wp + j % OW : j;
+                        mismatches += got[(size_t)o * columns_count + column] != expected[(size_t)o * P + j];
+                    }
+                expect(mismatches == 0, "case %d, %s lowering, %d threads: %d of %d sums differ from cnn_int8_conv_naive", index,
+                       wide ? "full-width" : "plain", threads, mismatches, CO * P);
+            }
+            if (!wide) {
+                float *scale = random_values(CO, 21), *shift = random_values(CO, 22), *y = filled((size_t)CO * P, NAN);
+                for (int o = 0; o < CO; o++) scale[o] *= 1e-3f;
+                cnn_int8_gemm(CO, P, K, packed, columns, ldb, scale, shift, 1, y, P, 2);
+                float *want = filled((size_t)CO * P, 0);
+                for (size_t i = 0; i < (size_t)CO * P; i++) {
+                    const float v = fmaf((float)expected[i], scale[i / P], shift[i / P]);
+                    want[i] = v > 0 ? v : 0;
+                }
+                expect_bits(y, want, (size_t)CO * P, "case %d: the float finish is fmaf(sum, scale, shift), ReLU'd", index);
+                free(scale), free(shift), free(y), free(want);
+            }
+            free(columns), free(padded), free(got);
+        }
+        free(x), free(w), free(expected), free(sums), free(packed);
+    }
+    // QuantizeLinear: x / scale rounded half to even, plus the zero point, saturated; NaN to 0.
+    const float values[] = {0, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 127.4f, 300, -300, INFINITY, -INFINITY, NAN, 1e30f, 3.5f, 0.49999997f};
+    const uint8_t want[] = {128, 128, 130, 130, 128, 126, 255, 255, 0, 255, 0, 0, 255, 132, 128};
+    uint8_t q[15];
+    cnn_quantize_u8(values, 15, 1, 128, q);
+    expect(memcmp(q, want, sizeof want) == 0, "cnn_quantize_u8 is ONNX's QuantizeLinear on the Swift test's values");
     end_section();
 }
 
@@ -1036,6 +1110,7 @@ int main(void) {
     check_winograd();
     check_direct();
     check_lowering();
+    check_int8();
     check_max_pooling();
     check_average_pooling();
     check_batch_norm();

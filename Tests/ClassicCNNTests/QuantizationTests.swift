@@ -107,6 +107,23 @@ struct QuantizationTests {
         #expect(!loaded.isQuantized)
     }
 
+    /// The README's Swift for int8 inference, on MNIST with a LeNet-5 trained for 300 steps.
+    @Test func theReadmesLibraryExampleRuns() throws {
+        let root = try sharedDataRoot()
+        let train = try MNIST.load(.train, from: root + "/mnist"), test = try MNIST.load(.test, from: root + "/mnist")
+        let trained = try ModelZoo.make("lenet5", seed: 0)
+        _ = try Trainer(model: trained, optimizer: Adam(learningRate: 0.001), trainingSet: train, validationSet: nil,
+                        options: TrainingOptions(epochs: 1, stepsPerEpoch: 300)).fit()
+        let loader = BatchLoader(dataset: train, batchSize: 64, inputSize: trained.configuration.inputSize,
+                                 format: trained.inputFormat, shuffleSeed: nil, limit: 512)
+        var calibration: [Tensor] = []
+        while let batch = loader.next() { calibration.append(Tensor(copying: batch.images)) }
+        #expect(trained.quantize(calibration: calibration) == 3)
+        let report = try Evaluation.compareInt8(model: trained, dataset: test, limit: 2000)
+        #expect(report.count == 2000 && report.floatAccuracy > 0.7, "\(report)")
+        #expect(report.agreement > 0.98 && abs(report.int8Accuracy - report.floatAccuracy) < 0.01, "\(report)")
+    }
+
     @Test func malformedQuantisationIsRefusedNamingTheFile() throws {
         let model = try ModelZoo.make("vgg11-bn", inputSize: 32, classes: 10)
         model.initialize(seed: 3)

@@ -194,6 +194,18 @@ struct GraphBuilder {
         return tensor.name
     }
 
+    /// Adds a uint8 or int8 initializer (bytes, an int8 value as its bit pattern) and returns its name.
+    mutating func bytes(_ base: String, shape: [Int], values: [UInt8], type: Onnx_TensorProto.DataType) -> String {
+        precondition(shape.reduce(1, *) == values.count)
+        var tensor = Onnx_TensorProto()
+        tensor.name = name(base)
+        tensor.dims = shape.map { Int64($0) }
+        tensor.dataType = Int32(type.rawValue)
+        tensor.rawData = Data(values)
+        initializers.append(tensor)
+        return tensor.name
+    }
+
     /// Adds an int64 initializer (shapes, axes) and returns its name.
     mutating func integers(_ base: String, _ values: [Int]) -> String {
         var tensor = Onnx_TensorProto()
@@ -360,7 +372,30 @@ struct GraphBuilder {
                                           shape: [Int]) throws -> String {
         let g = try WindowGeometry(layer: label, inputShape: shape, kernel: conv.kernelSize, stride: conv.stride,
                                    padding: conv.padding, adapting: conv.adaptsToSmallInputs)
-        let weightName = constant("\(label).weight", shape: conv.weight.shape, values: weight)
+        var (input, weightName) = (input, "")
+        if let q = conv.int8 {
+            // Int8 (`cnn quantize`) as ONNX's QDQ form: the input through QuantizeLinear and DequantizeLinear with its
+            // scale and zero point, the weights stored as int8 with one scale per output channel (axis 0) and
+            // dequantized; what our int8 convolution computes, up to the float rounding of the sums.
+            let scale = constant("\(label).input_scale", shape: [], values: [q.inputScale])
+            let zeroPoint = bytes("\(label).input_zero_point", shape: [], values: [UInt8(q.inputZeroPoint)], type: .uint8)
+            let quantized = node("QuantizeLinear", [input, scale, zeroPoint], output: "\(label).input_quantized")
+            input = node("DequantizeLinear", [quantized, scale, zeroPoint], output: "\(label).input_dequantized")
+            let fanIn = weight.count / conv.outputChannels
+            let levels = weight.enumerated().map { i, w -> UInt8 in
+                let v = Swift.min(Swift.max((w / q.weightScales[i / fanIn]).rounded(.toNearestOrEven), -Int8Quantization.weightLevels),
+                                  Int8Quantization.weightLevels)
+                return UInt8(bitPattern: Int8(v))
+            }
+            let weightLevels = bytes("\(label).weight_quantized", shape: conv.weight.shape, values: levels, type: .int8)
+            let weightScales = constant("\(label).weight_scale", shape: [conv.outputChannels], values: q.weightScales)
+            let weightZeros = bytes("\(label).weight_zero_point", shape: [conv.outputChannels],
+                                    values: [UInt8](repeating: 0, count: conv.outputChannels), type: .int8)
+            weightName = node("DequantizeLinear", [weightLevels, weightScales, weightZeros], output: "\(label).weight_dequantized",
+                              attributes: [.int("axis", 0)])
+        } else {
+            weightName = constant("\(label).weight", shape: conv.weight.shape, values: weight)
+        }
         let biasName = bias.map { constant("\(label).bias", shape: [conv.outputChannels], values: $0) }
         return node("Conv", [input, weightName] + (biasName.map { [$0] } ?? []), output: label, attributes: [
             .ints("kernel_shape", [conv.kernelSize.height, conv.kernelSize.width]),
