@@ -520,9 +520,9 @@ static void check_int8(void) {
             uint8_t *padded = malloc((size_t)C * Hp * Wp + KW);
             if (wide) {
                 cnn_int8_pad(x, C, H, W, PT, PL, Hp, Wp, zero_point, padded);
-                cnn_int8_im2col_wide(padded, C, Hp, Wp, KH, KW, OH, columns, ldb, 0);
+                cnn_int8_im2col_wide(padded, C, Hp, Wp, KH, KW, OH, columns, ldb, 0, 1 + index % 2);
             } else {
-                cnn_int8_im2col(x, C, H, W, KH, KW, SH, SW, PT, PL, OH, OW, zero_point, columns, ldb, 0);
+                cnn_int8_im2col(x, C, H, W, KH, KW, SH, SW, PT, PL, OH, OW, zero_point, columns, ldb, 0, 1 + index % 2);
             }
             int32_t *got = malloc(sizeof(int32_t) * CO * columns_count);
             for (int threads = 1; threads <= 2; threads++) {

@@ -133,13 +133,68 @@ static void lower_quad_row(const uint8_t *const src[4], const uint8_t fill[4], c
     }
 }
 
+typedef struct {
+    const uint8_t *x;
+    int C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, ldb, first_column, wide, quads, chunks;
+    uint8_t zero_point;
+    uint8_t *columns;
+} lowering;
+
+static void lower_quads(const lowering *a, int q_begin, int q_end);
+
+static void lower_chunk(void *context, int chunk) {
+    const lowering *a = context;
+    lower_quads(a, (int)((long)a->quads * chunk / a->chunks), (int)((long)a->quads * (chunk + 1) / a->chunks));
+}
+
+/// Lowers quads [0, quads) on up to `threads` threads (contiguous ranges of quads), when there is enough to share.
+static void lower(lowering *a, int threads) {
+    const long bytes = (long)a->quads * 4 * (a->wide ? a->OH * a->W : a->OH * a->OW);
+    a->chunks = threads < a->quads ? threads : a->quads;
+    if (a->chunks <= 1 || bytes < (1L << 16)) return lower_quads(a, 0, a->quads);
+    cnn_parallel_run(a->chunks, a->chunks, lower_chunk, a);
+}
+
 void cnn_int8_im2col(const uint8_t *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH,
-                     int OW, uint8_t zero_point, uint8_t *columns, int ldb, int first_column) {
+                     int OW, uint8_t zero_point, uint8_t *columns, int ldb, int first_column, int threads) {
+    lowering a = {.x = x, .C = C, .H = H, .W = W, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH, .PW = PW, .OH = OH,
+                  .OW = OW, .ldb = ldb, .first_column = first_column, .wide = 0, .quads = quads(C * KH * KW),
+                  .zero_point = zero_point, .columns = columns};
+    lower(&a, threads);
+}
+
+void cnn_int8_im2col_wide(const uint8_t *x, int C, int Hp, int Wp, int KH, int KW, int OH, uint8_t *columns, int ldb,
+                          int first_column, int threads) {
+    lowering a = {.x = x, .C = C, .H = Hp, .W = Wp, .KH = KH, .KW = KW, .OH = OH, .ldb = ldb, .first_column = first_column,
+                  .wide = 1, .quads = quads(C * KH * KW), .columns = columns};
+    lower(&a, threads);
+}
+
+static void lower_quads(const lowering *a, int q_begin, int q_end) {
+    const uint8_t *x = a->x;
+    const int C = a->C, H = a->H, W = a->W, KH = a->KH, KW = a->KW, SH = a->SH, SW = a->SW, PH = a->PH, PW = a->PW;
+    const int OH = a->OH, OW = a->OW, ldb = a->ldb, first_column = a->first_column;
+    const uint8_t zero_point = a->zero_point;
+    uint8_t *columns = a->columns;
     const int K = C * KH * KW;
+    if (a->wide) {
+        // Stride 1 over a padded image at full width: each row of the column matrix is one run of OH * W bytes.
+        const int n = OH * W, all[4] = {0, 0, 0, 0}, none[4] = {n, n, n, n};
+        const uint8_t fill[4] = {0, 0, 0, 0};
+        for (int q = q_begin; q < q_end; q++) {
+            const uint8_t *src[4];
+            for (int l = 0; l < 4; l++) {
+                const int k = q * 4 + l;
+                src[l] = k < K ? x + ((size_t)(k / (KH * KW)) * H + k / KW % KH) * W + k % KW : NULL;
+            }
+            lower_quad_row(src, fill, all, none, n, 1, (uint32_t *)(columns + ((size_t)q * ldb + first_column) * 4));
+        }
+        return;
+    }
     if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && OH == H && OW == W) {
         // Pointwise: each quad interleaves four whole channel planes, one run of H * W columns.
         const int P = H * W, all[4] = {0, 0, 0, 0}, none[4] = {P, P, P, P};
-        for (int q = 0; q < quads(K); q++) {
+        for (int q = q_begin; q < q_end; q++) {
             const uint8_t *src[4];
             uint8_t fill[4] = {0, 0, 0, 0};
             for (int l = 0; l < 4; l++) src[l] = q * 4 + l < K ? x + (size_t)(q * 4 + l) * P : NULL;
@@ -147,7 +202,7 @@ void cnn_int8_im2col(const uint8_t *x, int C, int H, int W, int KH, int KW, int 
         }
         return;
     }
-    for (int q = 0; q < quads(K); q++) {
+    for (int q = q_begin; q < q_end; q++) {
         int c[4], ky[4], lo[4], hi[4];
         uint8_t fill[4];
         for (int l = 0; l < 4; l++) {
@@ -190,20 +245,6 @@ void cnn_int8_pad(const uint8_t *x, int C, int H, int W, int PH, int PW, int Hp,
             memcpy(row + left, x + ((size_t)c * H + iy) * W, (size_t)copied);
             memset(row + left + copied, zero_point, (size_t)(Wp - left - copied));
         }
-    }
-}
-
-void cnn_int8_im2col_wide(const uint8_t *x, int C, int Hp, int Wp, int KH, int KW, int OH, uint8_t *columns, int ldb,
-                          int first_column) {
-    const int K = C * KH * KW, n = OH * Wp, all[4] = {0, 0, 0, 0}, none[4] = {n, n, n, n};
-    const uint8_t fill[4] = {0, 0, 0, 0};
-    for (int q = 0; q < quads(K); q++) {
-        const uint8_t *src[4];
-        for (int l = 0; l < 4; l++) {
-            const int k = q * 4 + l;
-            src[l] = k < K ? x + ((size_t)(k / (KH * KW)) * Hp + k / KW % KH) * Wp + k % KW : NULL;
-        }
-        lower_quad_row(src, fill, all, none, n, 1, (uint32_t *)(columns + ((size_t)q * ldb + first_column) * 4));
     }
 }
 

@@ -46,7 +46,7 @@ struct Int8KernelTests {
         var columns = [UInt8](repeating: 0xA5, count: cnn_int8_columns_size(Int32(k), Int32(ldb)))
         for image in 0..<2 {
             cnn_int8_im2col(x, Int32(s.c), Int32(s.h), Int32(s.w), Int32(s.kh), Int32(s.kw), Int32(s.s), Int32(s.s), Int32(s.p),
-                            Int32(s.p), Int32(oh), Int32(ow), zeroPoint, &columns, Int32(ldb), Int32(image * n))
+                            Int32(s.p), Int32(oh), Int32(ow), zeroPoint, &columns, Int32(ldb), Int32(image * n), Int32(1 + image))
         }
         var packed = [Int8](repeating: 0, count: cnn_int8_packed_weights_size(Int32(s.co), Int32(k)))
         var sums = [Int32](repeating: 0, count: s.co)
@@ -73,7 +73,7 @@ struct Int8KernelTests {
         let (x, w) = Self.operands(s, seed: 9)
         let ldb = Int(cnn_int8_columns_stride(Int32(n)))
         var columns = [UInt8](repeating: 0, count: cnn_int8_columns_size(Int32(k), Int32(ldb)))
-        cnn_int8_im2col(x, Int32(s.c), Int32(s.h), Int32(s.w), 3, 3, 1, 1, 1, 1, Int32(oh), Int32(ow), 3, &columns, Int32(ldb), 0)
+        cnn_int8_im2col(x, Int32(s.c), Int32(s.h), Int32(s.w), 3, 3, 1, 1, 1, 1, Int32(oh), Int32(ow), 3, &columns, Int32(ldb), 0, 2)
         var packed = [Int8](repeating: 0, count: cnn_int8_packed_weights_size(Int32(s.co), Int32(k)))
         var sums = [Int32](repeating: 0, count: s.co)
         cnn_int8_pack_weights(w, Int32(s.co), Int32(k), Int32(k), &packed, &sums)

@@ -39,9 +39,10 @@ int cnn_int8_columns_stride(int N);
 size_t cnn_int8_columns_size(int K, int ldb);
 /// Lowers a quantised image x [C, H, W] into columns first_column ..< first_column + OH * OW of the column matrix
 /// (K = C * KH * KW rows, stride ldb), positions outside the image reading `zero_point` (the quantised 0.0).
-/// Rows K ..< 4 * ceil(K / 4) are zeroed. A 1x1 stride-1 unpadded kernel is a reshuffle of the image's rows.
+/// Rows K ..< 4 * ceil(K / 4) are zeroed. A 1x1 stride-1 unpadded kernel is a reshuffle of the image's rows. The quads
+/// of rows are shared out over up to `threads` threads when there is enough to share (the same bytes either way).
 void cnn_int8_im2col(const uint8_t *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH,
-                     int OW, uint8_t zero_point, uint8_t *columns, int ldb, int first_column);
+                     int OW, uint8_t zero_point, uint8_t *columns, int ldb, int first_column, int threads);
 
 /// y [C, Hp, Wp] = x [C, H, W] with PH rows above and PW columns to the left of `zero_point` (and as many as fill
 /// Hp x Wp below and to the right).
@@ -51,7 +52,7 @@ void cnn_int8_pad(const uint8_t *x, int C, int H, int W, int PH, int PW, int Hp,
 /// row of the column matrix is then one contiguous run of the image, lowered without bounds checks. x must have
 /// KW - 1 readable bytes after its last plane.
 void cnn_int8_im2col_wide(const uint8_t *x, int C, int Hp, int Wp, int KH, int KW, int OH, uint8_t *columns, int ldb,
-                          int first_column);
+                          int first_column, int threads);
 
 /// Bytes of the packed weights of M rows and K columns.
 size_t cnn_int8_packed_weights_size(int M, int K);

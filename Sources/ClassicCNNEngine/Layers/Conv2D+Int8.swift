@@ -154,12 +154,12 @@ extension Conv2D {
                                 cnn_int8_pad(image, Int32(cg), Int32(h), Int32(w), Int32(g.padTop), Int32(g.padLeft), Int32(hp), Int32(wp),
                                              zeroPoint, padded)
                                 cnn_int8_im2col_wide(padded, Int32(cg), Int32(hp), Int32(wp), Int32(kh), Int32(kw), Int32(oh), columns,
-                                                     Int32(ldb), 0)
+                                                     Int32(ldb), 0, Int32(gemmThreads))
                             } else {
                                 for i in 0..<count {
                                     cnn_int8_im2col(image + i * c * h * w, Int32(cg), Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(sh),
                                                     Int32(sw), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(ow), zeroPoint, columns,
-                                                    Int32(ldb), Int32(i * p))
+                                                    Int32(ldb), Int32(i * p), Int32(gemmThreads))
                                 }
                             }
                             let rows = group * cog
