@@ -16,11 +16,12 @@ struct QuantizationTests {
         return Float(q - zeroPoint) * scale
     }
 
-    /// (batch, C, H, W, CO, kernel, stride, padding, groups): the full-width lowering (stride 1 on maps >= 14 wide),
+    /// (batch, C, H, W, CO, kernel, stride, padding, groups): the full-width lowering (stride 1 on maps of >= 48 positions),
     /// small maps side by side, a 1x1, strides, two groups, a 5x5 first layer of 3 channels.
     static let shapes: [(n: Int, c: Int, h: Int, w: Int, co: Int, k: Int, s: Int, p: Int, g: Int)] = [
         (3, 16, 16, 18, 24, 3, 1, 1, 1), (5, 32, 4, 4, 40, 3, 1, 1, 1), (2, 48, 7, 7, 20, 1, 1, 0, 1), (3, 8, 15, 15, 12, 3, 2, 1, 1),
         (2, 8, 9, 9, 12, 3, 1, 1, 2), (2, 3, 20, 20, 16, 5, 1, 2, 1), (1, 16, 14, 14, 8, 3, 1, 0, 1),
+        (2, 24, 7, 7, 16, 3, 1, 1, 1), (2, 8, 17, 17, 12, 5, 1, 2, 1),  // 7x7 at full width; 5x5 on 17x17 plain
         (1, 32, 32, 32, 16, 3, 1, 1, 1), (1, 32, 40, 40, 16, 3, 2, 1, 1),  // one image: the lowering shared over the threads
     ]
 

@@ -116,13 +116,16 @@ extension Conv2D {
             cnn_quantize_u8(x + range.lowerBound, range.count, q.inputScale, Int32(q.inputZeroPoint), bytes + range.lowerBound)
         }
 
-        // Stride 1 on maps at least 14 wide (the padding's columns then cost at most a seventh more work): lowered at
-        // full padded width, each row of the column matrix one contiguous run of the padded image (`cnn_int8_im2col_wide`),
-        // and the padding's output columns dropped after the GEMM. Otherwise, small maps side by side in one GEMM
+        // Stride 1 on maps of at least 48 positions: lowered at full padded width, each row of the column matrix one
+        // contiguous run of the padded image (`cnn_int8_im2col_wide`), and the padding's output columns dropped after
+        // the GEMM. Rows narrower than 16 have no vector lowering otherwise, and the extra columns cost little in a
+        // GEMM that works in blocks of 32 (`Scripts/int8/layers.sh`: 512 channels on 14x14, 1.39 against 1.97 ms;
+        // on 7x7, 0.45 against 0.60 ms); wider rows go full width while that adds at most an eighth (not a 1x7 kernel on
+        // 17x17, whose plain lowering is vectorised). Smaller maps (CIFAR's 4x4) go side by side in one GEMM instead
         // (LeNet's C5 has one position per image): at least 64 columns.
         let (kh, kw, sh, sw) = (kernelSize.height, kernelSize.width, stride.height, stride.width)
         let (hp, wp) = (oh + kh - 1, ow + kw - 1)
-        let wide = !plan.pointwise && sh == 1 && sw == 1 && ow >= 14 && wp * 8 <= ow * 9
+        let wide = !plan.pointwise && sh == 1 && sw == 1 && p >= 48 && (ow < 16 || wp * 8 <= ow * 9)
         let (chunks, gemmThreads) = (plan.chunks, plan.gemmThreads)
         let share = (n + chunks - 1) / chunks
         let span = wide || p >= 64 ? 1 : Swift.min(share, (64 + p - 1) / p)
