@@ -255,7 +255,7 @@ size_t cnn_int8_packed_weights_size(int M, int K) {
 }
 
 void cnn_int8_pack_weights(const int8_t *w, int M, int K, int ldw, int8_t *packed, int32_t *row_sums) {
-    const int k4 = quads(K), panels = (M + PANEL - 1) / PANEL;
+    const int k4 = quads(K);
     memset(packed, 0, cnn_int8_packed_weights_size(M, K));
     for (int m = 0; m < M; m++) {
         int32_t sum = 0;
@@ -267,7 +267,6 @@ void cnn_int8_pack_weights(const int8_t *w, int M, int K, int ldw, int8_t *packe
         }
         row_sums[m] = sum;
     }
-    (void)panels;
 }
 
 // ---- Micro-kernels ---------------------------------------------------------------------------------------------
@@ -427,8 +426,8 @@ static void gemm_chunk(void *context, int chunk) {
     const gemm_job *job = context;
     const int first = (int)((long)job->blocks * chunk / job->chunks), last = (int)((long)job->blocks * (chunk + 1) / job->chunks);
     const int k4 = quads(job->K), panels = (job->M + PANEL - 1) / PANEL;
-    // About 256 KB of weights per block of rows.
-    int rows_block = (262144 / (k4 * 4 * PANEL)) ;
+    // Panels of weights per block of rows: about 256 KB, which stay in L2 while the column blocks stream past.
+    int rows_block = 262144 / (k4 * 4 * PANEL);
     if (rows_block < 1) rows_block = 1;
     for (int p0 = 0; p0 < panels; p0 += rows_block) {
         const int p1 = p0 + rows_block < panels ? p0 + rows_block : panels;

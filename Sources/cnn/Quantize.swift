@@ -30,7 +30,8 @@ struct Quantize: ParsableCommand {
         try validateBatchSize(batchSize)
         if images < 1 { throw ValidationError("--images must be at least 1, got \(images)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
-        let (input, out) = (URL(fileURLWithPath: checkpoint).standardized.path, URL(fileURLWithPath: output).standardized.path)
+        let (input, out) = (URL(fileURLWithPath: checkpoint).resolvingSymlinksInPath().path,
+                            URL(fileURLWithPath: output).resolvingSymlinksInPath().path)
         if input == out { throw ValidationError("--output is the input checkpoint; write the quantised one beside it") }
     }
 
@@ -47,12 +48,11 @@ struct Quantize: ParsableCommand {
         try Evaluation.checkLabels(of: training, fit: model)
         let loader = BatchLoader(dataset: training, batchSize: batchSize, inputSize: model.configuration.inputSize,
                                  format: model.inputFormat, shuffleSeed: nil, limit: images)
-        var batches: [Tensor] = []
-        while let batch = loader.next() { batches.append(Tensor(copying: batch.images)) }
-        loader.stop()
-        if let failure = loader.failure { throw failure }
+        defer { loader.stop() }
         let started = Date()
-        let quantized = model.quantize(calibration: batches)
+        // Streamed: each batch is run before the next is asked for, so no more than the loader's slots are in memory.
+        let quantized = model.quantize(calibration: AnySequence { AnyIterator { loader.next()?.images } })
+        if let failure = loader.failure { throw failure }
         guard quantized > 0 else { throw CommandError(description: "\(model.name) has no convolution that int8 inference can serve") }
         let seconds = Date().timeIntervalSince(started)
         print("\(model.name): \(quantized) of \(model.convolutions.count) convolutions quantised to int8, calibrated on "

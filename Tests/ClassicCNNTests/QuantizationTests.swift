@@ -74,6 +74,9 @@ struct QuantizationTests {
         #expect(signed.scale == Float(4) / 255 && signed.zeroPoint == 64)  // 1 / (4 / 255) = 63.75
         let empty = Int8Quantization.input(minimum: 0, maximum: 0)
         #expect(empty.scale == 1 && empty.zeroPoint == 0)
+        // A range too small for a normal scale (zeros and one denormal) is treated as empty, not divided by.
+        let tiny = Int8Quantization.input(minimum: -Float.leastNonzeroMagnitude, maximum: Float.leastNonzeroMagnitude)
+        #expect(tiny.scale == 1 && tiny.zeroPoint == 0)
         let weights = Tensor(shape: [2, 3], values: [0.5, -1.26, 0.1, 0, 0, 0])
         #expect(Int8Quantization.weightScales(weights) == [Float(1.26) / 63, 1])
     }
@@ -103,6 +106,11 @@ struct QuantizationTests {
         #expect(loaded.convolutions.map(\.layer.int8) == model.convolutions.map(\.layer.int8))
         #expect(loaded.forward(probe).values == int8.values)
 
+        // New weights drop the quantisation calibrated for the old ones; so does training.
+        let reloaded = try Checkpoint.load(path: path).model
+        #expect(reloaded.isQuantized)
+        try reloaded.loadParameters(model.parameters.map { NamedTensor(name: $0.name, shape: $0.parameter.shape, values: $0.parameter.value.values) })
+        #expect(!reloaded.isQuantized)
         // Training the loaded model drops the quantisation (its weights will move away from the calibration).
         let data = ImageDataset(name: "random", channels: 3, height: 32, width: 32, pixels: [UInt8](repeating: 0, count: 3 * 32 * 32),
                                 labels: [0], classNames: (0..<10).map(String.init))

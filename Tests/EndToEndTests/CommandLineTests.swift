@@ -165,9 +165,12 @@ struct CommandLineTests {
         let (a, b) = (float?["accuracy"] as? Double ?? 0, int8?["accuracy"] as? Double ?? 0)
         #expect(a > 0.8 && abs(a - b) < 0.01, "float \(a), int8 \(b)")
 
-        // Bad input: the output is the input, the output exists, no such checkpoint, a bad count. Nothing is written.
+        // Bad input: the output is the input (or a link to it), the output exists, no such checkpoint, a bad count. Nothing is written.
         let before = try FileManager.default.attributesOfItem(atPath: output)[.modificationDate] as? Date
         expectCleanFailure(try cnn(["quantize", "--checkpoint", checkpoint, "--output", checkpoint]), naming: "--output")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link.safetensors", withDestinationPath: checkpoint)
+        expectCleanFailure(try cnn(["quantize", "--checkpoint", checkpoint, "--output", directory + "/link.safetensors", "--overwrite"]),
+                           naming: "--output")
         expectCleanFailure(try cnn(["quantize", "--checkpoint", checkpoint, "--output", output, "--data-dir", root]), naming: output)
         expectCleanFailure(try cnn(["quantize", "--checkpoint", directory + "/none.safetensors", "--output", directory + "/x.safetensors"]),
                            naming: "none.safetensors")

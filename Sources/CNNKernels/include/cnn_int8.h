@@ -26,7 +26,7 @@ extern "C" {
 /// Which int8 GEMM `isa` runs: "avx512-vnni", "avx2" (also on AVX-512 CPUs without VNNI) or "portable".
 const char *cnn_int8_kernel_name(cnn_isa isa);
 
-/// y[i] = saturate(round_half_to_even(x[i] / scale) + zero_point) in 0 ... 255, for i in 0 ..< n. NaN gives zero_point.
+/// y[i] = saturate(round_half_to_even(x[i] / scale) + zero_point) in 0 ... 255, for i in 0 ..< n. NaN gives 0.
 void cnn_quantize_u8(const float *x, size_t n, float scale, int zero_point, uint8_t *y);
 /// cnn_quantize_u8 with a given instruction set (clamped to the CPU's): for tests.
 void cnn_quantize_u8_isa(cnn_isa isa, const float *x, size_t n, float scale, int zero_point, uint8_t *y);

@@ -26,10 +26,23 @@ public struct Int8Quantization: Equatable, Sendable {
     /// zero point where 0.0 falls (0 for a range that starts at 0, after a ReLU).
     public static func input(minimum: Float, maximum: Float) -> (scale: Float, zeroPoint: Int) {
         let (low, high) = (Swift.min(minimum, 0), Swift.max(maximum, 0))
-        guard high > low, (high - low).isFinite else { return (1, 0) }
         let scale = (high - low) / 255
+        // An empty, infinite or subnormal range (all zeros but a denormal): no usable scale.
+        guard scale.isNormal else { return (1, 0) }
         let zeroPoint = Swift.min(255, Swift.max(0, Int((-low / scale).rounded(.toNearestOrEven))))
         return (scale, zeroPoint)
+    }
+
+    /// Weights [CO, fanIn] quantised with per-channel `scales` as the int8 convolution quantises them:
+    /// clamp(round_half_to_even(w / scale), -63, 63), NaN to -63 (the C kernel's arithmetic, which the ONNX export uses too).
+    public static func quantizedWeights(_ weight: Tensor, scales: [Float]) -> [Int8] {
+        let co = weight.shape[0], fanIn = weight.count / co
+        precondition(scales.count == co, "one scale per output channel")
+        var levels = [Int8](repeating: 0, count: weight.count)
+        levels.withUnsafeMutableBufferPointer { target in
+            for o in 0..<co { cnn_quantize_weights_s7(weight.data + o * fanIn, fanIn, scales[o], target.baseAddress! + o * fanIn) }
+        }
+        return levels
     }
 
     /// Symmetric per-channel scales of weights [CO, fanIn]: each channel's largest magnitude over 63 (1 for a zero channel).
@@ -203,12 +216,7 @@ extension Conv2D {
         let cog = outputChannels / groups, fanIn = weight.count / outputChannels
         let packedBytes = cnn_int8_packed_weights_size(Int32(cog), Int32(fanIn))
         state.packed.reserve(packedBytes * groups)
-        var quantized = [Int8](repeating: 0, count: weight.count)
-        quantized.withUnsafeMutableBufferPointer { target in
-            for o in 0..<outputChannels {
-                cnn_quantize_weights_s7(weight.data + o * fanIn, fanIn, q.weightScales[o], target.baseAddress! + o * fanIn)
-            }
-        }
+        let quantized = Int8Quantization.quantizedWeights(weight.value, scales: q.weightScales)
         state.rowSums = [Int32](repeating: 0, count: outputChannels)
         quantized.withUnsafeBufferPointer { quantized in
             state.rowSums.withUnsafeMutableBufferPointer { sums in

@@ -54,7 +54,15 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
     /// Int8 inference (`Model.quantize`): the input's scale and zero point and the weights' per-channel scales. Inference
     /// then computes in int8 (`Conv2D+Int8.swift`); training ignores it.
     public var int8: Int8Quantization? {
-        didSet { int8State.packedFor = nil }
+        didSet {
+            if let int8 {
+                precondition(int8.weightScales.count == outputChannels && int8.weightScales.allSatisfy { $0.isFinite && $0 > 0 },
+                             "Conv2D.int8 needs \(outputChannels) positive weight scales")
+                precondition((0...255).contains(int8.inputZeroPoint) && int8.inputScale.isFinite && int8.inputScale > 0,
+                             "Conv2D.int8 needs an input scale > 0 and a zero point in 0...255")
+            }
+            int8State.packedFor = nil
+        }
     }
     /// The int8 path's buffers and packed weights; while `observesInputRange`, the smallest and largest input seen.
     let int8State = Int8State()

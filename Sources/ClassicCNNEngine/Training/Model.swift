@@ -225,6 +225,8 @@ public final class Model {
     /// are an error too, except PyTorch's integer bookkeeping (`num_batches_tracked`) and a checkpoint's optimizer
     /// state (`optimizer.*`), so a checkpoint serves as a state dict.
     public func loadParameters(_ tensors: [NamedTensor]) throws {
+        // New weights: an int8 quantisation calibrated for the old ones no longer applies.
+        removeQuantization()
         var byName: [String: NamedTensor] = [:]
         for tensor in tensors where !Self.isBookkeeping(tensor.name) {
             byName[tensor.name] = tensor
@@ -350,6 +352,7 @@ extension Model {
     /// - Throws: `ConfigurationError` when no tensor fits any parameter.
     @discardableResult
     public func loadMatching(_ tensors: [NamedTensor]) throws -> TransferReport {
+        removeQuantization()  // calibrated for the weights being replaced
         var report = TransferReport()
         let own = Dictionary(parameters.map { ($0.name, $0.parameter) }, uniquingKeysWith: { first, _ in first })
         var set: Set<String> = []

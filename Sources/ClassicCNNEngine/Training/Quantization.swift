@@ -56,8 +56,8 @@ extension Model {
         }
     }
 
-    /// Sets the convolutions' quantisation from a checkpoint's `int8.*` tensors; every tensor must name a convolution
-    /// of this model with the right shape and usable values.
+    /// Sets the convolutions' quantisation from a checkpoint's `int8.*` tensors (the others go back to float); every
+    /// tensor must name a convolution of this model with the right shape and usable values.
     public func loadQuantization(_ tensors: [NamedTensor]) throws {
         let byPath = Dictionary(convolutions.map { ($0.path, $0.layer) }, uniquingKeysWith: { first, _ in first })
         var inputs: [String: [Float]] = [:], scales: [String: [Float]] = [:]
@@ -85,6 +85,7 @@ extension Model {
             }
             settings.append((conv, Int8Quantization(inputScale: input[0], inputZeroPoint: Int(input[1]), weightScales: weightScales)))
         }
+        removeQuantization()
         for (conv, q) in settings { conv.int8 = q }
     }
 }

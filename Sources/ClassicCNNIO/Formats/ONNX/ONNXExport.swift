@@ -381,12 +381,8 @@ struct GraphBuilder {
             let zeroPoint = bytes("\(label).input_zero_point", shape: [], values: [UInt8(q.inputZeroPoint)], type: .uint8)
             let quantized = node("QuantizeLinear", [input, scale, zeroPoint], output: "\(label).input_quantized")
             input = node("DequantizeLinear", [quantized, scale, zeroPoint], output: "\(label).input_dequantized")
-            let fanIn = weight.count / conv.outputChannels
-            let levels = weight.enumerated().map { i, w -> UInt8 in
-                let v = Swift.min(Swift.max((w / q.weightScales[i / fanIn]).rounded(.toNearestOrEven), -Int8Quantization.weightLevels),
-                                  Int8Quantization.weightLevels)
-                return UInt8(bitPattern: Int8(v))
-            }
+            let levels = Int8Quantization.quantizedWeights(Tensor(shape: conv.weight.shape, values: weight), scales: q.weightScales)
+                .map { UInt8(bitPattern: $0) }
             let weightLevels = bytes("\(label).weight_quantized", shape: conv.weight.shape, values: levels, type: .int8)
             let weightScales = constant("\(label).weight_scale", shape: [conv.outputChannels], values: q.weightScales)
             let weightZeros = bytes("\(label).weight_zero_point", shape: [conv.outputChannels],
