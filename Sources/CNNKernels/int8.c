@@ -177,8 +177,11 @@ static void lower_quads(const lowering *a, int q_begin, int q_end) {
     const uint8_t zero_point = a->zero_point;
     uint8_t *columns = a->columns;
     const int K = C * KH * KW;
-    if (a->wide) {
-        // Stride 1 over a padded image at full width: each row of the column matrix is one run of OH * W bytes.
+    // A pointwise kernel (1x1, stride 1, no padding) is the full-width case of an image that needs no padding.
+    const int pointwise = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && OH == H && OW == W;
+    if (a->wide || pointwise) {
+        // Stride 1 over a padded image at full width: each row of the column matrix is one run of OH * W bytes (for a
+        // pointwise kernel, four whole channel planes interleaved).
         const int n = OH * W, all[4] = {0, 0, 0, 0}, none[4] = {n, n, n, n};
         const uint8_t fill[4] = {0, 0, 0, 0};
         for (int q = q_begin; q < q_end; q++) {
@@ -188,17 +191,6 @@ static void lower_quads(const lowering *a, int q_begin, int q_end) {
                 src[l] = k < K ? x + ((size_t)(k / (KH * KW)) * H + k / KW % KH) * W + k % KW : NULL;
             }
             lower_quad_row(src, fill, all, none, n, 1, (uint32_t *)(columns + ((size_t)q * ldb + first_column) * 4));
-        }
-        return;
-    }
-    if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && OH == H && OW == W) {
-        // Pointwise: each quad interleaves four whole channel planes, one run of H * W columns.
-        const int P = H * W, all[4] = {0, 0, 0, 0}, none[4] = {P, P, P, P};
-        for (int q = q_begin; q < q_end; q++) {
-            const uint8_t *src[4];
-            uint8_t fill[4] = {0, 0, 0, 0};
-            for (int l = 0; l < 4; l++) src[l] = q * 4 + l < K ? x + (size_t)(q * 4 + l) * P : NULL;
-            lower_quad_row(src, fill, all, none, P, 1, (uint32_t *)(columns + ((size_t)q * ldb + first_column) * 4));
         }
         return;
     }

@@ -61,7 +61,7 @@ struct DistributedTests {
         // A last batch smaller than the number of ranks is left out on every rank.
         let kept = whole.last!.count < setting.ranks ? whole.dropLast() : whole[...]
         #expect(counts.first == kept.count)
-        var iterators = ranks.map { $0.makeIterator() }
+        let iterators = ranks.map { $0.makeIterator() }
         for expected in kept {
             var joined: [Int] = []
             for r in iterators.indices {

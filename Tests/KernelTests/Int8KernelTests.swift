@@ -2,6 +2,7 @@
 import CNNKernels
 import Foundation
 import Testing
+import ClassicCNNEngine
 
 @Suite("Int8 kernels against the naive int32 convolution")
 struct Int8KernelTests {
@@ -19,11 +20,8 @@ struct Int8KernelTests {
     /// at their largest sums (255 * 63 * 2).
     static func operands(_ s: (c: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int, s: Int, p: Int), seed: UInt64)
         -> (x: [UInt8], w: [Int8]) {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        func next() -> UInt64 {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return state
-        }
+        var rng = RandomGenerator(seed: seed)
+        func next() -> UInt64 { rng.next() }
         let x = (0..<s.c * s.h * s.w).map { i in i % 11 == 0 ? UInt8(255) : UInt8(truncatingIfNeeded: next()) }
         let w = (0..<s.co * s.c * s.kh * s.kw).map { i in
             i % 13 == 0 ? Int8(i % 2 == 0 ? 63 : -63) : Int8(Int(next() % 127) - 63)
