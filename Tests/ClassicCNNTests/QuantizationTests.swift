@@ -48,7 +48,7 @@ struct QuantizationTests {
         let xq = Tensor(shape: x.shape, values: x.values.map { Self.fakeQuantized($0, scale: q.inputScale, zeroPoint: q.inputZeroPoint) })
         // Two threads first, while the layer's buffers are new: one thread's run must not leave them right for the other.
         for threads in [2, 1] {
-            try EngineOptions.with({ $0.threads = threads }) {
+            EngineOptions.with({ $0.threads = threads }) {
                 let got = Tensor(copying: conv.forward(x, training: false))
                 let expected = reference.forward(xq, training: false)
                 #expect(got.shape == expected.shape)
