@@ -116,6 +116,12 @@ DEFINE_TRANSFORM(output_transform_f4_avx512, AVX512, OUTPUT_1D, TILE, 4)
 DEFINE_TRANSFORM(output_transform_f2_avx512, AVX512, OUTPUT_1D_F2, TILE, 2)
 DEFINE_TRANSFORM(gradient_transform_f4_avx512, AVX512, GRADIENT_1D, 4, TILE)
 DEFINE_TRANSFORM(gradient_transform_f2_avx512, AVX512, GRADIENT_1D_F2, 2, TILE)
+#define AVX2 __attribute__((target("avx2,fma")))
+DEFINE_TRANSFORM(input_transform_avx2, AVX2, INPUT_1D, TILE, TILE)
+DEFINE_TRANSFORM(output_transform_f4_avx2, AVX2, OUTPUT_1D, TILE, 4)
+DEFINE_TRANSFORM(output_transform_f2_avx2, AVX2, OUTPUT_1D_F2, TILE, 2)
+DEFINE_TRANSFORM(gradient_transform_f4_avx2, AVX2, GRADIENT_1D, 4, TILE)
+DEFINE_TRANSFORM(gradient_transform_f2_avx2, AVX2, GRADIENT_1D_F2, 2, TILE)
 #endif
 
 typedef void (*transform_fn)(const float *restrict, float *restrict);
@@ -382,6 +388,10 @@ static void plan(job *j, int threads, long megabytes, long least) {
         j->input_transform = input_transform_avx512;
         j->output_transform = f4 ? output_transform_f4_avx512 : output_transform_f2_avx512;
         j->gradient_transform = f4 ? gradient_transform_f4_avx512 : gradient_transform_f2_avx512;
+    } else if (cnn_isa_active() == CNN_ISA_AVX2) {
+        j->input_transform = input_transform_avx2;
+        j->output_transform = f4 ? output_transform_f4_avx2 : output_transform_f2_avx2;
+        j->gradient_transform = f4 ? gradient_transform_f4_avx2 : gradient_transform_f2_avx2;
     }
 #endif
     j->v = cnn_reserve(&block_buffer, &block_capacity, (size_t)XI * block * (j->C + j->CO));
