@@ -6,6 +6,7 @@
 // MC x KC = the block of A kept in L2; KC x NR = the sliver of B kept in L1; NC = the columns of B per pass.
 #include "cnn_kernels.h"
 #include "buffers.h"
+#include "avx2.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ typedef struct {
     int mr, nr;
     micro_kernel kernel;
     int avx512;  // the AVX-512 packers and the dot-product path may serve it
+    int avx2;    // the AVX2 packers may serve it (MR <= 8, NR a multiple of 8)
 } gemm_arch;
 
 // ---- Micro-kernels ---------------------------------------------------------------------------------
@@ -205,7 +207,7 @@ static const gemm_arch arch_portable = {4, 16, kernel_portable_4x16, 0};
 static const gemm_arch arch_neon = {8, 12, kernel_neon_8x12, 0};
 #endif
 #ifdef CNN_X86
-static const gemm_arch arch_avx2 = {6, 16, kernel_avx2_6x16, 0};
+static const gemm_arch arch_avx2 = {6, 16, kernel_avx2_6x16, 0, 1};
 static const gemm_arch arch_avx512[] = {{12, 32, kernel_avx512_12x32, 1}, {8, 32, kernel_avx512_8x32, 1}, {4, 32, kernel_avx512_4x32, 1}};
 /// The same heights 16 wide, for N <= 16 (same MR for the same M, so A packed for one serves the other).
 static const gemm_arch arch_avx512_narrow[] = {{12, 16, kernel_avx512_12x16, 1}, {8, 16, kernel_avx512_8x16, 1}, {4, 16, kernel_avx512_4x16, 1}};
@@ -435,6 +437,72 @@ static void pack_a_avx512(const float *A, int lda, int i0, int p0, int mc, int k
     }
 }
 
+/// r[c] = column c of the 8 x 8 matrix whose row i is r[i]: pairs of rows interleaved (unpack), then groups of four
+/// (shuffle), then the 128-bit halves exchanged (permute2f128).
+__attribute__((target("avx2")))
+__attribute__((always_inline)) static inline void transpose8_avx2(__m256 r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // half H: M[2i][4H], M[2i+1][4H], M[2i][4H+1], M[2i+1][4H+1]
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // the same for columns 4H+2, 4H+3
+    }
+    for (int i = 0; i < 2; i++) {  // s[4i+q], half H: column 4H+q of rows 4i..4i+3
+        s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {  // column q: the low halves of s[q] and s[4+q]; column 4+q: their high halves
+        r[q] = _mm256_permute2f128_ps(s[q], s[4 + q], 0x20);
+        r[4 + q] = _mm256_permute2f128_ps(s[q], s[4 + q], 0x31);
+    }
+}
+
+/// The AVX2 twin of pack_transposed_avx512: column p of src[0 : rows, 0 : kc] (row stride ld, rows <= 8) stored as
+/// its first `lanes` (<= 8) values at dst + p * stride, zeros past `rows`; 8 x 8 blocks transposed in registers.
+__attribute__((target("avx2")))
+__attribute__((always_inline)) static inline void pack_transposed_avx2(const float *src, size_t ld, int rows, int kc, float *dst,
+                                                                        size_t stride, int lanes) {
+    const __m256i kept = cnn_lanes_avx2(lanes);
+    for (int pb = 0; pb < kc; pb += 8) {
+        const int width = kc - pb < 8 ? kc - pb : 8;
+        const __m256i m = cnn_lanes_avx2(width);
+        __m256 r[8];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++)
+            r[i] = i >= rows ? _mm256_setzero_ps()
+                 : width == 8 ? _mm256_loadu_ps(src + i * ld + pb) : _mm256_maskload_ps(src + i * ld + pb, m);
+        transpose8_avx2(r);
+        // Unrolled with constant indices, so that r stays in registers.
+#pragma clang loop unroll(full)
+        for (int q = 0; q < 8; q++)
+            if (q < width) {
+                if (lanes == 8) _mm256_storeu_ps(dst + (size_t)(pb + q) * stride, r[q]);
+                else _mm256_maskstore_ps(dst + (size_t)(pb + q) * stride, kept, r[q]);
+            }
+    }
+}
+
+/// pack_b for B^T on AVX2 (slivers of 16 columns): 8 rows of B (columns of the sliver) at a time.
+__attribute__((target("avx2")))
+static void pack_b_trans_avx2(const float *B, int ldb, int p0, int j0, int kc, int nc, int nr, float *dst) {
+    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)nr * kc) {
+        const int cols = nc - jr < nr ? nc - jr : nr;
+        for (int part = 0; part < nr / 8; part++)  // rows of B past `cols` are packed as zeros
+            pack_transposed_avx2(B + (size_t)(j0 + jr + 8 * part) * ldb + p0, (size_t)ldb, cols - 8 * part, kc,
+                                 dst + 8 * part, (size_t)nr, 8);
+    }
+}
+
+/// pack_a for A not transposed, on AVX2: a sliver's MR (<= 8) rows at a time, each column stored as MR values.
+__attribute__((target("avx2")))
+static void pack_a_avx2(const float *A, int lda, int i0, int p0, int mc, int kc, int mr, float *dst) {
+    for (int ir = 0; ir < mc; ir += mr, dst += (size_t)mr * kc) {
+        const int rows = mc - ir < mr ? mc - ir : mr;
+        pack_transposed_avx2(A + (size_t)(i0 + ir) * lda + p0, (size_t)lda, rows, kc, dst, (size_t)mr, mr);
+    }
+}
+
 /// The rows x cols that exist of a tile computed into `edge` (row stride nr, 16 or 32), added to C or stored: 16 lanes
 /// at a time, masked at the last columns. Every tile of a GEMM with fewer rows than the micro-kernel (LeNet's and
 /// the classifiers' 10 classes) goes through here.
@@ -529,6 +597,7 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
             const int accumulate = beta != 0.0f || pc > 0;
 #ifdef CNN_X86
             if (trans_b && arch->avx512) pack_b_trans_avx512(B, ldb, pc, jc, kc, nc, nr, b_buf);
+            else if (trans_b && arch->avx2) pack_b_trans_avx2(B, ldb, pc, jc, kc, nc, nr, b_buf);
             else
 #endif
                 pack_b(trans_b, B, ldb, pc, jc, kc, nc, nr, b_buf);
@@ -538,6 +607,7 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
                 if (!packed) {
 #ifdef CNN_X86
                     if (!trans_a && arch->avx512) pack_a_avx512(A, lda, ic, pc, mc, kc, mr, a_buf);
+                    else if (!trans_a && arch->avx2) pack_a_avx2(A, lda, ic, pc, mc, kc, mr, a_buf);
                     else
 #endif
                         pack_a(trans_a, A, lda, ic, pc, mc, kc, mr, a_buf);
