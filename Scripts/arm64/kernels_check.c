@@ -370,7 +370,8 @@ static void check_winograd(void) {
 /// weight gradient (5 = 4 + 1), several input channels.
 static const struct {
     int c, h, w, co, kh, kw;
-} direct_shapes[] = {{1, 32, 32, 6, 5, 5}, {3, 20, 19, 8, 3, 3}, {2, 12, 40, 13, 4, 5}, {1, 9, 24, 1, 1, 7}};
+} direct_shapes[] = {{1, 32, 32, 6, 5, 5}, {3, 20, 19, 8, 3, 3}, {2, 12, 40, 13, 4, 5}, {1, 9, 24, 1, 1, 7},
+                     {2, 10, 28, 7, 3, 5}, {1, 7, 18, 3, 3, 3}, {1, 8, 14, 2, 2, 3}};
 
 static void check_direct(void) {
     begin_section("direct convolution");

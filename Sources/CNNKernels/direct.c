@@ -75,41 +75,57 @@ static void weight_gradient_avx512(const float *x, int C, int H, int W, const fl
     }
 }
 
+/// One 16-wide chunk of output row oh for output channels co0 ..< co0 + cb. `full` (a constant at each call) when all 16
+/// columns exist: plain loads and stores, where the tail chunk masks them (AMD's masked moves are slow, the stores
+/// microcoded on Zen 2).
+__attribute__((target("avx2,fma")))
+__attribute__((always_inline)) static inline void forward_chunk_avx2(const float *x, int C, int H, int W, const float *w,
+                                                                      const float *bias, int relu, int co0, int cb,
+                                                                      int taps, int KH, int KW, int OH, int OW, int oh,
+                                                                      int ow, int full, float *y) {
+    const __m256i m0 = cnn_lanes_avx2(OW - ow), m1 = cnn_lanes_avx2(OW - ow - 8);
+    __m256 lo[CB], hi[CB];
+    for (int j = 0; j < CB; j++) lo[j] = hi[j] = _mm256_set1_ps(bias && j < cb ? bias[co0 + j] : 0.0f);
+    for (int ci = 0; ci < C; ci++)
+        for (int kh = 0; kh < KH; kh++) {
+            const float *row = x + ((size_t)ci * H + oh + kh) * W + ow;
+            const float *wk = w + ((size_t)co0 * C + ci) * KH * KW + (size_t)kh * KW;
+            for (int kw = 0; kw < KW; kw++) {
+                const __m256 v0 = full ? _mm256_loadu_ps(row + kw) : _mm256_maskload_ps(row + kw, m0);
+                const __m256 v1 = full ? _mm256_loadu_ps(row + kw + 8) : _mm256_maskload_ps(row + kw + 8, m1);
+                for (int j = 0; j < CB; j++)
+                    if (j < cb) {
+                        const __m256 k = _mm256_broadcast_ss(wk + (size_t)j * taps + kw);
+                        lo[j] = _mm256_fmadd_ps(k, v0, lo[j]);
+                        hi[j] = _mm256_fmadd_ps(k, v1, hi[j]);
+                    }
+            }
+        }
+    for (int j = 0; j < cb; j++) {
+        if (relu) {
+            lo[j] = _mm256_max_ps(lo[j], _mm256_setzero_ps());
+            hi[j] = _mm256_max_ps(hi[j], _mm256_setzero_ps());
+        }
+        float *out = y + ((size_t)(co0 + j) * OH + oh) * OW + ow;
+        if (full || OW - ow >= 8) _mm256_storeu_ps(out, lo[j]);
+        else _mm256_maskstore_ps(out, m0, lo[j]);
+        if (full) _mm256_storeu_ps(out + 8, hi[j]);
+        else if (OW - ow > 8) _mm256_maskstore_ps(out + 8, m1, hi[j]);
+    }
+}
+
 __attribute__((target("avx2,fma")))
 static void forward_avx2(const float *x, int C, int H, int W, const float *w, const float *bias, int relu, int CO,
                          int KH, int KW, int OH, int OW, float *y) {
     const int taps = C * KH * KW;
     for (int co0 = 0; co0 < CO; co0 += CB) {
         const int cb = CO - co0 < CB ? CO - co0 : CB;
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow += 16) {
-                const __m256i m0 = cnn_lanes_avx2(OW - ow), m1 = cnn_lanes_avx2(OW - ow - 8);
-                __m256 lo[CB], hi[CB];
-                for (int j = 0; j < CB; j++) lo[j] = hi[j] = _mm256_set1_ps(bias && j < cb ? bias[co0 + j] : 0.0f);
-                for (int ci = 0; ci < C; ci++)
-                    for (int kh = 0; kh < KH; kh++) {
-                        const float *row = x + ((size_t)ci * H + oh + kh) * W + ow;
-                        const float *wk = w + ((size_t)co0 * C + ci) * KH * KW + (size_t)kh * KW;
-                        for (int kw = 0; kw < KW; kw++) {
-                            const __m256 v0 = _mm256_maskload_ps(row + kw, m0), v1 = _mm256_maskload_ps(row + kw + 8, m1);
-                            for (int j = 0; j < CB; j++)
-                                if (j < cb) {
-                                    const __m256 k = _mm256_broadcast_ss(wk + (size_t)j * taps + kw);
-                                    lo[j] = _mm256_fmadd_ps(k, v0, lo[j]);
-                                    hi[j] = _mm256_fmadd_ps(k, v1, hi[j]);
-                                }
-                        }
-                    }
-                for (int j = 0; j < cb; j++) {
-                    if (relu) {
-                        lo[j] = _mm256_max_ps(lo[j], _mm256_setzero_ps());
-                        hi[j] = _mm256_max_ps(hi[j], _mm256_setzero_ps());
-                    }
-                    float *out = y + ((size_t)(co0 + j) * OH + oh) * OW + ow;
-                    _mm256_maskstore_ps(out, m0, lo[j]);
-                    _mm256_maskstore_ps(out + 8, m1, hi[j]);
-                }
-            }
+        for (int oh = 0; oh < OH; oh++) {
+            int ow = 0;
+            for (; ow + 16 <= OW; ow += 16)
+                forward_chunk_avx2(x, C, H, W, w, bias, relu, co0, cb, taps, KH, KW, OH, OW, oh, ow, 1, y);
+            if (ow < OW) forward_chunk_avx2(x, C, H, W, w, bias, relu, co0, cb, taps, KH, KW, OH, OW, oh, ow, 0, y);
+        }
     }
 }
 
@@ -129,7 +145,18 @@ static void weight_gradient_avx2(const float *x, int C, int H, int W, const floa
                         for (int k = 0; k < KB2; k++) acc[j][k] = _mm256_setzero_ps();
                     for (int oh = 0; oh < OH; oh++) {
                         const float *row = x + ((size_t)ci * H + oh + kh) * W + kw0;
-                        for (int ow = 0; ow < OW; ow += 8) {
+                        int ow = 0;
+                        for (; ow + 8 <= OW; ow += 8) {  // whole chunks: plain loads (masked ones are slow on AMD)
+                            __m256 g[CB2];
+                            for (int j = 0; j < CB2; j++)
+                                g[j] = j < cb ? _mm256_loadu_ps(dy + ((size_t)(co0 + j) * OH + oh) * OW + ow) : _mm256_setzero_ps();
+                            for (int k = 0; k < KB2; k++) {
+                                if (k >= kb) break;
+                                const __m256 v = _mm256_loadu_ps(row + ow + k);
+                                for (int j = 0; j < CB2; j++) acc[j][k] = _mm256_fmadd_ps(g[j], v, acc[j][k]);
+                            }
+                        }
+                        if (ow < OW) {
                             const __m256i m = cnn_lanes_avx2(OW - ow);
                             __m256 g[CB2];
                             for (int j = 0; j < CB2; j++)

@@ -231,9 +231,11 @@ struct KernelTests {
     }
 
     /// Shapes the direct kernels take: LeNet's C1, a masked tail (OW = 17), two output-channel blocks (8 = 6 + 2),
-    /// two kernel-column blocks for the weight gradient (5 = 4 + 1), several input channels.
+    /// two kernel-column blocks for the weight gradient (5 = 4 + 1), several input channels; and for the 16-wide
+    /// chunks' whole-chunk and tail paths: OW = 24 (a tail of exactly 8), 16 (no tail), 12 (only a tail).
     static let directShapes: [(c: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int)] = [
         (1, 32, 32, 6, 5, 5), (3, 20, 19, 8, 3, 3), (2, 12, 40, 13, 4, 5), (1, 9, 24, 1, 1, 7),
+        (2, 10, 28, 7, 3, 5), (1, 7, 18, 3, 3, 3), (1, 8, 14, 2, 2, 3),
     ]
 
     @Test("direct convolution equals the naive twins, on every instruction set the CPU has",
