@@ -440,6 +440,60 @@ static void check_direct(void) {
     end_section();
 }
 
+// ---- Direct convolution over output channels (direct.c): KernelTests.directChannelConvolution ----------------
+
+static const struct {
+    int c, h, w, co, kh, kw;
+} direct_channel_shapes[] = {{6, 14, 14, 16, 5, 5}, {5, 10, 12, 20, 4, 4}, {3, 8, 9, 32, 6, 5}};
+
+static void check_direct_channels(void) {
+    begin_section("direct over channels");
+    cnn_isa isas[4];
+    const int isa_count = instruction_sets(isas);
+    for (int index = 0; index < (int)(sizeof direct_channel_shapes / sizeof *direct_channel_shapes); index++) {
+        const int C = direct_channel_shapes[index].c, H = direct_channel_shapes[index].h, W = direct_channel_shapes[index].w;
+        const int CO = direct_channel_shapes[index].co, KH = direct_channel_shapes[index].kh, KW = direct_channel_shapes[index].kw;
+        const int OH = H - KH + 1, OW = W - KW + 1;
+        const size_t outputs = (size_t)CO * OH * OW, weights = (size_t)CO * C * KH * KW;
+        float *x = random_values((size_t)C * H * W, 35), *w = random_values(weights, 36), *b = random_values(CO, 37);
+        float *slow = filled(outputs, 0);
+        cnn_conv2d_naive(x, C, H, W, w, b, CO, 1, KH, KW, 1, 1, 0, 0, OH, OW, slow);
+        for (int k = 0; k < isa_count; k++) {
+            const cnn_isa isa = isas[k];
+            const char *name = cnn_isa_name(isa);
+            const int available = cnn_conv2d_direct_channels_available_isa(isa, C, KH, KW, CO) != 0;
+#if defined(__x86_64__)
+            expect(available == (isa == CNN_ISA_AVX2), "shape %d, %s: the channel kernel available %d", index, name, available);
+#else
+            expect(!available, "shape %d, %s: the channel kernel available on %s", index, name, ARCH);
+#endif
+            float *fast = filled(outputs, NAN), *rectified = filled(outputs, NAN);
+            cnn_conv2d_direct_channels_forward_isa(isa, x, C, H, W, w, b, 0, CO, KH, KW, OH, OW, fast);
+            expect_close(fast, slow, outputs, 0, 1e-4, "shape %d, %s: forward against cnn_conv2d_naive", index, name);
+            cnn_conv2d_direct_channels_forward_isa(isa, x, C, H, W, w, b, 1, CO, KH, KW, OH, OW, rectified);
+            size_t unequal = 0;
+            for (size_t i = 0; i < outputs; i++) unequal += !(rectified[i] == (fast[i] > 0 ? fast[i] : 0.0f));
+            expect(unequal == 0, "shape %d, %s: the fused ReLU differs from max(0, .) at %zu outputs", index, name, unequal);
+            free(fast), free(rectified);
+        }
+        // The weight gradient over two images, added to what dw holds, against the naive twin image by image.
+        const size_t in_plane = (size_t)C * H * W;
+        float *xs = random_values(2 * in_plane, 38), *dys = random_values(2 * outputs, 39), *slow_w = filled(weights, 0.5f);
+        for (int image = 0; image < 2; image++)
+            cnn_conv2d_weight_gradient_naive(xs + image * in_plane, C, H, W, dys + image * outputs, CO, 1, KH, KW, 1, 1, 0, 0, OH,
+                                             OW, slow_w);
+        for (int k = 0; k < isa_count; k++) {
+            float *fast_w = filled(weights, 0.5f);
+            cnn_conv2d_direct_channels_weight_gradient_isa(isas[k], xs, 2, C, H, W, dys, CO, KH, KW, OH, OW, fast_w);
+            expect_close(fast_w, slow_w, weights, 1, 1e-4, "shape %d, %s: weight gradient against cnn_conv2d_weight_gradient_naive",
+                         index, cnn_isa_name(isas[k]));
+            free(fast_w);
+        }
+        free(x), free(w), free(b), free(slow), free(xs), free(dys), free(slow_w);
+    }
+    end_section();
+}
+
 // ---- Convolution lowered to GEMM (im2col.c): KernelTests.convolution and bandedConvolution ---------------------
 
 /// KernelTests.convolutions, the padding worked out (top, left, bottom, right; TensorFlow's "same").
@@ -1110,6 +1164,7 @@ int main(void) {
     end_section();
     check_winograd();
     check_direct();
+    check_direct_channels();
     check_lowering();
     check_int8();
     check_max_pooling();

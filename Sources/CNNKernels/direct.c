@@ -7,6 +7,7 @@
 // Legend: C input channels, H x W input, CO output channels, KH x KW kernel, OH x OW output (OH = H - KH + 1).
 #include "cnn_kernels.h"
 #include "avx2.h"
+#include "buffers.h"
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -179,6 +180,129 @@ static void weight_gradient_avx2(const float *x, int C, int H, int W, const floa
                 }
     }
 }
+
+// ---- Vectorised over output channels (LeNet's conv2: 6 channels in, 5x5, 16 out, 10x10 out) -------------------
+// Lowering such a layer writes a column matrix of 150 rows per position and packs it again for a GEMM of only 16
+// rows: both passes cost as much as the product. Here the 16 output channels are the vector (two ymm) and DP = 6
+// consecutive output positions the register block: per tap, two loads of the weights and six broadcasts of input
+// values read where they lie, twelve FMAs, as the GEMM's 6 x 16 micro-kernel does on packed panels.
+
+enum { DP = 6 };
+
+static _Thread_local float *channel_weights;
+static _Thread_local size_t channel_weights_capacity;
+
+__attribute__((target("avx2,fma")))
+static void forward_channels_avx2(const float *x, int C, int H, int W, const float *w, const float *bias, int relu,
+                                  int CO, int KH, int KW, int OH, int OW, float *y) {
+    const int taps = C * KH * KW, P = OH * OW, blocks = (CO + 15) / 16;
+    // The weights as [block][tap][16 output channels], zeros past CO.
+    float *wt = cnn_reserve(&channel_weights, &channel_weights_capacity, (size_t)blocks * taps * 16);
+    for (int b = 0; b < blocks; b++)
+        for (int t = 0; t < taps; t++)
+            for (int j = 0; j < 16; j++) {
+                const int co = b * 16 + j;
+                wt[((size_t)b * taps + t) * 16 + j] = co < CO ? w[(size_t)co * taps + t] : 0.0f;
+            }
+    for (int p0 = 0; p0 < P; p0 += DP) {
+        const int n = P - p0 < DP ? P - p0 : DP;
+        const float *base[DP];  // each position's window's top-left input value (the last one again past n)
+        for (int i = 0; i < DP; i++) {
+            const int p = p0 + (i < n ? i : n - 1);
+            base[i] = x + (size_t)(p / OW) * W + p % OW;
+        }
+        for (int b = 0; b < blocks; b++) {
+            float start[16] __attribute__((aligned(32)));
+            for (int j = 0; j < 16; j++) start[j] = bias && b * 16 + j < CO ? bias[b * 16 + j] : 0.0f;
+            __m256 acc[DP][2];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < DP; i++) acc[i][0] = _mm256_load_ps(start), acc[i][1] = _mm256_load_ps(start + 8);
+            const float *wb = wt + (size_t)b * taps * 16;
+            for (int ci = 0; ci < C; ci++)
+                for (int kh = 0; kh < KH; kh++) {
+                    const size_t row = ((size_t)ci * H + kh) * W;
+                    for (int kw = 0; kw < KW; kw++, wb += 16) {
+                        const __m256 w0 = _mm256_load_ps(wb), w1 = _mm256_load_ps(wb + 8);
+#pragma clang loop unroll(full)
+                        for (int i = 0; i < DP; i++) {
+                            const __m256 v = _mm256_broadcast_ss(base[i] + row + kw);
+                            acc[i][0] = _mm256_fmadd_ps(v, w0, acc[i][0]);
+                            acc[i][1] = _mm256_fmadd_ps(v, w1, acc[i][1]);
+                        }
+                    }
+                }
+            // Positions x channels to channels x positions, through a small tile.
+            float tile[DP][16] __attribute__((aligned(32)));
+#pragma clang loop unroll(full)
+            for (int i = 0; i < DP; i++) {
+                if (relu) {
+                    acc[i][0] = _mm256_max_ps(acc[i][0], _mm256_setzero_ps());
+                    acc[i][1] = _mm256_max_ps(acc[i][1], _mm256_setzero_ps());
+                }
+                _mm256_store_ps(tile[i], acc[i][0]);
+                _mm256_store_ps(tile[i] + 8, acc[i][1]);
+            }
+            for (int j = 0; j < 16 && b * 16 + j < CO; j++) {
+                float *out = y + (size_t)(b * 16 + j) * P + p0;
+                for (int i = 0; i < n; i++) out[i] = tile[i][j];
+            }
+        }
+    }
+}
+
+static _Thread_local float *channel_gradients;
+static _Thread_local size_t channel_gradients_capacity;
+
+/// dw[CO,C,KH,KW] += sum over N images of the correlation of dy with x, 16 output channels (the vector) by DP taps
+/// (the register block) at a time: per position, two loads of dY transposed to [position][channel] and DP broadcasts
+/// of input values read where they lie.
+__attribute__((target("avx2,fma")))
+static void weight_gradient_channels_avx2(const float *x, int N, int C, int H, int W, const float *dy, int CO, int KH,
+                                          int KW, int OH, int OW, float *dw) {
+    const int taps = C * KH * KW, P = OH * OW, blocks = (CO + 15) / 16, tap_blocks = (taps + DP - 1) / DP;
+    // Per block of channels: dY^T [P][16] (zeros past CO), then dW^T [taps padded to DP][16].
+    const size_t gradient_size = (size_t)P * 16, sums_size = (size_t)tap_blocks * DP * 16;
+    float *g = cnn_reserve(&channel_gradients, &channel_gradients_capacity, gradient_size + sums_size + (size_t)taps);
+    float *sums = g + gradient_size;
+    int *offsets = (int *)(sums + sums_size);  // each tap's offset in the image: (ci * H + kh) * W + kw
+    for (int ci = 0, t = 0; ci < C; ci++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) offsets[t++] = (ci * H + kh) * W + kw;
+    for (int b = 0; b < blocks; b++) {
+        memset(sums, 0, sums_size * sizeof(float));
+        for (int image = 0; image < N; image++) {
+            const float *xi = x + (size_t)image * C * H * W, *dyi = dy + (size_t)image * CO * P;
+            for (int p = 0; p < P; p++)
+                for (int j = 0; j < 16; j++) g[(size_t)p * 16 + j] = b * 16 + j < CO ? dyi[(size_t)(b * 16 + j) * P + p] : 0.0f;
+            for (int tb = 0; tb < tap_blocks; tb++) {
+                const float *tap[DP];  // the block's taps (the last one again past `taps`)
+                for (int i = 0; i < DP; i++) tap[i] = xi + offsets[tb * DP + i < taps ? tb * DP + i : taps - 1];
+                __m256 acc[DP][2];
+#pragma clang loop unroll(full)
+                for (int i = 0; i < DP; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+                for (int oh = 0, p = 0; oh < OH; oh++)
+                    for (int ow = 0; ow < OW; ow++, p++) {
+                        const int at = oh * W + ow;
+                        const __m256 g0 = _mm256_load_ps(g + (size_t)p * 16), g1 = _mm256_load_ps(g + (size_t)p * 16 + 8);
+#pragma clang loop unroll(full)
+                        for (int i = 0; i < DP; i++) {
+                            const __m256 v = _mm256_broadcast_ss(tap[i] + at);
+                            acc[i][0] = _mm256_fmadd_ps(v, g0, acc[i][0]);
+                            acc[i][1] = _mm256_fmadd_ps(v, g1, acc[i][1]);
+                        }
+                    }
+                float *s = sums + (size_t)tb * DP * 16;
+#pragma clang loop unroll(full)
+                for (int i = 0; i < DP; i++) {
+                    _mm256_store_ps(s + i * 16, _mm256_add_ps(_mm256_load_ps(s + i * 16), acc[i][0]));
+                    _mm256_store_ps(s + i * 16 + 8, _mm256_add_ps(_mm256_load_ps(s + i * 16 + 8), acc[i][1]));
+                }
+            }
+        }
+        for (int j = 0; j < 16 && b * 16 + j < CO; j++)
+            for (int t = 0; t < taps; t++) dw[(size_t)(b * 16 + j) * taps + t] += sums[(size_t)t * 16 + j];
+    }
+}
 #endif
 
 int cnn_conv2d_direct_available(int C, int KH, int KW, int OW) {
@@ -223,6 +347,55 @@ void cnn_conv2d_direct_weight_gradient_isa(cnn_isa isa, const float *x, int C, i
 #endif
     (void)isa;
     cnn_conv2d_weight_gradient_naive(x, C, H, W, dy, CO, 1, KH, KW, 1, 1, 0, 0, OH, OW, dw);
+}
+
+void cnn_conv2d_direct_channels_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int KH,
+                                                int KW, int OH, int OW, float *dw) {
+    cnn_conv2d_direct_channels_weight_gradient_isa(cnn_isa_active(), x, N, C, H, W, dy, CO, KH, KW, OH, OW, dw);
+}
+
+void cnn_conv2d_direct_channels_weight_gradient_isa(cnn_isa isa, const float *x, int N, int C, int H, int W, const float *dy,
+                                                    int CO, int KH, int KW, int OH, int OW, float *dw) {
+#if defined(__x86_64__)
+    if (isa >= CNN_ISA_AVX2 && isa <= CNN_ISA_AVX512 && isa <= cnn_isa_detected())
+        return weight_gradient_channels_avx2(x, N, C, H, W, dy, CO, KH, KW, OH, OW, dw);
+#endif
+    (void)isa;
+    for (int image = 0; image < N; image++)
+        cnn_conv2d_weight_gradient_naive(x + (size_t)image * C * H * W, C, H, W, dy + (size_t)image * CO * OH * OW, CO, 1, KH,
+                                         KW, 1, 1, 0, 0, OH, OW, dw);
+}
+
+int cnn_conv2d_direct_channels_available(int C, int KH, int KW, int CO) {
+    return cnn_conv2d_direct_channels_available_isa(cnn_isa_active(), C, KH, KW, CO);
+}
+
+int cnn_conv2d_direct_channels_available_isa(cnn_isa isa, int C, int KH, int KW, int CO) {
+    // Where lowering serves badly and Winograd does not apply (fewer than 16 input channels), and the weights of a
+    // block (taps x 16 floats) stay within 32 KB of L1. On AVX-512, the lowered path's GEMM is fast enough.
+    const int taps = C * KH * KW;
+#if defined(__x86_64__)
+    return isa == CNN_ISA_AVX2 && isa <= cnn_isa_detected() && C < 16 && taps > 75 && taps <= 512 && CO >= 16;
+#else
+    (void)isa; (void)taps; (void)CO;
+    return 0;
+#endif
+}
+
+void cnn_conv2d_direct_channels_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int relu,
+                                        int CO, int KH, int KW, int OH, int OW, float *y) {
+    cnn_conv2d_direct_channels_forward_isa(cnn_isa_active(), x, C, H, W, w, bias, relu, CO, KH, KW, OH, OW, y);
+}
+
+void cnn_conv2d_direct_channels_forward_isa(cnn_isa isa, const float *x, int C, int H, int W, const float *w,
+                                            const float *bias, int relu, int CO, int KH, int KW, int OH, int OW, float *y) {
+#if defined(__x86_64__)
+    if (isa >= CNN_ISA_AVX2 && isa <= CNN_ISA_AVX512 && isa <= cnn_isa_detected())
+        return forward_channels_avx2(x, C, H, W, w, bias, relu, CO, KH, KW, OH, OW, y);
+#endif
+    (void)isa;
+    cnn_conv2d_naive(x, C, H, W, w, bias, CO, 1, KH, KW, 1, 1, 0, 0, OH, OW, y);
+    if (relu) cnn_relu_forward(y, y, (size_t)CO * OH * OW);
 }
 
 void cnn_conv2d_weight_gradient_naive(const float *x, int C, int H, int W, const float *dy, int CO, int groups,

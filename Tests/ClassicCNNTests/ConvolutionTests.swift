@@ -28,6 +28,8 @@ struct ConvolutionTests {
         Shape(n: 3, c: 16, h: 9, w: 9, co: 16, kernel: (3, 3), padding: .same),                     // Winograd, same
         Shape(n: 5, c: 32, h: 4, w: 4, co: 24, kernel: (3, 3), padding: .uniform(1)),              // one whole tile: VGG's 4x4
         Shape(n: 6, c: 32, h: 2, w: 2, co: 24, kernel: (3, 3), padding: .uniform(1)),              // 2x2: the share in one GEMM
+        Shape(n: 3, c: 6, h: 14, w: 14, co: 16, kernel: (5, 5)),                                    // LeNet's conv2: directChannels on AVX2
+        Shape(n: 2, c: 5, h: 10, w: 12, co: 20, kernel: (4, 4)),                                    // ... a partial block of channels
     ]
 
     /// The naive input gradient: dx[n, ci, iy, ix] += w[co, ci - g * cg, ky, kx] * dy[n, co, oy, ox] over every
@@ -143,6 +145,7 @@ struct ConvolutionTests {
         }
         var expected: Set<String> = ["winograd", "fullyConnected", "lowered", "bands", "spans", "pointwise"]
         if cnn_isa_detected() == CNN_ISA_AVX512 { expected.insert("direct") }
+        if cnn_isa_active() == CNN_ISA_AVX2 { expected.insert("directChannels") }
         #expect(expected.isSubset(of: seen), "seen: \(seen.sorted())")
     }
 

@@ -270,6 +270,58 @@ struct KernelTests {
         }
     }
 
+    /// Shapes of the kernel vectorised over output channels: LeNet's conv2, a partial block of channels (20) and
+    /// positions that end mid-block (63 = 10 x 6 + 3), two blocks of channels (32) with 15 positions.
+    static let directChannelShapes: [(c: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int)] = [
+        (6, 14, 14, 16, 5, 5), (5, 10, 12, 20, 4, 4), (3, 8, 9, 32, 6, 5),
+    ]
+
+    @Test("the forward kernel vectorised over output channels equals the naive convolution, on every instruction set",
+          arguments: 0..<directChannelShapes.count)
+    func directChannelConvolution(_ index: Int) throws {
+        let s = Self.directChannelShapes[index]
+        let (oh, ow) = (s.h - s.kh + 1, s.w - s.kw + 1)
+        let x = randomTensor([s.c * s.h * s.w], seed: 35).values
+        let w = randomTensor([s.co * s.c * s.kh * s.kw], seed: 36).values, b = randomTensor([s.co], seed: 37).values
+        var slow = [Float](repeating: 0, count: s.co * oh * ow), slowNoBias = slow
+        cnn_conv2d_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slow)
+        cnn_conv2d_naive(x, Int32(s.c), Int32(s.h), Int32(s.w), w, nil, Int32(s.co), 1, Int32(s.kh), Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slowNoBias)
+        for isa in Self.instructionSets {
+            let name = String(cString: cnn_isa_name(isa))
+            #if arch(x86_64)
+            // Offered on AVX2 only: on AVX-512 the lowered path's GEMM is fast enough.
+            #expect((cnn_conv2d_direct_channels_available_isa(isa, Int32(s.c), Int32(s.kh), Int32(s.kw), Int32(s.co)) != 0) == (isa == CNN_ISA_AVX2), "\(name)")
+            #endif
+            var fast = [Float](repeating: .nan, count: slow.count), noBias = fast, rectified = fast
+            cnn_conv2d_direct_channels_forward_isa(isa, x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 0, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fast)
+            #expect(zip(fast, slow).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4, "\(name)")
+            cnn_conv2d_direct_channels_forward_isa(isa, x, Int32(s.c), Int32(s.h), Int32(s.w), w, nil, 0, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &noBias)
+            #expect(zip(noBias, slowNoBias).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4, "\(name), no bias")
+            // With the fused ReLU: exactly max(0, .) of the same sums.
+            cnn_conv2d_direct_channels_forward_isa(isa, x, Int32(s.c), Int32(s.h), Int32(s.w), w, b, 1, Int32(s.co), Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &rectified)
+            #expect(rectified == fast.map { max(0, $0) }, "\(name)")
+            #expect(rectified.contains(0) && rectified.contains { $0 > 0 })
+        }
+        // The weight gradient over two images, added to what dw holds, against the naive twin image by image.
+        let images = 2, inPlane = s.c * s.h * s.w, outPlane = s.co * oh * ow
+        let xs = randomTensor([images * inPlane], seed: 38).values, dys = randomTensor([images * outPlane], seed: 39).values
+        var slowW = [Float](repeating: 0.5, count: w.count)
+        for image in 0..<images {
+            cnn_conv2d_weight_gradient_naive(Array(xs[(image * inPlane)..<((image + 1) * inPlane)]), Int32(s.c), Int32(s.h), Int32(s.w),
+                                             Array(dys[(image * outPlane)..<((image + 1) * outPlane)]), Int32(s.co), 1, Int32(s.kh),
+                                             Int32(s.kw), 1, 1, 0, 0, Int32(oh), Int32(ow), &slowW)
+        }
+        for isa in Self.instructionSets {
+            var fastW = [Float](repeating: 0.5, count: w.count)
+            cnn_conv2d_direct_channels_weight_gradient_isa(isa, xs, Int32(images), Int32(s.c), Int32(s.h), Int32(s.w), dys, Int32(s.co),
+                                                           Int32(s.kh), Int32(s.kw), Int32(oh), Int32(ow), &fastW)
+            #expect(zip(fastW, slowW).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-4, "\(String(cString: cnn_isa_name(isa))): weight gradient")
+        }
+        // Not offered where the column-vectorised kernel serves (LeNet's C1) or Winograd can (16 channels in).
+        #expect(cnn_conv2d_direct_channels_available_isa(CNN_ISA_AVX2, 1, 5, 5, 16) == 0)
+        #expect(cnn_conv2d_direct_channels_available_isa(CNN_ISA_AVX2, 16, 3, 3, 16) == 0)
+    }
+
     @Test func directAndLoweredConvolutionsAgreeInsideTheLayer() throws {
         // The same layer computed with the direct kernels and with im2col + GEMM.
         try #require(cnn_conv2d_direct_available(1, 5, 5, 28) != 0 || cnn_isa_detected() == CNN_ISA_PORTABLE)

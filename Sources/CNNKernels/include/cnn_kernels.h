@@ -142,6 +142,23 @@ void cnn_conv2d_direct_forward_isa(cnn_isa isa, const float *x, int C, int H, in
                                    int relu, int CO, int KH, int KW, int OH, int OW, float *y);
 void cnn_conv2d_direct_weight_gradient_isa(cnn_isa isa, const float *x, int C, int H, int W, const float *dy, int CO,
                                            int KH, int KW, int OH, int OW, float *dw);
+/// Whether the forward kernel vectorised over output channels serves this shape (stride 1, no padding, one group)
+/// with the active instruction set: AVX2, fewer than 16 input channels, 76 to 512 taps (C*KH*KW), at least 16
+/// output channels (LeNet's conv2). Its backward pass is the lowered one.
+int cnn_conv2d_direct_channels_available(int C, int KH, int KW, int CO);
+int cnn_conv2d_direct_channels_available_isa(cnn_isa isa, int C, int KH, int KW, int CO);
+/// y[CO,OH,OW] = w * x + b for one image (b may be NULL), max(0, .) with `relu`: 16 output channels by 6 positions
+/// at a time. The _isa form runs it with AVX2 on any x86 machine that has AVX2 (the naive convolution elsewhere).
+void cnn_conv2d_direct_channels_forward(const float *x, int C, int H, int W, const float *w, const float *bias, int relu,
+                                        int CO, int KH, int KW, int OH, int OW, float *y);
+void cnn_conv2d_direct_channels_forward_isa(cnn_isa isa, const float *x, int C, int H, int W, const float *w,
+                                            const float *bias, int relu, int CO, int KH, int KW, int OH, int OW, float *y);
+/// dw[CO,C,KH,KW] += the correlation of dy[N,CO,OH,OW] with x[N,C,H,W], summed over the N images: 16 output channels
+/// by 6 taps at a time (AVX2; the naive twin elsewhere), the weight gradient of the shapes above.
+void cnn_conv2d_direct_channels_weight_gradient(const float *x, int N, int C, int H, int W, const float *dy, int CO, int KH,
+                                                int KW, int OH, int OW, float *dw);
+void cnn_conv2d_direct_channels_weight_gradient_isa(cnn_isa isa, const float *x, int N, int C, int H, int W, const float *dy,
+                                                    int CO, int KH, int KW, int OH, int OW, float *dw);
 /// The naive twin of the weight gradient, for any stride, padding and groups.
 void cnn_conv2d_weight_gradient_naive(const float *x, int C, int H, int W, const float *dy, int CO, int groups,
                                       int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float *dw);

@@ -175,7 +175,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
             return y
         }
         switch plan.forward {
-        case .direct: directForward(input, plan, into: y)
+        case .direct, .directChannels: directForward(input, plan, into: y)
         case .winograd: winogradForward(input, plan, into: y)
         case .fullyConnected: fullyConnectedForward(input, plan, into: y)
         case .lowered: loweredForward(input, plan, into: y)
@@ -191,7 +191,7 @@ public final class Conv2D: Layer, Initializable, ReLUFusing {
         switch plan.backward {
         case .fullyConnected: fullyConnectedBackward(input, outputGradient, plan, inputGradient: dx)
         case .winograd: winogradBackward(input, outputGradient, plan, inputGradient: dx)
-        case .direct, .lowered: loweredBackward(input, outputGradient, plan, inputGradient: dx)
+        case .direct, .directChannels, .lowered: loweredBackward(input, outputGradient, plan, inputGradient: dx)
         }
         return dx
     }

@@ -9,8 +9,9 @@ import CNNKernels
 extension Conv2D {
     // MARK: - Direct
 
-    /// y = conv(x) by the direct kernels, image by image over the threads, bias and fused ReLU included (a folded
-    /// batch norm's scale in a pass after each image).
+    /// y = conv(x) by the direct kernels (`.direct`: vectorised over output columns; `.directChannels`: over output
+    /// channels), image by image over the threads, bias and fused ReLU included (a folded batch norm's scale in a
+    /// pass after each image).
     func directForward(_ input: Tensor, _ plan: ConvolutionPlan, into y: Tensor) {
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (oh, ow, co) = (plan.geometry.outputHeight, plan.geometry.outputWidth, outputChannels)
@@ -19,8 +20,9 @@ extension Conv2D {
         let (kh, kw) = kernelSize
         Parallel.forEachChunk(n, chunks: plan.chunks) { _, images in
             for image in images {
-                cnn_conv2d_direct_forward(x + image * c * h * w, Int32(c), Int32(h), Int32(w), wt, biasData, relu, Int32(co),
-                                          Int32(kh), Int32(kw), Int32(oh), Int32(ow), out + image * co * oh * ow)
+                let kernel = plan.forward == .directChannels ? cnn_conv2d_direct_channels_forward : cnn_conv2d_direct_forward
+                kernel(x + image * c * h * w, Int32(c), Int32(h), Int32(w), wt, biasData, relu, Int32(co),
+                       Int32(kh), Int32(kw), Int32(oh), Int32(ow), out + image * co * oh * ow)
                 if finish.scale != nil {
                     cnn_channel_scale_shift(out + image * co * oh * ow, finish.scale, finish.shift, 1, Int32(co), Int32(oh * ow),
                                             finish.relu ? 1 : 0)
@@ -176,14 +178,19 @@ extension Conv2D {
         buffers(&biasGradients, count: chunks, shape: [co])
         let x = input.data, dy = outputGradient.data, dxData = dx.data
         let needDX = computesInputGradient
-        let direct = plan.backward == .direct
+        let direct = plan.backward == .direct || plan.backward == .directChannels
         let packed = needDX ? packWeights(transposed: true, gemmThreads: gemmThreads, m: k, k: cog) : nil
         Parallel.forEachChunk(n, chunks: chunks) { chunk, images in
             let dw = partialWeights[chunk].data, db = biasGradients[chunk].data
             partialWeights[chunk].zero()
             biasGradients[chunk].zero()
             cnn_accumulate_channel_sums(dy + images.lowerBound * co * p, db, Int32(images.count), Int32(co), Int32(p))
-            if direct {
+            if plan.backward == .directChannels {
+                cnn_conv2d_direct_channels_weight_gradient(x + images.lowerBound * c * h * w, Int32(images.count), Int32(c), Int32(h),
+                                                           Int32(w), dy + images.lowerBound * co * p, Int32(co), Int32(kh), Int32(kw),
+                                                           Int32(oh), Int32(ow), dw)
+                guard needDX else { return }
+            } else if direct {
                 for image in images {
                     cnn_conv2d_direct_weight_gradient(x + image * c * h * w, Int32(c), Int32(h), Int32(w), dy + image * co * p,
                                                       Int32(co), Int32(kh), Int32(kw), Int32(oh), Int32(ow), dw)
@@ -232,10 +239,10 @@ extension Conv2D {
                         }
                         dyg = gathered
                     }
-                    let col = columnMatrix(x, shape: input.shape, geometry: g, images: first, count: count, group: group,
-                                           buffer: pointwise ? nil : columns[chunk])
-                    // dW_g += dY_g [cog, count * P] x col^T [count * P, K] (unless the direct kernel did it)
+                    // dW_g += dY_g [cog, count * P] x col^T [count * P, K] (unless a direct kernel did it)
                     if !direct {
+                        let col = columnMatrix(x, shape: input.shape, geometry: g, images: first, count: count, group: group,
+                                               buffer: pointwise ? nil : columns[chunk])
                         Gemm.multiply(transposeB: true, m: cog, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld,
                                       beta: 1, c: dw + group * cog * k, ldc: k, threads: gemmThreads)
                     }

@@ -8,6 +8,10 @@ package struct ConvolutionPlan: Equatable {
         /// The direct kernels, without lowering: stride 1, no padding, one group, few taps (LeNet's C1). Backward,
         /// the weight gradient is direct and the input gradient lowered.
         case direct
+        /// The kernels vectorised over 16 output channels, on AVX2: stride 1, no padding, one group, fewer than 16
+        /// input channels with 76 to 512 taps, at least 16 output channels (LeNet's conv2, where lowering costs as
+        /// much as the GEMM). Backward, the weight gradient is direct and the input gradient lowered.
+        case directChannels
         /// Winograd's minimal filtering, F(4x4, 3x3) or F(2x2, 5x5): stride 1, one group, at least 16 channels in and
         /// out, an output of at least 8x8. Forward, input gradient and weight gradient in the transformed domain.
         case winograd
@@ -22,7 +26,7 @@ package struct ConvolutionPlan: Equatable {
     let inputShape: [Int]
     package let geometry: WindowGeometry
     package let forward: Algorithm
-    /// `.direct` here means the lowered backward pass with the direct weight gradient.
+    /// `.direct` and `.directChannels` here mean the lowered backward pass with a direct weight gradient.
     package let backward: Algorithm
     /// What the plan was made for: the thread count, whether Winograd was allowed, the algorithm a test forced.
     let threads: Int, winogradAllowed: Bool, forced: Algorithm?
@@ -63,8 +67,8 @@ package struct ConvolutionPlan: Equatable {
             backward = forced
         } else {
             // The forward pass prefers the direct kernels, the backward pass the fully connected GEMMs and Winograd.
-            forward = [.direct, .winograd, .fullyConnected].first(where: applicable.contains) ?? .lowered
-            backward = [.fullyConnected, .winograd, .direct].first(where: applicable.contains) ?? .lowered
+            forward = [.direct, .directChannels, .winograd, .fullyConnected].first(where: applicable.contains) ?? .lowered
+            backward = [.fullyConnected, .winograd, .direct, .directChannels].first(where: applicable.contains) ?? .lowered
         }
 
         let p = oh * ow
@@ -109,6 +113,12 @@ package struct ConvolutionPlan: Equatable {
             else { return false }
             return cnn_conv2d_direct_available(Int32(conv.inputChannels), Int32(conv.kernelSize.height),
                                                Int32(conv.kernelSize.width), Int32(g.outputWidth)) != 0
+        case .directChannels:
+            guard conv.allowsDirectKernels, conv.groups == 1, conv.stride == (1, 1), g.padTop == 0, g.padLeft == 0,
+                  inputShape[2] - conv.kernelSize.height + 1 == g.outputHeight, inputShape[3] - conv.kernelSize.width + 1 == g.outputWidth
+            else { return false }
+            return cnn_conv2d_direct_channels_available(Int32(conv.inputChannels), Int32(conv.kernelSize.height),
+                                                        Int32(conv.kernelSize.width), Int32(conv.outputChannels)) != 0
         case .winograd:
             // Enough channels on both sides for the 36 GEMMs to be worth their transforms (a first layer's 3 input
             // channels are not), and an output of at least 8x8 (on GoogLeNet's 7x7 maps a quarter of the tiles'
