@@ -13,9 +13,10 @@
 #                    them).
 # This checks the arithmetic, not the speed (qemu emulates; about half a minute). Each prints its failures and a summary;
 # the script fails if either does.
-# Then kernels_check is built for this x86 machine and run once per instruction set it has (CNN_ISA=portable, avx2,
-# and the widest), so that the kernels which follow the active instruction set (Winograd's transforms, dropout, ...)
-# have each of their paths checked, not only the widest one that the Swift tests take. Needs, on Debian:
+# Then gemm_check and kernels_check are built for this x86 machine and run once per instruction set it has
+# (CNN_ISA=portable, avx2, and the widest), so that the GEMM and the kernels which follow the active instruction set
+# (Winograd's transforms, dropout, ...) have each of their paths checked, not only the widest one that the Swift tests
+# take. Needs, on Debian:
 #     apt-get install qemu-user libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +40,10 @@ qemu-aarch64 "$out/kernels_check" || status=1
 if [ "$(uname -m)" = x86_64 ]; then
     clang -O2 -Wall -I"$kernels/include" -I"$kernels" Scripts/arm64/kernels_check.c "$kernels"/*.c -lpthread -lm \
         -o "$out/kernels_check_native"
+    clang -O2 -Wall -I"$kernels/include" -I"$kernels" Scripts/arm64/gemm_check.c "$kernels/gemm.c" "$kernels/parallel.c" \
+        -lpthread -lm -o "$out/gemm_check_native"
     for isa in portable avx2 avx512; do
+        CNN_ISA=$isa "$out/gemm_check_native" || status=1
         if CNN_ISA=$isa "$out/kernels_check_native" > "$out/native.log" 2>&1; then
             grep "^kernels on" "$out/native.log"
         else

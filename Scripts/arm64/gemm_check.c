@@ -1,5 +1,6 @@
 // The GEMM on arm64 (the NEON micro-kernel) against the naive product, and A packed once against A packed per call,
-// on the awkward shapes of KernelTests: built by check-kernels.sh for aarch64 and run under qemu-aarch64.
+// on the awkward shapes of KernelTests: built by check-kernels.sh for aarch64 and run under qemu-aarch64, and natively
+// on x86 once per instruction set (CNN_ISA), where it checks the AVX2 and AVX-512 paths the same way.
 #include "cnn_kernels.h"
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +12,8 @@ static float value(int i, int seed) { return (float)(((long)i * 7919 + seed * 10
 int main(void) {
     const int shapes[][3] = {{1, 1, 1},   {3, 5, 7},     {12, 32, 1},  {13, 33, 17}, {6, 784, 25},  {120, 1, 400},
                              {64, 64, 300}, {1, 1000, 257}, {200, 37, 513}, {5, 3100, 9}, {7, 70, 300}, {16, 66, 272},
-                             {9, 3, 260},  {200, 16, 40}, {25, 13, 513}};
+                             {9, 3, 260},  {200, 16, 40}, {25, 13, 513},
+                             {13, 70, 300}, {32, 200, 100}};  // few rows against B read in place (AVX2), partial slivers
     const float factors[][2] = {{1, 0}, {0.5f, 1}, {-1, 0.25f}};
     int failures = 0, checks = 0;
     for (unsigned s = 0; s < sizeof shapes / sizeof *shapes; s++) {
@@ -51,6 +53,10 @@ int main(void) {
         }
         free(a), free(b), free(c0), free(fast), free(slow), free(packed);
     }
-    printf("GEMM on %s (micro-kernel %d x %d): %d of %d checks failed\n", cnn_isa_name(cnn_isa_active()), 8, 12, failures, checks);
+    printf("GEMM on %s: %d of %d checks failed\n", cnn_isa_name(cnn_isa_active()), failures, checks);
+#if defined(__aarch64__)
     return failures != 0 || cnn_isa_active() != CNN_ISA_NEON;
+#else
+    return failures != 0;
+#endif
 }

@@ -70,6 +70,35 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
     }
 }
 
+// The same with B read where it lies (row stride ldb) instead of from a packed sliver, for products of few rows
+// against a wide B (sgemm_unpacked_b_avx2); each step also prefetches the row's line two slivers ahead.
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_6x16_strided(int k, const float *a, const float *b, size_t ldb, float *c, int ldc, float alpha,
+                                     int accumulate) {
+    __m256 acc[6][2];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int p = 0; p < k; p++, a += 6, b += ldb) {
+        _mm_prefetch((const char *)(b + 32), _MM_HINT_T0);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 6; r++) {
+            __m256 ar = _mm256_broadcast_ss(a + r);
+            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 6; r++) {
+        float *cr = c + (size_t)r * ldc;
+        __m256 c0 = accumulate ? _mm256_loadu_ps(cr) : _mm256_setzero_ps();
+        __m256 c1 = accumulate ? _mm256_loadu_ps(cr + 8) : _mm256_setzero_ps();
+        _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc[r][0], c0));
+        _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc[r][1], c1));
+    }
+}
+
 // AVX-512: MR x 32 with 2 * MR zmm accumulators; two FMAs per broadcast of A. Three heights, so that a GEMM whose
 // M is 6 or 16 (LeNet) or 64 (VGG) is not padded to a multiple of 12. And MR x 16, one zmm per row, for products
 // of at most 16 columns (VGG16's last Winograd block of a layer, a classifier's 10 classes), which the 32-wide
@@ -568,6 +597,52 @@ void cnn_sgemm_isa(cnn_isa isa, int trans_a, int trans_b, int M, int N, int K, f
     sgemm(arch_for(isa < best ? isa : best, M, N), trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
 }
 
+#ifdef CNN_X86
+/// At most this many rows of A (six slivers of the AVX2 kernel) read B where it lies rather than packed, when B has at
+/// least 64 rows (with fewer, as a classifier's 10 classes, packing costs little and was faster).
+enum { UNPACKED_B_ROWS = 36 };
+
+/// C (beta already applied) += alpha op(A) B for few rows of A against a wide B, on AVX2: a classifier's input
+/// gradient (16 or 32 rows of dY against 4096 x 25088 weights) would copy all of B into slivers that only a handful
+/// of slivers of A read. Here whole 16-column slivers are read in place (the first sliver of A brings them into L1,
+/// the others find them there); only the last, partial sliver is packed.
+__attribute__((target("avx2,fma")))
+static void sgemm_unpacked_b_avx2(const gemm_arch *arch, int trans_a, int M, int N, int K, float alpha, const float *A,
+                                  int lda, const float *packed, const float *B, int ldb, float beta, float *C, int ldc) {
+    const int mr = arch->mr, nr = arch->nr;
+    float *a_buf = packed ? NULL : cnn_reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
+    float *b_buf = cnn_reserve(&packed_b, &packed_b_capacity, (size_t)NR_MAX * KC);
+    float edge[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+    for (int pc = 0; pc < K; pc += KC) {
+        const int kc = K - pc < KC ? K - pc : KC;
+        const int accumulate = beta != 0.0f || pc > 0;
+        const float *a_block = packed ? packed + padded_rows(arch, M) * pc : a_buf;
+        if (!packed) {
+            if (!trans_a) pack_a_avx2(A, lda, 0, pc, M, kc, mr, a_buf);
+            else pack_a(trans_a, A, lda, 0, pc, M, kc, mr, a_buf);
+        }
+        for (int jr = 0; jr < N; jr += nr) {
+            const int cols = N - jr < nr ? N - jr : nr;
+            const float *b = B + (size_t)pc * ldb + jr;
+            if (cols < nr) pack_b(0, B, ldb, pc, jr, kc, cols, nr, b_buf);
+            for (int ir = 0; ir < M; ir += mr) {
+                const int rows = M - ir < mr ? M - ir : mr;
+                const float *a_sliver = a_block + (size_t)(ir / mr) * mr * kc;
+                float *c = C + (size_t)ir * ldc + jr;
+                float *target = rows == mr && cols == nr ? c : edge;
+                const int ld = target == c ? ldc : nr, into = target == c && accumulate;
+                if (cols == nr) kernel_avx2_6x16_strided(kc, a_sliver, b, (size_t)ldb, target, ld, alpha, into);
+                else arch->kernel(kc, a_sliver, b_buf, target, ld, alpha, into);
+                if (target == edge)
+                    for (int r = 0; r < rows; r++)
+                        for (int j = 0; j < cols; j++)
+                            c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
+            }
+        }
+    }
+}
+#endif
+
 /// The driver. With `packed` (from cnn_sgemm_pack_a for this arch), A is not read and not packed again.
 static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *packed, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -584,6 +659,12 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
 #endif
     // beta == 0: the first k-block stores instead of accumulating, so C is never read (nor cleared first).
     if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
+#ifdef CNN_X86
+    if (arch->avx2 && !trans_b && M <= UNPACKED_B_ROWS && N >= 4 * arch->nr && K >= 64) {
+        sgemm_unpacked_b_avx2(arch, trans_a, M, N, K, alpha, A, lda, packed, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
 
     const int mr = arch->mr, nr = arch->nr;
     float *a_buf = packed ? NULL : cnn_reserve(&packed_a, &packed_a_capacity, (size_t)(MC + MR_MAX) * KC);
