@@ -201,44 +201,53 @@ static void sgemm_dots_avx512(int M, int N, int K, float alpha, const float *A, 
 
 #ifdef CNN_X86
 /// sgemm_dots_avx512 on AVX2: two rows of A by four rows of B at a time (8 accumulators, 4 vectors of B and one of A
-/// within the 16 ymm registers), 8 lanes, the tail of K masked.
+/// within the 16 ymm registers), 8 lanes, the tail of K masked. The lanes are summed every KC values of K, as the
+/// packed path's blocks are: with 8 lanes only, one running sum per lane over all of a long K (Winograd's weight
+/// gradient sends 4,096 tiles) lost enough to miss KernelTests' bound.
 __attribute__((target("avx2,fma")))
 static void sgemm_dots_avx2(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                             float beta, float *C, int ldc) {
-    const __m256i tail = cnn_lanes_avx2(K % 8);
-    const int whole = K / 8 * 8;
     for (int j0 = 0; j0 < N; j0 += 4) {
         const float *b[4];
         for (int c = 0; c < 4; c++) b[c] = B + (size_t)(j0 + c < N ? j0 + c : N - 1) * ldb;
         for (int i0 = 0; i0 < M; i0 += 2) {
             const float *a[2];
             for (int r = 0; r < 2; r++) a[r] = A + (size_t)(i0 + r < M ? i0 + r : M - 1) * lda;
-            __m256 acc[2][4];
-            for (int r = 0; r < 2; r++)
-                for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
-            for (int p = 0; p < whole; p += 8) {
-                __m256 bv[4];
-                for (int c = 0; c < 4; c++) bv[c] = _mm256_loadu_ps(b[c] + p);
-                for (int r = 0; r < 2; r++) {
-                    __m256 av = _mm256_loadu_ps(a[r] + p);
-                    for (int c = 0; c < 4; c++) acc[r][c] = _mm256_fmadd_ps(av, bv[c], acc[r][c]);
+            float total[2][4] = {{0}};
+            for (int p0 = 0; p0 < K; p0 += KC) {
+                const int end = K - p0 < KC ? K : p0 + KC, whole = p0 + (end - p0) / 8 * 8;
+                __m256 acc[2][4];
+                for (int r = 0; r < 2; r++)
+                    for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
+                for (int p = p0; p < whole; p += 8) {
+                    __m256 bv[4];
+                    for (int c = 0; c < 4; c++) bv[c] = _mm256_loadu_ps(b[c] + p);
+                    for (int r = 0; r < 2; r++) {
+                        __m256 av = _mm256_loadu_ps(a[r] + p);
+                        for (int c = 0; c < 4; c++) acc[r][c] = _mm256_fmadd_ps(av, bv[c], acc[r][c]);
+                    }
                 }
-            }
-            if (K % 8) {
-                __m256 bv[4];
-                for (int c = 0; c < 4; c++) bv[c] = _mm256_maskload_ps(b[c] + whole, tail);
-                for (int r = 0; r < 2; r++) {
-                    __m256 av = _mm256_maskload_ps(a[r] + whole, tail);
-                    for (int c = 0; c < 4; c++) acc[r][c] = _mm256_fmadd_ps(av, bv[c], acc[r][c]);
+                if (whole < end) {
+                    const __m256i tail = cnn_lanes_avx2(end - whole);
+                    __m256 bv[4];
+                    for (int c = 0; c < 4; c++) bv[c] = _mm256_maskload_ps(b[c] + whole, tail);
+                    for (int r = 0; r < 2; r++) {
+                        __m256 av = _mm256_maskload_ps(a[r] + whole, tail);
+                        for (int c = 0; c < 4; c++) acc[r][c] = _mm256_fmadd_ps(av, bv[c], acc[r][c]);
+                    }
                 }
+                for (int r = 0; r < 2; r++)
+                    for (int c = 0; c < 4; c++) {
+                        __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
+                        sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+                        sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+                        total[r][c] += _mm_cvtss_f32(sum);
+                    }
             }
             for (int r = 0; r < 2 && i0 + r < M; r++)
                 for (int c = 0; c < 4 && j0 + c < N; c++) {
-                    __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
-                    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-                    sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
                     float *out = C + (size_t)(i0 + r) * ldc + j0 + c;
-                    const float value = alpha * _mm_cvtss_f32(sum);
+                    const float value = alpha * total[r][c];
                     *out = beta == 0.0f ? value : value + beta * *out;
                 }
         }
