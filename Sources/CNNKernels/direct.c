@@ -171,11 +171,7 @@ static void weight_gradient_avx2(const float *x, int C, int H, int W, const floa
                     }
                     for (int j = 0; j < cb; j++)
                         for (int k = 0; k < kb; k++) {
-                            // The 8 lanes summed: halves, then pairs, then the last two.
-                            __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[j][k]), _mm256_extractf128_ps(acc[j][k], 1));
-                            sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-                            sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
-                            dw[(((size_t)(co0 + j) * C + ci) * KH + kh) * KW + kw0 + k] += _mm_cvtss_f32(sum);
+                            dw[(((size_t)(co0 + j) * C + ci) * KH + kh) * KW + kw0 + k] += cnn_sum_avx2(acc[j][k]);
                         }
                 }
     }

@@ -44,14 +44,19 @@ static void kernel_portable_4x16(int k, const float *a, const float *b, float *c
 }
 
 #ifdef CNN_X86
-// AVX2 + FMA: 6 x 16, twelve ymm accumulators.
+// AVX2 + FMA: 6 x 16, twelve ymm accumulators. B is read at row stride ldb: 16 from a packed sliver, or where it
+// lies for products of few rows against a wide B (sgemm_unpacked_b_avx2), which also prefetch each row's line two
+// slivers ahead.
 __attribute__((target("avx2,fma")))
-static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
+__attribute__((always_inline)) static inline void kernel_avx2_6x16_body(int k, const float *a, const float *b, size_t ldb,
+                                                                         int prefetch, float *c, int ldc, float alpha,
+                                                                         int accumulate) {
     __m256 acc[6][2];
 #pragma clang loop unroll(full)
     for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int p = 0; p < k; p++, a += 6, b += 16) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    for (int p = 0; p < k; p++, a += 6, b += ldb) {
+        if (prefetch) _mm_prefetch((const char *)(b + 32), _MM_HINT_T0);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma clang loop unroll(full)
         for (int r = 0; r < 6; r++) {
             __m256 ar = _mm256_broadcast_ss(a + r);
@@ -70,33 +75,15 @@ static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, in
     }
 }
 
-// The same with B read where it lies (row stride ldb) instead of from a packed sliver, for products of few rows
-// against a wide B (sgemm_unpacked_b_avx2); each step also prefetches the row's line two slivers ahead.
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
+    kernel_avx2_6x16_body(k, a, b, 16, 0, c, ldc, alpha, accumulate);
+}
+
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_6x16_strided(int k, const float *a, const float *b, size_t ldb, float *c, int ldc, float alpha,
                                      int accumulate) {
-    __m256 acc[6][2];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int p = 0; p < k; p++, a += 6, b += ldb) {
-        _mm_prefetch((const char *)(b + 32), _MM_HINT_T0);
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < 6; r++) {
-            __m256 ar = _mm256_broadcast_ss(a + r);
-            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
-        }
-    }
-    __m256 va = _mm256_set1_ps(alpha);
-#pragma clang loop unroll(full)
-    for (int r = 0; r < 6; r++) {
-        float *cr = c + (size_t)r * ldc;
-        __m256 c0 = accumulate ? _mm256_loadu_ps(cr) : _mm256_setzero_ps();
-        __m256 c1 = accumulate ? _mm256_loadu_ps(cr + 8) : _mm256_setzero_ps();
-        _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc[r][0], c0));
-        _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc[r][1], c1));
-    }
+    kernel_avx2_6x16_body(k, a, b, ldb, 1, c, ldc, alpha, accumulate);
 }
 
 // AVX-512: MR x 32 with 2 * MR zmm accumulators; two FMAs per broadcast of A. Three heights, so that a GEMM whose
@@ -238,10 +225,7 @@ static void sgemm_dots_avx2(int M, int N, int K, float alpha, const float *A, in
                 }
                 for (int r = 0; r < 2; r++)
                     for (int c = 0; c < 4; c++) {
-                        __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
-                        sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-                        sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
-                        total[r][c] += _mm_cvtss_f32(sum);
+                        total[r][c] += cnn_sum_avx2(acc[r][c]);
                     }
             }
             for (int r = 0; r < 2 && i0 + r < M; r++)
