@@ -46,20 +46,21 @@ static void kernel_portable_4x16(int k, const float *a, const float *b, float *c
 #ifdef CNN_X86
 // AVX2 + FMA: 6 x 16, twelve ymm accumulators. B is read at row stride ldb: 16 from a packed sliver, or where it
 // lies for products of few rows against a wide B (sgemm_unpacked_b_avx2), which also prefetch each row's line two
-// slivers ahead.
+// slivers ahead. A is read at a + r * a_row + p * a_step: 1 and 6 from a packed sliver, or where it lies for products
+// of many rows against few columns (sgemm_unpacked_a_avx2).
 __attribute__((target("avx2,fma")))
-__attribute__((always_inline)) static inline void kernel_avx2_6x16_body(int k, const float *a, const float *b, size_t ldb,
-                                                                         int prefetch, float *c, int ldc, float alpha,
-                                                                         int accumulate) {
+__attribute__((always_inline)) static inline void kernel_avx2_6x16_body(int k, const float *a, size_t a_row, size_t a_step,
+                                                                         const float *b, size_t ldb, int prefetch, float *c,
+                                                                         int ldc, float alpha, int accumulate) {
     __m256 acc[6][2];
 #pragma clang loop unroll(full)
     for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int p = 0; p < k; p++, a += 6, b += ldb) {
+    for (int p = 0; p < k; p++, a += a_step, b += ldb) {
         if (prefetch) _mm_prefetch((const char *)(b + 32), _MM_HINT_T0);
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma clang loop unroll(full)
         for (int r = 0; r < 6; r++) {
-            __m256 ar = _mm256_broadcast_ss(a + r);
+            __m256 ar = _mm256_broadcast_ss(a + r * a_row);
             acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
         }
@@ -77,13 +78,22 @@ __attribute__((always_inline)) static inline void kernel_avx2_6x16_body(int k, c
 
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
-    kernel_avx2_6x16_body(k, a, b, 16, 0, c, ldc, alpha, accumulate);
+    kernel_avx2_6x16_body(k, a, 1, 6, b, 16, 0, c, ldc, alpha, accumulate);
 }
 
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_6x16_strided(int k, const float *a, const float *b, size_t ldb, float *c, int ldc, float alpha,
                                      int accumulate) {
-    kernel_avx2_6x16_body(k, a, b, ldb, 1, c, ldc, alpha, accumulate);
+    kernel_avx2_6x16_body(k, a, 1, 6, b, ldb, 1, c, ldc, alpha, accumulate);
+}
+
+/// The same against a packed B sliver, with A read where it lies: row r of the tile at a + r * a_row, step p at
+/// a + p * a_step (op(A) = A: a_row = lda, a_step = 1; op(A) = A^T: a_row = 1, a_step = lda).
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_6x16_in_place_a(int k, const float *a, size_t a_row, size_t a_step, const float *b, float *c,
+                                        int ldc, float alpha, int accumulate) {
+    if (a_row == 1) kernel_avx2_6x16_body(k, a, 1, a_step, b, 16, 0, c, ldc, alpha, accumulate);
+    else kernel_avx2_6x16_body(k, a, a_row, 1, b, 16, 0, c, ldc, alpha, accumulate);
 }
 
 // AVX-512: MR x 32 with 2 * MR zmm accumulators; two FMAs per broadcast of A. Three heights, so that a GEMM whose
@@ -681,6 +691,51 @@ static void sgemm_unpacked_b_avx2(const gemm_arch *arch, int trans_a, int M, int
         }
     }
 }
+
+/// At most this many columns of op(B) let A be read where it lies instead of packed, on AVX2 (all of op(B)'s block of
+/// K, 256 KB at most, then stays in L2).
+enum { UNPACKED_A_COLUMNS = 256 };
+
+/// C (beta already applied) += alpha op(A) op(B) for at least 48 rows against at most 256 columns, on AVX2: a
+/// convolution's weights against one image's Winograd tiles or output positions (VGG16's 512 x 16 x 512), Winograd's
+/// weight gradients (NT 64 x 64 x 1808). Packing A there costs as much as the product when each of its slivers meets
+/// only one or two slivers of B; here whole 6-row slivers of A are read in place (the last, partial one is packed),
+/// op(B) is packed once per block of K, and each sliver of A meets every sliver of B while it is in L1. On a Zen 2,
+/// kernel-bench against the packed path, 1 thread: 512 x 16 x 512 29 -> 89 GFLOP/s, 256 x 64 x 256 62 -> 95,
+/// NT 64 x 64 x 1808 57 -> 85, 512 x 196 x 4608 78 -> 89; at 512 x 512 x 512 and above it was no faster.
+__attribute__((target("avx2,fma")))
+static void sgemm_unpacked_a_avx2(const gemm_arch *arch, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    const int mr = arch->mr, nr = arch->nr;
+    float *a_buf = cnn_reserve(&packed_a, &packed_a_capacity, (size_t)MR_MAX * KC);
+    float *b_buf = cnn_reserve(&packed_b, &packed_b_capacity, (size_t)(UNPACKED_A_COLUMNS + NR_MAX) * KC);
+    float edge[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+    const size_t a_row = trans_a ? 1 : (size_t)lda, a_step = trans_a ? (size_t)lda : 1;
+    for (int pc = 0; pc < K; pc += KC) {
+        const int kc = K - pc < KC ? K - pc : KC;
+        const int accumulate = beta != 0.0f || pc > 0;
+        if (trans_b) pack_b_trans_avx2(B, ldb, pc, 0, kc, N, nr, b_buf);
+        else pack_b(0, B, ldb, pc, 0, kc, N, nr, b_buf);
+        for (int ir = 0; ir < M; ir += mr) {
+            const int rows = M - ir < mr ? M - ir : mr;
+            if (rows < mr) pack_a(trans_a, A, lda, ir, pc, rows, kc, mr, a_buf);
+            const float *a = trans_a ? A + (size_t)pc * lda + ir : A + (size_t)ir * lda + pc;
+            for (int jr = 0; jr < N; jr += nr) {
+                const int cols = N - jr < nr ? N - jr : nr;
+                const float *b_sliver = b_buf + (size_t)(jr / nr) * nr * kc;
+                float *c = C + (size_t)ir * ldc + jr;
+                float *target = rows == mr && cols == nr ? c : edge;
+                const int ld = target == c ? ldc : nr, into = target == c && accumulate;
+                if (rows == mr) kernel_avx2_6x16_in_place_a(kc, a, a_row, a_step, b_sliver, target, ld, alpha, into);
+                else arch->kernel(kc, a_buf, b_sliver, target, ld, alpha, into);
+                if (target == edge)
+                    for (int r = 0; r < rows; r++)
+                        for (int j = 0; j < cols; j++)
+                            c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
+            }
+        }
+    }
+}
 #endif
 
 /// The driver. With `packed` (from cnn_sgemm_pack_a for this arch), A is not read and not packed again.
@@ -706,6 +761,10 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
     // beta == 0: the first k-block stores instead of accumulating, so C is never read (nor cleared first).
     if (beta != 0.0f) scale_c(M, N, beta, C, ldc);
 #ifdef CNN_X86
+    if (arch->avx2 && !packed && N <= UNPACKED_A_COLUMNS && M >= 8 * arch->mr && K >= 64) {
+        sgemm_unpacked_a_avx2(arch, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     if (arch->avx2 && !trans_b && M <= UNPACKED_B_ROWS && N >= 4 * arch->nr && K >= 64) {
         sgemm_unpacked_b_avx2(arch, trans_a, M, N, K, alpha, A, lda, packed, B, ldb, beta, C, ldc);
         return;

@@ -17,6 +17,7 @@ struct KernelTests {
         (9, 3, 260), (30, 10, 513),  // ... and with fewer columns than a 4x4 block
         (200, 16, 40), (70, 9, 300), (25, 13, 513),  // at most 16 columns: the 16-wide micro-kernels, K across KC blocks
         (13, 70, 300), (32, 200, 100),  // few rows against B read where it lies (AVX2), with partial slivers of A and B
+        (200, 16, 300), (97, 29, 600), (61, 200, 300),  // many rows against few columns: A read where it lies (AVX2), partial slivers
     ]
 
     @Test("sgemm equals the naive product", arguments: [(false, false), (true, false), (false, true), (true, true)])

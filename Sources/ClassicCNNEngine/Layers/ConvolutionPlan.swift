@@ -100,6 +100,13 @@ package struct ConvolutionPlan: Equatable {
         }
     }
 
+    /// What both direct algorithms need: direct kernels allowed, one group, stride 1 and no padding on any side.
+    private static func unpaddedUnitStride(_ conv: Conv2D, inputShape: [Int], geometry g: WindowGeometry) -> Bool {
+        conv.allowsDirectKernels && conv.groups == 1 && conv.stride == (1, 1) && g.padTop == 0 && g.padLeft == 0
+            && inputShape[2] - conv.kernelSize.height + 1 == g.outputHeight
+            && inputShape[3] - conv.kernelSize.width + 1 == g.outputWidth
+    }
+
     /// Whether `algorithm` can compute `conv` on `inputShape` (`.lowered` always can).
     package static func applies(_ algorithm: Algorithm, to conv: Conv2D, inputShape: [Int], geometry g: WindowGeometry,
                         winogradAllowed: Bool) -> Bool {
@@ -107,16 +114,13 @@ package struct ConvolutionPlan: Equatable {
         case .direct:
             // Not 1x1: the input itself is then the GEMM's operand, which was 4 to 5 times faster (GoogLeNet's
             // 64-channel 1x1 on 56x56 maps at batch 1: 0.58 ms direct, 0.08 ms as a GEMM, AVX-512).
-            guard conv.allowsDirectKernels, conv.groups == 1, conv.stride == (1, 1), g.padTop == 0, g.padLeft == 0,
-                  conv.kernelSize.height * conv.kernelSize.width > 1,
-                  inputShape[2] - conv.kernelSize.height + 1 == g.outputHeight, inputShape[3] - conv.kernelSize.width + 1 == g.outputWidth
+            guard unpaddedUnitStride(conv, inputShape: inputShape, geometry: g),
+                  conv.kernelSize.height * conv.kernelSize.width > 1
             else { return false }
             return cnn_conv2d_direct_available(Int32(conv.inputChannels), Int32(conv.kernelSize.height),
                                                Int32(conv.kernelSize.width), Int32(g.outputWidth)) != 0
         case .directChannels:
-            guard conv.allowsDirectKernels, conv.groups == 1, conv.stride == (1, 1), g.padTop == 0, g.padLeft == 0,
-                  inputShape[2] - conv.kernelSize.height + 1 == g.outputHeight, inputShape[3] - conv.kernelSize.width + 1 == g.outputWidth
-            else { return false }
+            guard unpaddedUnitStride(conv, inputShape: inputShape, geometry: g) else { return false }
             return cnn_conv2d_direct_channels_available(Int32(conv.inputChannels), Int32(conv.kernelSize.height),
                                                         Int32(conv.kernelSize.width), Int32(conv.outputChannels)) != 0
         case .winograd:
