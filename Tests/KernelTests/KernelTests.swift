@@ -18,6 +18,7 @@ struct KernelTests {
         (200, 16, 40), (70, 9, 300), (25, 13, 513),  // at most 16 columns: the 16-wide micro-kernels, K across KC blocks
         (13, 70, 300), (32, 200, 100),  // few rows against B read where it lies (AVX2), with partial slivers of A and B
         (200, 16, 300), (97, 29, 600), (61, 200, 300),  // many rows against few columns: A read where it lies (AVX2), partial slivers
+        (30, 1030, 40), (10, 200, 16),  // few rows against B: copied sliver by sliver (above 24 rows, rows 4 KB apart), a shallow K
     ]
 
     @Test("sgemm equals the naive product", arguments: [(false, false), (true, false), (false, true), (true, true)])
