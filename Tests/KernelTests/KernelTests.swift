@@ -327,7 +327,7 @@ struct KernelTests {
 
     @Test func directAndLoweredConvolutionsAgreeInsideTheLayer() throws {
         // The same layer computed with the direct kernels and with im2col + GEMM.
-        try #require(cnn_conv2d_direct_available(1, 5, 5, 28) != 0 || cnn_isa_detected() == CNN_ISA_PORTABLE)
+        try #require(cnn_conv2d_direct_available(1, 5, 5, 28) != 0 || cnn_isa_active() == CNN_ISA_PORTABLE)
         func run(direct: Bool) -> [Tensor] {
             let conv = Conv2D(inputChannels: 1, outputChannels: 6, kernelSize: 5)
             conv.allowsDirectKernels = direct
