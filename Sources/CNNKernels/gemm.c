@@ -601,6 +601,13 @@ static void store_edge_avx512(const float *edge, int nr, float *c, int ldc, int 
 
 // ---- Driver ------------------------------------------------------------------------------------------
 
+/// The part of a scratch tile (row stride nr) that exists in C: rows x cols, added to C when `accumulate`.
+static void store_edge(const float *edge, int nr, float *c, int ldc, int rows, int cols, int accumulate) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++)
+            c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
+}
+
 static void scale_c(int M, int N, float beta, float *C, int ldc) {
     if (beta == 1.0f) return;
     for (int i = 0; i < M; i++) {
@@ -697,10 +704,7 @@ static void sgemm_unpacked_b_avx2(const gemm_arch *arch, int trans_a, int M, int
                 const int ld = target == c ? ldc : nr, into = target == c && accumulate;
                 if (!pack) kernel_avx2_6x16_strided(kc, a_sliver, b, (size_t)ldb, target, ld, alpha, into);
                 else arch->kernel(kc, a_sliver, b_buf, target, ld, alpha, into);
-                if (target == edge)
-                    for (int r = 0; r < rows; r++)
-                        for (int j = 0; j < cols; j++)
-                            c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
+                if (target == edge) store_edge(edge, nr, c, ldc, rows, cols, accumulate);
             }
         }
     }
@@ -742,10 +746,7 @@ static void sgemm_unpacked_a_avx2(const gemm_arch *arch, int trans_a, int trans_
                 const int ld = target == c ? ldc : nr, into = target == c && accumulate;
                 if (rows == mr) kernel_avx2_6x16_in_place_a(kc, a, a_row, a_step, b_sliver, target, ld, alpha, into);
                 else arch->kernel(kc, a_buf, b_sliver, target, ld, alpha, into);
-                if (target == edge)
-                    for (int r = 0; r < rows; r++)
-                        for (int j = 0; j < cols; j++)
-                            c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
+                if (target == edge) store_edge(edge, nr, c, ldc, rows, cols, accumulate);
             }
         }
     }
@@ -828,9 +829,7 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
                             if (arch->avx512) store_edge_avx512(edge, nr, c, ldc, rows, cols, accumulate);
                             else
 #endif
-                                for (int r = 0; r < rows; r++)
-                                    for (int j = 0; j < cols; j++)
-                                        c[(size_t)r * ldc + j] = edge[r * nr + j] + (accumulate ? c[(size_t)r * ldc + j] : 0);
+                                store_edge(edge, nr, c, ldc, rows, cols, accumulate);
                         }
                     }
                 }
