@@ -15,7 +15,8 @@ int main(void) {
                              {9, 3, 260},  {200, 16, 40}, {25, 13, 513},
                              {13, 70, 300}, {32, 200, 100},  // few rows against B read in place (AVX2), partial slivers
                              {200, 16, 300}, {97, 29, 600}, {61, 200, 300},  // many rows against few columns, A in place (AVX2)
-                             {30, 1030, 40}, {10, 200, 16}};  // few rows against B in place: B copied sliver by sliver, a shallow K
+                             {30, 1030, 40}, {10, 200, 16},  // few rows against B in place: B copied sliver by sliver, a shallow K
+                             {16, 200, 10}, {4, 100, 300}, {17, 90, 70}, {11, 64, 600}};  // copied below 16 rows of B; last rows straight into C
     const float factors[][2] = {{1, 0}, {0.5f, 1}, {-1, 0.25f}};
     int failures = 0, checks = 0;
     for (unsigned s = 0; s < sizeof shapes / sizeof *shapes; s++) {

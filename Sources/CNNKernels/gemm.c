@@ -47,19 +47,20 @@ static void kernel_portable_4x16(int k, const float *a, const float *b, float *c
 // AVX2 + FMA: 6 x 16, twelve ymm accumulators. B is read at row stride ldb: 16 from a packed sliver, or where it
 // lies for products of few rows against a wide B (sgemm_unpacked_b_avx2), which also prefetch each row's line two
 // slivers ahead. A is read at a + r * a_row + p * a_step: 1 and 6 from a packed sliver, or where it lies for products
-// of many rows against few columns (sgemm_unpacked_a_avx2).
+// of many rows against few columns (sgemm_unpacked_a_avx2). The body takes the tile's height (1 to 6, a constant in
+// each kernel) so that a product's last, partial sliver of rows can be written straight into C.
 __attribute__((target("avx2,fma")))
-__attribute__((always_inline)) static inline void kernel_avx2_6x16_body(int k, const float *a, size_t a_row, size_t a_step,
-                                                                         const float *b, size_t ldb, int prefetch, float *c,
-                                                                         int ldc, float alpha, int accumulate) {
+__attribute__((always_inline)) static inline void kernel_avx2_rx16_body(const int rows, int k, const float *a, size_t a_row,
+                                                                         size_t a_step, const float *b, size_t ldb, int prefetch,
+                                                                         float *c, int ldc, float alpha, int accumulate) {
     __m256 acc[6][2];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int p = 0; p < k; p++, a += a_step, b += ldb) {
         if (prefetch) _mm_prefetch((const char *)(b + 32), _MM_HINT_T0);
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma clang loop unroll(full)
-        for (int r = 0; r < 6; r++) {
+        for (int r = 0; r < rows; r++) {
             __m256 ar = _mm256_broadcast_ss(a + r * a_row);
             acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
@@ -67,7 +68,7 @@ __attribute__((always_inline)) static inline void kernel_avx2_6x16_body(int k, c
     }
     __m256 va = _mm256_set1_ps(alpha);
 #pragma clang loop unroll(full)
-    for (int r = 0; r < 6; r++) {
+    for (int r = 0; r < rows; r++) {
         float *cr = c + (size_t)r * ldc;
         __m256 c0 = accumulate ? _mm256_loadu_ps(cr) : _mm256_setzero_ps();
         __m256 c1 = accumulate ? _mm256_loadu_ps(cr + 8) : _mm256_setzero_ps();
@@ -78,13 +79,13 @@ __attribute__((always_inline)) static inline void kernel_avx2_6x16_body(int k, c
 
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_6x16(int k, const float *a, const float *b, float *c, int ldc, float alpha, int accumulate) {
-    kernel_avx2_6x16_body(k, a, 1, 6, b, 16, 0, c, ldc, alpha, accumulate);
+    kernel_avx2_rx16_body(6, k, a, 1, 6, b, 16, 0, c, ldc, alpha, accumulate);
 }
 
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_6x16_strided(int k, const float *a, const float *b, size_t ldb, float *c, int ldc, float alpha,
                                      int accumulate) {
-    kernel_avx2_6x16_body(k, a, 1, 6, b, ldb, 1, c, ldc, alpha, accumulate);
+    kernel_avx2_rx16_body(6, k, a, 1, 6, b, ldb, 1, c, ldc, alpha, accumulate);
 }
 
 /// The same against a packed B sliver, with A read where it lies: row r of the tile at a + r * a_row, step p at
@@ -92,9 +93,30 @@ static void kernel_avx2_6x16_strided(int k, const float *a, const float *b, size
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_6x16_in_place_a(int k, const float *a, size_t a_row, size_t a_step, const float *b, float *c,
                                         int ldc, float alpha, int accumulate) {
-    if (a_row == 1) kernel_avx2_6x16_body(k, a, 1, a_step, b, 16, 0, c, ldc, alpha, accumulate);
-    else kernel_avx2_6x16_body(k, a, a_row, 1, b, 16, 0, c, ldc, alpha, accumulate);
+    if (a_row == 1) kernel_avx2_rx16_body(6, k, a, 1, a_step, b, 16, 0, c, ldc, alpha, accumulate);
+    else kernel_avx2_rx16_body(6, k, a, a_row, 1, b, 16, 0, c, ldc, alpha, accumulate);
 }
+
+/// Fewer than 6 rows (a packed A sliver's first `R`) against 16 columns of B at row stride ldb, stored straight into
+/// C: the last sliver of a product whose rows are not a multiple of 6 (16 = 6 + 6 + 4), which otherwise computes 6
+/// rows into a scratch tile and copies the part that exists.
+#define AVX2_ROWS_KERNEL(R)                                                                                        \
+    __attribute__((target("avx2,fma")))                                                                            \
+    static void kernel_avx2_##R##x16(int k, const float *a, const float *b, size_t ldb, int prefetch, float *c,    \
+                                     int ldc, float alpha, int accumulate) {                                       \
+        if (prefetch) kernel_avx2_rx16_body(R, k, a, 1, 6, b, ldb, 1, c, ldc, alpha, accumulate);                  \
+        else kernel_avx2_rx16_body(R, k, a, 1, 6, b, ldb, 0, c, ldc, alpha, accumulate);                           \
+    }
+AVX2_ROWS_KERNEL(1)
+AVX2_ROWS_KERNEL(2)
+AVX2_ROWS_KERNEL(3)
+AVX2_ROWS_KERNEL(4)
+AVX2_ROWS_KERNEL(5)
+typedef void (*avx2_rows_kernel)(int k, const float *a, const float *b, size_t ldb, int prefetch, float *c, int ldc,
+                                 float alpha, int accumulate);
+/// Indexed by the number of rows, 1 to 5.
+static const avx2_rows_kernel avx2_rows_kernels[6] = {NULL, kernel_avx2_1x16, kernel_avx2_2x16, kernel_avx2_3x16,
+                                                      kernel_avx2_4x16, kernel_avx2_5x16};
 
 // AVX-512: MR x 32 with 2 * MR zmm accumulators; two FMAs per broadcast of A. Three heights, so that a GEMM whose
 // M is 6 or 16 (LeNet) or 64 (VGG) is not padded to a multiple of 12. And MR x 16, one zmm per row, for products
@@ -655,10 +677,18 @@ void cnn_sgemm_isa(cnn_isa isa, int trans_a, int trans_b, int M, int N, int K, f
 }
 
 #ifdef CNN_X86
-/// At most this many rows of A (six slivers of the AVX2 kernel) read B where it lies rather than packed, when B has at
-/// least 16 rows (a weight gradient over a batch of 16, TN 10 x 4096 x 16: 31.5 -> 36 GFLOP/s on a Zen 2, 1 thread;
-/// with fewer, as a classifier's 10 classes, packing costs little and was faster).
+/// At most this many rows of A (six slivers of the AVX2 kernel) read B where it lies rather than packed (a weight
+/// gradient over a batch of 16, TN 10 x 4096 x 16: 31.5 -> 36 GFLOP/s on a Zen 2, 1 thread).
 enum { UNPACKED_B_ROWS = 36 };
+/// Below this many rows of B (a classifier's 10 classes: VGG16's last input gradient, NN 16 x 4096 x 10), each 16-column
+/// sliver of B is copied into L1 before the slivers of A meet it: read in place, its rows 16 KB apart share one L1
+/// set with C's, and packing all of B first sent it through L2 (Zen 2, 1 thread: 32.4 GFLOP/s packed, 25 in place,
+/// 47 copied sliver by sliver, with the last 4 rows written straight into C).
+enum { UNPACKED_B_COPIED_DEPTH = 16 };
+/// Below this many rows of B read in place, a last, partial sliver of A still goes through a scratch tile: its
+/// second pass over B's lines was slower straight into C (TN 10 x 4096 x 16: 44.7 -> 40.6 GFLOP/s), while from 84
+/// rows on it was faster (NN 32 x 120 x 84: 60.4 -> 61.8, 16 x 25088 x 4096: 46 -> 51).
+enum { UNPACKED_B_DIRECT_EDGE_DEPTH = 64 };
 /// Above this many rows (more than four slivers of A meet each sliver of B), and B's rows at least 4 KB apart, each
 /// sliver of B is first copied into L1: rows as far apart as a classifier's 4096 inputs (16 KB) put a sliver's K
 /// lines into one L1 set, so every sliver of A after the first would read them from L2 or beyond again. On a Zen 2, 1 thread: NN 32 x 4096 x
@@ -668,7 +698,8 @@ enum { UNPACKED_B_COPIED_ROWS = 24 };
 /// C (beta already applied) += alpha op(A) B for few rows of A against a wide B, on AVX2: a classifier's input
 /// gradient (16 or 32 rows of dY against 4096 x 25088 weights) would copy all of B into slivers that only a handful
 /// of slivers of A read. Here whole 16-column slivers are read in place (the first sliver of A brings them into L1,
-/// the others find them there); only the last, partial sliver is packed.
+/// the others find them there) or, where that thrashes L1, copied into it one at a time; only the last, partial
+/// sliver is packed.
 __attribute__((target("avx2,fma")))
 static void sgemm_unpacked_b_avx2(const gemm_arch *arch, int trans_a, int M, int N, int K, float alpha, const float *A,
                                   int lda, const float *packed, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -687,7 +718,7 @@ static void sgemm_unpacked_b_avx2(const gemm_arch *arch, int trans_a, int M, int
         for (int jr = 0; jr < N; jr += nr) {
             const int cols = N - jr < nr ? N - jr : nr;
             const float *b = B + (size_t)pc * ldb + jr;
-            const int pack = cols < nr || (M > UNPACKED_B_COPIED_ROWS && ldb >= 1024);
+            const int pack = cols < nr || (M > UNPACKED_B_COPIED_ROWS && ldb >= 1024) || kc < UNPACKED_B_COPIED_DEPTH;
             if (pack && cols == nr) {
                 for (int p = 0; p < kc; p++) {
                     const float *src = b + (size_t)p * ldb;
@@ -700,6 +731,11 @@ static void sgemm_unpacked_b_avx2(const gemm_arch *arch, int trans_a, int M, int
                 const int rows = M - ir < mr ? M - ir : mr;
                 const float *a_sliver = a_block + (size_t)(ir / mr) * mr * kc;
                 float *c = C + (size_t)ir * ldc + jr;
+                if (rows < mr && cols == nr && (pack || kc >= UNPACKED_B_DIRECT_EDGE_DEPTH)) {
+                    if (pack) avx2_rows_kernels[rows](kc, a_sliver, b_buf, 16, 0, c, ldc, alpha, accumulate);
+                    else avx2_rows_kernels[rows](kc, a_sliver, b, (size_t)ldb, ir == 0, c, ldc, alpha, accumulate);
+                    continue;
+                }
                 float *target = rows == mr && cols == nr ? c : edge;
                 const int ld = target == c ? ldc : nr, into = target == c && accumulate;
                 if (!pack) kernel_avx2_6x16_strided(kc, a_sliver, b, (size_t)ldb, target, ld, alpha, into);
@@ -780,7 +816,7 @@ static void sgemm(const gemm_arch *arch, int trans_a, int trans_b, int M, int N,
         sgemm_unpacked_a_avx2(arch, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    if (arch->avx2 && !trans_b && M <= UNPACKED_B_ROWS && N >= 4 * arch->nr && K >= 16) {
+    if (arch->avx2 && !trans_b && M <= UNPACKED_B_ROWS && N >= 4 * arch->nr) {
         sgemm_unpacked_b_avx2(arch, trans_a, M, N, K, alpha, A, lda, packed, B, ldb, beta, C, ldc);
         return;
     }

@@ -19,6 +19,7 @@ struct KernelTests {
         (13, 70, 300), (32, 200, 100),  // few rows against B read where it lies (AVX2), with partial slivers of A and B
         (200, 16, 300), (97, 29, 600), (61, 200, 300),  // many rows against few columns: A read where it lies (AVX2), partial slivers
         (30, 1030, 40), (10, 200, 16),  // few rows against B: copied sliver by sliver (above 24 rows, rows 4 KB apart), a shallow K
+        (16, 200, 10), (4, 100, 300), (17, 90, 70), (11, 64, 600),  // ... copied below 16 rows of B; a last sliver of 1-5 rows straight into C
     ]
 
     @Test("sgemm equals the naive product", arguments: [(false, false), (true, false), (false, true), (true, true)])
