@@ -392,6 +392,7 @@ static const gemm_arch *current_arch(int M, int N) { return arch_for(cnn_isa_act
 enum { ANY_N = 1 << 20 };
 
 int cnn_sgemm_mr(void) { return 24; }
+int cnn_sgemm_mr_for(int M) { return current_arch(M, ANY_N)->mr; }
 int cnn_sgemm_nr(void) { return current_arch(ANY_N, ANY_N)->nr; }
 
 // ---- Packing -----------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ void cnn_sgemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
 /// Boundaries on which callers may split M and N across threads without splitting a register tile
 /// (a multiple of every micro-kernel's height, and the active micro-kernel's width).
 int cnn_sgemm_mr(void);
+/// The height of the micro-kernel that serves M rows (6 on AVX2; 12, 8 or 4 on AVX-512): a finer boundary for
+/// splitting few rows, where shares of 24 would be unequal.
+int cnn_sgemm_mr_for(int M);
 int cnn_sgemm_nr(void);
 
 /// The GEMM shapes a workload sends, for the benchmark that lists "the shapes the layers produce": between
