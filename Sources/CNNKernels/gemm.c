@@ -687,8 +687,10 @@ enum { UNPACKED_B_ROWS = 36 };
 /// 47 copied sliver by sliver, with the last 4 rows written straight into C).
 enum { UNPACKED_B_COPIED_DEPTH = 16 };
 /// Below this many rows of B read in place, a last, partial sliver of A still goes through a scratch tile: its
-/// second pass over B's lines was slower straight into C (TN 10 x 4096 x 16: 44.7 -> 40.6 GFLOP/s), while from 84
-/// rows on it was faster (NN 32 x 120 x 84: 60.4 -> 61.8, 16 x 25088 x 4096: 46 -> 51).
+/// second pass over B's lines was slower straight into C (TN 10 x 4096 x 16: 44.7 -> 40.6 GFLOP/s), while at the
+/// depths measured above it, 84 rows and more, it was faster (NN 32 x 120 x 84: 60.4 -> 61.8, 16 x 25088 x 4096:
+/// 46 -> 51). Written straight into C, the tile is rounded once (alpha acc + c fused), through the scratch tile twice:
+/// the same for alpha = 1, as every caller passes.
 enum { UNPACKED_B_DIRECT_EDGE_DEPTH = 64 };
 /// Above this many rows (more than four slivers of A meet each sliver of B), and B's rows at least 4 KB apart, each
 /// sliver of B is first copied into L1: rows as far apart as a classifier's 4096 inputs (16 KB) put a sliver's K

@@ -28,9 +28,9 @@ package enum Gemm {
                           beta, c + j0, Int32(ldc))
             }
         } else {
-            // Shares of 24 rows (every micro-kernel's height) where there are enough of them to balance the
-            // threads; else of the height of the kernel that serves m rows: NT 64 x 27 x 7616 (VGG16's first weight
-            // gradient) split as 48 + 16 rows ran slower on 2 threads than on 1.
+            // Shares on multiples of 24 rows (a multiple of every micro-kernel's height) where there are enough of
+            // them to balance the threads; else on the height of the kernel that serves m rows: NT 64 x 27 x 7616
+            // (VGG16's first weight gradient) split as 24 + 40 rows ran slower on 2 threads than on 1 (30 + 34 now).
             let coarse = Int(cnn_sgemm_mr())
             let mr = (m + coarse - 1) / coarse >= 4 * parts ? coarse : Int(cnn_sgemm_mr_for(Int32(m)))
             let tiles = (m + mr - 1) / mr
