@@ -12,6 +12,7 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Evaluate only the first N test images (default: all).") var limit: Int?
     @Flag(help: "AlexNet's testing: the four corner crops, the centre crop and their mirrors, softmax averaged.") var tenCrop = false
+    @Flag(help: "Average each image's softmax with its mirror's (test-time flips, at the input size).") var flip = false
     @Flag(help: "VGG only: evaluate densely (section 3.2), the classifier as convolutions over the whole image.") var dense = false
     @Option(help: "With --dense: the image size (default: the checkpoint's).") var inputSize: Int?
     @Option(help: ArgumentHelp("For an image folder: val (the part held out from training: its val/ or test/ folder, or the seeded "
@@ -26,7 +27,9 @@ struct Evaluate: ParsableCommand {
         try validateBatchSize(batchSize)
         if inputSize != nil && !dense { throw ValidationError("--input-size is for --dense evaluation") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
-        if tenCrop && dense { throw ValidationError("--ten-crop and --dense are two ways of testing: choose one") }
+        if [tenCrop, dense, flip].filter({ $0 }).count > 1 {
+            throw ValidationError("--ten-crop, --dense and --flip are ways of testing: choose one")
+        }
         if let split, split != "val" && split != "all" { throw ValidationError("--split is val or all, not '\(split)'") }
     }
 
@@ -74,7 +77,7 @@ struct Evaluate: ParsableCommand {
         }
         try Evaluation.checkLabels(of: testSet, fit: model)
         let result = tenCrop ? try Evaluation.runTenCrop(model: model, dataset: testSet, limit: limit)
-            : try Evaluation.run(model: model, dataset: testSet, batchSize: batchSize, limit: limit)
+            : try Evaluation.run(model: model, dataset: testSet, batchSize: batchSize, limit: limit, mirrored: flip)
         let report = Report(
             model: model.name, checkpoint: checkpoint, dataset: name, epoch: info.epoch, images: result.count, int8: model.isQuantized,
             loss: result.loss, accuracy: result.accuracy,

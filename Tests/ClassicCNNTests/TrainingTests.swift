@@ -28,6 +28,36 @@ struct TrainingTests {
         #expect(after.validationAccuracy! > 0.75, "\(name): accuracy after 200 steps \(after.validationAccuracy!)")
     }
 
+    /// `Evaluation.run(mirrored: true)` (`cnn evaluate --flip`) against the same network run on the test images and,
+    /// separately, on a test set of their mirrors (`Image.flippedHorizontally`), the softmax averaged by hand.
+    @Test func testTimeFlipsAverageEachImageWithItsMirror() throws {
+        let model = try ModelZoo.make("lenet5", seed: 3)
+        let test = try Self.mnist(.test).prefix(40)
+        let mirrors = ImageDataset(name: "mirrors", channels: 1, height: 28, width: 28,
+                                   pixels: try (0..<test.count).flatMap { try test.image(at: $0).flippedHorizontally().planarPixels },
+                                   labels: test.labels, classNames: test.classNames)
+        func inputs(_ dataset: ImageDataset) throws -> Tensor {
+            let loader = BatchLoader(dataset: dataset, batchSize: dataset.count, inputSize: 32, format: model.inputFormat, shuffleSeed: nil)
+            defer { loader.stop() }
+            return try #require(loader.next()).images
+        }
+        let (plain, mirrored) = (try inputs(test), try inputs(mirrors))
+        #expect(plain.mirrored().values == mirrored.values, "mirroring the input tensor is mirroring the image (28 pixels centred in 32)")
+        #expect(plain.values != mirrored.values)
+        let views = [plain, mirrored].map { model.loss.probabilities(output: model.forward($0)) }
+        var loss = 0.0, correct = 0
+        for row in 0..<test.count {
+            let mean = (0..<10).map { (Double(views[0][row][$0]) + Double(views[1][row][$0])) / 2 }
+            loss -= log(mean[Int(test.labels[row])])
+            if mean.indices.max(by: { mean[$0] < mean[$1] }) == Int(test.labels[row]) { correct += 1 }
+        }
+        let report = try Evaluation.run(model: model, dataset: test, batchSize: 16, mirrored: true)
+        #expect(report.count == 40 && report.confusionMatrix.joined().reduce(0, +) == 40)
+        #expect(abs(report.loss - loss / 40) < 1e-6, "loss \(report.loss) against \(loss / 40) by hand")
+        #expect(abs(report.accuracy - Double(correct) / 40) < 1e-9)
+        #expect(report.loss != (try Evaluation.run(model: model, dataset: test, batchSize: 16)).loss)
+    }
+
     @Test func sameSeedSameRunBitForBit() throws {
         let train = try Self.mnist(.train).prefix(640)
         func run() throws -> [Tensor] {

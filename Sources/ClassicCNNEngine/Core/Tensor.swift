@@ -219,3 +219,15 @@ extension Tensor {
         GradientPool.shared.give(existing.storage)
     }
 }
+
+extension Tensor {
+    /// A copy with the last axis reversed: each image of an [N, C, H, W] batch mirrored left to right.
+    public func mirrored() -> Tensor {
+        let result = Tensor(shape: shape)
+        let width = Swift.max(shape.last ?? 1, 1)
+        for row in stride(from: 0, to: count, by: width) {
+            for x in 0..<width { result.data[row + x] = data[row + width - 1 - x] }
+        }
+        return result
+    }
+}

@@ -615,10 +615,12 @@ public enum Evaluation {
         return report(lossSum: sums[0], count: Int(sums[1]), confusion: confusion, dataset: dataset)
     }
 
-    /// `progress` is told after each batch how many of how many are done.
+    /// `progress` is told after each batch how many of how many are done. With `mirrored`, each image's softmax is
+    /// averaged with that of its left-right mirror (test-time flips, the mirrored half of AlexNet's ten crops at the
+    /// input size), and the loss is the cross entropy of that average.
     ///
     /// - Throws: the error of an image of an on-demand dataset that could not be read.
-    public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil,
+    public static func run(model: Model, dataset: ImageDataset, batchSize: Int = 256, limit: Int? = nil, mirrored: Bool = false,
                            progress: ((_ batches: Int, _ of: Int) -> Void)? = nil) throws -> EvaluationReport {
         let classes = model.configuration.classes
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
@@ -629,6 +631,19 @@ public enum Evaluation {
         let total = (min(limit ?? dataset.count, dataset.count) + batchSize - 1) / batchSize
         while let batch = loader.next() {
             defer { batches += 1; progress?(batches, total) }
+            if mirrored {
+                // Each view's probabilities before the next forward pass: the output tensor is the network's own buffer.
+                let views = [batch.images, batch.images.mirrored()].map { model.loss.probabilities(output: model.forward($0)) }
+                for row in 0..<batch.labels.count {
+                    let mean = zip(views[0][row], views[1][row]).map { (Double($0) + Double($1)) / 2 }
+                    let truth = Int(batch.labels[row])
+                    guard truth < classes else { continue }
+                    lossSum -= log(max(mean[truth], 1e-30))
+                    confusion[truth][mean.indices.max { mean[$0] < mean[$1] }!] += 1
+                }
+                seen += batch.labels.count
+                continue
+            }
             let (loss, _, output) = model.evaluate(batch: batch.images, labels: batch.labels)
             lossSum += Double(loss)
             for row in 0..<batch.labels.count {
