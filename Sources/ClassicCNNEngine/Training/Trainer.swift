@@ -635,11 +635,8 @@ public enum Evaluation {
                 // Each view's probabilities before the next forward pass: the output tensor is the network's own buffer.
                 let views = [batch.images, batch.images.mirrored()].map { model.loss.probabilities(output: model.forward($0)) }
                 for row in 0..<batch.labels.count {
-                    let mean = zip(views[0][row], views[1][row]).map { (Double($0) + Double($1)) / 2 }
-                    let truth = Int(batch.labels[row])
-                    guard truth < classes else { continue }
-                    lossSum -= log(max(mean[truth], 1e-30))
-                    confusion[truth][mean.indices.max { mean[$0] < mean[$1] }!] += 1
+                    tally(zip(views[0][row], views[1][row]).map { (Double($0) + Double($1)) / 2 }, truth: Int(batch.labels[row]),
+                          lossSum: &lossSum, confusion: &confusion)
                 }
                 seen += batch.labels.count
                 continue
@@ -654,6 +651,14 @@ public enum Evaluation {
         }
         if let failure = loader.failure { throw failure }
         return report(lossSum: lossSum, count: seen, confusion: confusion, dataset: dataset)
+    }
+
+    /// One image's averaged softmax `mean` counted: its cross entropy added to `lossSum`, its prediction to the
+    /// confusion matrix (an image whose label the network has no class for is skipped, as `run` skips it).
+    static func tally(_ mean: [Double], truth: Int, lossSum: inout Double, confusion: inout [[Int]]) {
+        guard truth < mean.count else { return }
+        lossSum -= log(max(mean[truth], 1e-30))
+        confusion[truth][mean.indices.max { mean[$0] < mean[$1] }!] += 1
     }
 
     /// The report of `count` images whose losses sum to `lossSum`, from their confusion matrix.
@@ -696,10 +701,7 @@ public enum Evaluation {
             for (i, index) in indices.enumerated() {
                 var mean = [Double](repeating: 0, count: classes)
                 for k in 0..<10 { for j in 0..<classes { mean[j] += Double(probabilities[i * 10 + k][j]) / 10 } }
-                let truth = Int(dataset.labels[index])
-                guard truth < classes else { continue }
-                lossSum -= log(max(mean[truth], 1e-30))
-                confusion[truth][mean.indices.max { mean[$0] < mean[$1] }!] += 1
+                tally(mean, truth: Int(dataset.labels[index]), lossSum: &lossSum, confusion: &confusion)
             }
         }
         return report(lossSum: lossSum, count: count, confusion: confusion, dataset: dataset)
